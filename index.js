@@ -1,0 +1,412 @@
+'use strict'
+// napi-h3 public entry. Thin by design: it turns native request heads into WHATWG `Request`s and
+// `Response`s back into native calls. Routing, limits, TLS and the protocol live in Rust.
+
+const native = require('./binding.js')
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE']
+const kId = Symbol('napi-h3.requestId')
+const kTrailers = Symbol.for('napi-h3.trailers')
+const noop = () => {}
+
+/** Errors from Rust arrive as "[ERR_H3_X] message"; give them a `code` (and TypeError for bad input). */
+function liftError (e) {
+  if (!e || typeof e.message !== 'string') return e
+  const m = /^\[(ERR_H3_[A-Z_]+)\] ?([\s\S]*)$/.exec(e.message)
+  if (!m) return e
+  const [, code, message] = m
+  const err = code === 'ERR_H3_ROUTE' || code === 'ERR_H3_INVALID_ARG' ? new TypeError(message) : new Error(message)
+  err.code = code
+  return err
+}
+
+function configError (message, code = 'ERR_H3_INVALID_ARG') {
+  const err = new TypeError(message)
+  err.code = code
+  return err
+}
+
+function toPem (v, what) {
+  if (typeof v === 'string') return v
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+  if (v instanceof ArrayBuffer) return Buffer.from(v)
+  throw configError(`tls.${what} must be PEM text, PEM bytes or a file path`, 'ERR_H3_TLS')
+}
+
+function flatHeaders (headers) {
+  const out = []
+  for (const [k, v] of headers) out.push(k, v)
+  return out
+}
+
+/**
+ * Normalises both route forms into one list:
+ *   [{ method, pattern, mode, fetch, h3Datagram, webtransport, static?: Response }]
+ */
+function normaliseRoutes (routes) {
+  if (routes == null) return []
+  const list = []
+  if (Array.isArray(routes)) {
+    for (const r of routes) {
+      if (!r || typeof r !== 'object') throw configError('each route must be an object { method, pattern, fetch }', 'ERR_H3_ROUTE')
+      if (typeof r.pattern !== 'string' || !r.pattern.startsWith('/')) {
+        throw configError(`route pattern must be a string starting with "/", got ${JSON.stringify(r.pattern)}`, 'ERR_H3_ROUTE')
+      }
+      const method = typeof r.method === 'string' ? r.method.toUpperCase() : '*'
+      if (!r.fetch && !r.h3Datagram && !r.webtransport && !(r.response instanceof Response)) {
+        throw configError(`route ${method} ${r.pattern} needs a fetch, h3Datagram or webtransport handler`, 'ERR_H3_ROUTE')
+      }
+      for (const k of ['fetch', 'h3Datagram', 'webtransport']) {
+        if (r[k] != null && typeof r[k] !== 'function') throw configError(`route ${method} ${r.pattern}: ${k} must be a function`, 'ERR_H3_ROUTE')
+      }
+      if (r.mode != null && r.mode !== 'buffered' && r.mode !== 'streaming') {
+        throw configError(`route ${method} ${r.pattern}: mode must be "buffered" or "streaming"`, 'ERR_H3_ROUTE')
+      }
+      list.push({ method, pattern: r.pattern, mode: r.mode || 'buffered', fetch: r.fetch, h3Datagram: r.h3Datagram, webtransport: r.webtransport, static: r.response instanceof Response ? r.response : undefined })
+    }
+    return list
+  }
+  if (typeof routes !== 'object') throw configError('routes must be an array of route definitions or an object map', 'ERR_H3_ROUTE')
+  for (const [pattern, value] of Object.entries(routes)) {
+    if (!pattern.startsWith('/')) throw configError(`route pattern must start with "/", got ${JSON.stringify(pattern)}`, 'ERR_H3_ROUTE')
+    if (typeof value === 'function') {
+      list.push({ method: '*', pattern, mode: 'buffered', fetch: value })
+    } else if (value instanceof Response) {
+      list.push({ method: '*', pattern, mode: 'buffered', static: value })
+    } else if (value && typeof value === 'object') {
+      for (const [m, h] of Object.entries(value)) {
+        const method = m.toUpperCase()
+        if (!METHODS.includes(method) && method !== '*') throw configError(`route ${pattern}: unknown method ${m}`, 'ERR_H3_ROUTE')
+        if (h instanceof Response) list.push({ method, pattern, mode: 'buffered', static: h })
+        else if (typeof h === 'function') list.push({ method, pattern, mode: 'buffered', fetch: h })
+        else throw configError(`route ${method} ${pattern} must be a function or a Response`, 'ERR_H3_ROUTE')
+      }
+    } else {
+      throw configError(`route ${pattern} must be a handler, a Response or a { METHOD: handler } object`, 'ERR_H3_ROUTE')
+    }
+  }
+  return list
+}
+
+/** Native route descriptors; static responses whose bytes are known go to Rust whole. */
+function nativeRoutes (list, staticBodies) {
+  return list.map((r, i) => {
+    const out = { method: r.method, pattern: r.pattern, mode: r.mode, h3Datagram: !!r.h3Datagram, webtransport: !!r.webtransport }
+    const body = staticBodies && staticBodies[i]
+    if (r.static && body !== undefined) {
+      out.staticStatus = r.static.status
+      out.staticHeaders = flatHeaders(r.static.headers)
+      out.staticBody = body
+    }
+    return out
+  })
+}
+
+function validateHandlers (options) {
+  for (const k of ['fetch', 'error']) {
+    if (options[k] != null && typeof options[k] !== 'function') throw configError(`${k} must be a function`)
+  }
+}
+
+function requestInit (method, pairs, body, signal) {
+  const init = { method, headers: pairs, signal }
+  if (body && method !== 'GET' && method !== 'HEAD') {
+    init.body = body
+    init.duplex = 'half'
+  }
+  return init
+}
+
+class H3Server {
+  #native
+  #gens = new Map()
+  #gen = 1
+  #inflight = new Map()
+  #keepAlive
+  #stopped = null
+  #hostname
+  #errorHandler
+
+  constructor (options) {
+    if (options == null) options = {}
+    if (typeof options !== 'object') throw configError('options must be an object')
+    validateHandlers(options)
+    const routes = normaliseRoutes(options.routes)
+    let cert, key
+    const tls = options.tls
+    if (tls != null && tls !== 'self-signed') {
+      if (typeof tls !== 'object' || tls.cert == null || tls.key == null) {
+        throw configError('tls must be "self-signed" or { cert, key } (PEM text, PEM bytes or file paths)', 'ERR_H3_TLS')
+      }
+      cert = toPem(tls.cert, 'cert')
+      key = toPem(tls.key, 'key')
+    }
+    for (const k of ['port', 'maxRequestBodySize', 'idleTimeout', 'maxConnections', 'maxConcurrentStreams', 'maxHeaderListSize']) {
+      if (options[k] != null && typeof options[k] !== 'number') throw configError(`${k} must be a number`)
+    }
+    if (options.hostname != null && typeof options.hostname !== 'string') throw configError('hostname must be a string')
+    this.#hostname = options.hostname || '0.0.0.0'
+    this.#errorHandler = options.error
+    this.#gens.set(1, { routes, fetch: options.fetch, error: options.error })
+    try {
+      this.#native = native.createNativeServer({
+        port: options.port,
+        hostname: options.hostname,
+        cert,
+        key,
+        maxRequestBodySize: options.maxRequestBodySize,
+        idleTimeout: options.idleTimeout,
+        maxConnections: options.maxConnections,
+        maxConcurrentStreams: options.maxConcurrentStreams,
+        maxHeaderListSize: options.maxHeaderListSize,
+        reusePort: options.reusePort,
+        routes: nativeRoutes(routes),
+        hasFallback: typeof options.fetch === 'function'
+      }, this.#onRequest.bind(this), this.#onAbort.bind(this))
+    } catch (e) {
+      throw liftError(e)
+    }
+    // Native callbacks are weak; this handle is what keeps the process alive while serving.
+    this.#keepAlive = setInterval(noop, 0x7fffffff)
+    this.#materialiseStatic(1, routes)
+  }
+
+  get port () { return this.#native.port }
+  get hostname () { return this.#hostname }
+  get url () {
+    let host = this.#hostname
+    if (host === '0.0.0.0' || host === '::') host = 'localhost'
+    else if (host.includes(':')) host = `[${host}]`
+    return new URL(`https://${host}:${this.port}/`)
+  }
+
+  /** SHA-256 of the certificate (DER): pass it to WebTransport `serverCertificateHashes`. */
+  get certificateHash () {
+    const h = this.#native.certificateHash
+    return h ? new Uint8Array(h) : undefined
+  }
+
+  /** PEM of the generated self-signed certificate (undefined when you supplied one). */
+  get certificatePem () { return this.#native.certificatePem ?? undefined }
+
+  get pendingRequests () { return this.#native.stats().requestsActive }
+
+  getStats () { return this.#native.stats() }
+
+  requestIP (req) {
+    const id = req && req[kId]
+    if (id === undefined) return null
+    return this.#native.requestIp(id) ?? null
+  }
+
+  ref () { this.#keepAlive?.ref?.() }
+  unref () { this.#keepAlive?.unref?.() }
+
+  reload (options = {}) {
+    if (this.#stopped) throw configError('server is stopped', 'ERR_H3_NOT_RUNNING')
+    validateHandlers(options)
+    const cur = this.#gens.get(this.#gen)
+    const routes = options.routes !== undefined ? normaliseRoutes(options.routes) : cur.routes
+    const fetch = 'fetch' in options ? options.fetch : cur.fetch
+    const error = 'error' in options ? options.error : cur.error
+    let gen
+    try {
+      gen = this.#native.reload(nativeRoutes(routes), typeof fetch === 'function')
+    } catch (e) {
+      throw liftError(e)
+    }
+    this.#gens.set(gen, { routes, fetch, error })
+    this.#gen = gen
+    this.#errorHandler = error
+    // Requests already matched against older tables may still be queued; keep a few.
+    for (const g of this.#gens.keys()) if (g < gen - 4) this.#gens.delete(g)
+    this.#materialiseStatic(gen, routes)
+  }
+
+  stop (force = false) {
+    if (!this.#stopped) {
+      this.#stopped = this.#native.stop(!!force).finally(() => {
+        clearInterval(this.#keepAlive)
+        for (const [id, st] of this.#inflight) this.#onAbort(id, st)
+      })
+    } else if (force) {
+      // A forced stop during a graceful one closes the remaining connections now.
+      return this.#native.stop(true).then(() => this.#stopped)
+    }
+    return this.#stopped
+  }
+
+  /** Read static Responses once; then Rust serves them without calling JS. */
+  #materialiseStatic (gen, routes) {
+    if (!routes.some((r) => r.static)) return
+    Promise.all(routes.map((r) => r.static ? r.static.clone().arrayBuffer().then((b) => Buffer.from(b)) : undefined))
+      .then((bodies) => {
+        if (this.#gen !== gen || this.#stopped) return
+        const g = this.#gens.get(gen)
+        const next = this.#native.reload(nativeRoutes(routes, bodies), typeof g.fetch === 'function')
+        this.#gens.set(next, g)
+        this.#gen = next
+      })
+      .catch(noop)
+  }
+
+  #onAbort (id) {
+    const st = this.#inflight.get(id)
+    if (!st) return
+    this.#inflight.delete(id)
+    st.aborted = true
+    if (st.controller) {
+      try { st.controller.abort(new DOMException('The client went away', 'AbortError')) } catch {}
+    }
+  }
+
+  #onRequest (id, method, url, headers, body, routeIdx, params, gen) {
+    try {
+      const g = this.#gens.get(gen) || this.#gens.get(this.#gen)
+      const route = routeIdx >= 0 ? g.routes[routeIdx] : undefined
+      const handler = route ? (route.fetch || (route.static && (() => route.static.clone()))) : g.fetch
+      const st = { aborted: false, controller: null }
+      this.#inflight.set(id, st)
+      const pairs = []
+      for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]])
+      const controller = new AbortController()
+      st.controller = controller
+      const req = new Request(url, requestInit(method, pairs, body, controller.signal))
+      req[kId] = id
+      let p = {}
+      if (params) {
+        for (let i = 0; i < params.length; i += 2) {
+          let v = params[i + 1]
+          try { v = decodeURIComponent(v) } catch {}
+          p[params[i]] = v
+        }
+      }
+      req.params = p
+      if (typeof handler !== 'function') {
+        this.#send(id, new Response('Not Found', { status: 404 }), g.error)
+        return
+      }
+      let res
+      try {
+        res = handler(req, this)
+      } catch (e) {
+        this.#fail(id, e, g.error)
+        return
+      }
+      if (res && typeof res.then === 'function') {
+        res.then((r) => this.#send(id, r, g.error), (e) => this.#fail(id, e, g.error))
+      } else {
+        this.#send(id, res, g.error)
+      }
+    } catch (e) {
+      this.#inflight.delete(id)
+      try { this.#native.respond(id, 500, [], 'Internal Server Error') } catch {}
+    }
+  }
+
+  #fail (id, err, errorHandler) {
+    if (typeof errorHandler === 'function') {
+      let r
+      try {
+        r = errorHandler(err)
+      } catch {
+        return this.#internalError(id)
+      }
+      if (r && typeof r.then === 'function') {
+        r.then((res) => this.#send(id, res, null), () => this.#internalError(id))
+        return
+      }
+      return this.#send(id, r, null)
+    }
+    this.#internalError(id)
+  }
+
+  #internalError (id) {
+    this.#inflight.delete(id)
+    this.#native.respond(id, 500, ['content-type', 'text/plain;charset=utf-8'], 'Internal Server Error')
+  }
+
+  #send (id, res, errorHandler) {
+    if (!(res instanceof Response)) {
+      const err = new TypeError(`handler must return a Response, got ${res === null ? 'null' : typeof res}`)
+      if (errorHandler) return this.#fail(id, err, null)
+      return this.#internalError(id)
+    }
+    const st = this.#inflight.get(id)
+    if (!st || st.aborted) {
+      res.body?.cancel().catch(noop)
+      return
+    }
+    const headers = flatHeaders(res.headers)
+    const body = res.body
+    if (body === null) {
+      this.#inflight.delete(id)
+      this.#native.respond(id, res.status, headers, null)
+      return
+    }
+    pumpBody(this.#native, id, res.status, headers, body.getReader(), res[kTrailers])
+      .catch(noop)
+      .finally(() => this.#inflight.delete(id))
+  }
+}
+
+function asBytes (chunk) {
+  if (typeof chunk === 'string') return chunk
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  if (chunk instanceof ArrayBuffer) return Buffer.from(chunk)
+  throw new TypeError('response body chunks must be bytes or strings')
+}
+
+/**
+ * Streams a response body to Rust. A body that is done after its first chunk (strings, bytes,
+ * small blobs) goes in a single native call; longer ones are written chunk by chunk, each write
+ * awaiting QUIC's acceptance, so a slow client holds the producer instead of our memory.
+ */
+async function pumpBody (nat, id, status, headers, reader, trailers) {
+  let first
+  try {
+    first = await reader.read()
+  } catch (e) {
+    nat.respond(id, 500, [], 'Internal Server Error')
+    return
+  }
+  if (first.done) {
+    nat.respond(id, status, headers, null)
+    return
+  }
+  let second
+  try {
+    second = await reader.read()
+  } catch {
+    nat.respond(id, 500, [], 'Internal Server Error')
+    return
+  }
+  const trailerList = trailers ? flatHeaders(new Headers(trailers)) : null
+  if (second.done && !trailerList) {
+    nat.respond(id, status, headers, asBytes(first.value))
+    return
+  }
+  if (!nat.startResponse(id, status, headers)) return reader.cancel().catch(noop)
+  try {
+    let chunk = first
+    while (!chunk.done) {
+      if (!(await nat.write(id, asBytes(chunk.value)))) {
+        await reader.cancel().catch(noop)
+        return
+      }
+      chunk = second !== undefined ? second : await reader.read()
+      second = undefined
+    }
+    nat.end(id, trailerList)
+  } catch (e) {
+    nat.abort(id)
+    await reader.cancel(e).catch(noop)
+  }
+}
+
+function createH3Server (options) {
+  return new H3Server(options)
+}
+
+module.exports = { createH3Server, H3Server }

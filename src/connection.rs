@@ -1,0 +1,132 @@
+//! One task per QUIC connection: the h3 handshake, the request accept loop and graceful close.
+//!
+//! The driver owns the `h3::server::Connection`; WebTransport (which takes that connection over)
+//! and the per-connection datagram reader hang off this task.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::server::{wait_state, RunState, Shared, H3_NO_ERROR};
+use crate::stats::GaugeGuard;
+
+/// Per-connection context shared with its request tasks.
+pub struct ConnCtx {
+    pub id: u64,
+    pub quic: quinn::Connection,
+    inflight: AtomicUsize,
+    idle: Notify,
+}
+
+/// Counts a request as in flight on its connection for as long as it lives.
+pub struct InflightGuard(Arc<ConnCtx>);
+
+impl InflightGuard {
+    pub fn new(ctx: Arc<ConnCtx>) -> Self {
+        ctx.inflight.fetch_add(1, Relaxed);
+        InflightGuard(ctx)
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.0.inflight.fetch_sub(1, Relaxed) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl ConnCtx {
+    async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.inflight.load(Relaxed) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+pub async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
+    let conn = match incoming.await {
+        Ok(c) => c,
+        Err(_) => {
+            shared.stats.connection_errors.fetch_add(1, Relaxed);
+            return;
+        }
+    };
+    let stats = &shared.stats;
+    stats.connections_total.fetch_add(1, Relaxed);
+    let _active = GaugeGuard::inc(&stats.connections_active);
+    let id = shared.next_conn.fetch_add(1, Relaxed);
+    shared.lock_conns().insert(id, conn.clone());
+    let ctx = Arc::new(ConnCtx {
+        id,
+        quic: conn.clone(),
+        inflight: AtomicUsize::new(0),
+        idle: Notify::new(),
+    });
+
+    drive(&shared, &ctx).await;
+
+    shared.lock_conns().remove(&id);
+    let s = conn.stats();
+    stats.bytes_received.fetch_add(s.udp_rx.bytes, Relaxed);
+    stats.bytes_sent.fetch_add(s.udp_tx.bytes, Relaxed);
+    shared.conn_ended.notify_waiters();
+}
+
+async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
+    let cfg = &shared.config;
+    let mut builder = h3::server::builder();
+    builder
+        .max_field_section_size(cfg.max_header_list_size)
+        .enable_datagram(cfg.enable_datagram)
+        .enable_extended_connect(cfg.enable_webtransport)
+        .enable_webtransport(cfg.enable_webtransport)
+        .max_webtransport_sessions(if cfg.enable_webtransport { 16 } else { 0 })
+        .send_grease(true);
+    let mut h3conn: h3::server::Connection<h3_quinn::Connection, Bytes> = match builder
+        .build(h3_quinn::Connection::new(ctx.quic.clone()))
+        .await
+    {
+        Ok(c) => c,
+        Err(_) => {
+            shared.stats.connection_errors.fetch_add(1, Relaxed);
+            return;
+        }
+    };
+    let mut state = shared.state.subscribe();
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            accepted = h3conn.accept() => match accepted {
+                Ok(Some(resolver)) => {
+                    let guard = InflightGuard::new(ctx.clone());
+                    tokio::spawn(crate::request::handle(resolver, shared.clone(), ctx.clone(), guard));
+                }
+                // The peer sent GOAWAY and every request finished.
+                Ok(None) => break,
+                Err(e) => {
+                    if !e.is_h3_no_error() && !matches!(e, h3::error::ConnectionError::Timeout) {
+                        shared.stats.connection_errors.fetch_add(1, Relaxed);
+                    }
+                    return;
+                }
+            },
+            _ = wait_state(&mut state, |s| s != RunState::Running), if !draining => {
+                draining = true;
+                // GOAWAY naming the last request we accepted; later ones are rejected by h3.
+                if h3conn.shutdown(0).await.is_err() {
+                    return;
+                }
+            },
+            _ = ctx.wait_idle(), if draining => break,
+        }
+    }
+    ctx.wait_idle().await;
+    ctx.quic.close(H3_NO_ERROR, b"");
+}

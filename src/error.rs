@@ -1,0 +1,44 @@
+//! Internal error type. Converted once, at the napi edge, into JS errors carrying a stable `code`.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum H3Error {
+    #[error("invalid option: {0}")]
+    InvalidArg(String),
+    #[error("TLS configuration failed: {0}")]
+    Tls(String),
+    #[error("could not bind UDP socket on {addr}: {source}")]
+    Bind { addr: String, source: io::Error },
+    #[error("invalid route: {0}")]
+    Route(String),
+    #[error("server is not running")]
+    NotRunning,
+    #[error("unknown or finished request {0}")]
+    UnknownRequest(u64),
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+    #[error("stream closed by peer")]
+    StreamClosed,
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl H3Error {
+    /// Stable machine-readable code, documented in README.
+    pub fn code(&self) -> &'static str {
+        match self {
+            H3Error::InvalidArg(_) => "ERR_H3_INVALID_ARG",
+            H3Error::Tls(_) => "ERR_H3_TLS",
+            H3Error::Bind { .. } => "ERR_H3_BIND",
+            H3Error::Route(_) => "ERR_H3_ROUTE",
+            H3Error::NotRunning => "ERR_H3_NOT_RUNNING",
+            H3Error::UnknownRequest(_) => "ERR_H3_UNKNOWN_REQUEST",
+            H3Error::InvalidResponse(_) => "ERR_H3_INVALID_RESPONSE",
+            H3Error::StreamClosed => "ERR_H3_STREAM_CLOSED",
+            H3Error::Io(_) => "ERR_H3_IO",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, H3Error>;

@@ -1,0 +1,423 @@
+//! The napi edge for the server: JS options in, threadsafe calls out, errors converted once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use tokio::sync::oneshot;
+
+use crate::config::{RawOptions, ServerConfig};
+use crate::error::H3Error;
+use crate::response::ResponseCmd;
+use crate::router::{BodyMode, RouteSpec, RouteTable, StaticResponse};
+use crate::server::{Dispatcher, RequestHead, Routing, Server};
+use crate::tls::{Identity, PemSource};
+
+/// Arguments of the JS request callback:
+/// `(id, method, url, headers, body, routeIndex, params, generation)`.
+type RequestArgs = FnArgs<(
+    i64,
+    String,
+    String,
+    Vec<String>,
+    Option<Buffer>,
+    i32,
+    Option<Vec<String>>,
+    u32,
+)>;
+/// Weak (never keeps the process alive by itself; index.js holds a ref'able handle instead),
+/// not callee-handled, unbounded queue (bounded upstream by stream limits).
+type RequestTsfn = ThreadsafeFunction<RequestHead, (), RequestArgs, Status, false, true, 0>;
+type AbortTsfn = ThreadsafeFunction<i64, (), i64, Status, false, true, 0>;
+
+/// Converts an internal error into a JS error whose message starts with `[CODE]`;
+/// index.js lifts that prefix into `err.code`.
+pub(crate) fn to_js(e: H3Error) -> Error {
+    Error::new(Status::GenericFailure, format!("[{}] {e}", e.code()))
+}
+
+struct JsDispatcher {
+    on_request: RequestTsfn,
+    on_abort: AbortTsfn,
+}
+
+impl Dispatcher for JsDispatcher {
+    fn request(&self, head: RequestHead) -> bool {
+        self.on_request
+            .call(head, ThreadsafeFunctionCallMode::NonBlocking)
+            == Status::Ok
+    }
+    fn abort(&self, id: u64) {
+        let _ = self
+            .on_abort
+            .call(id as i64, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// One route as index.js describes it to Rust.
+#[napi(object)]
+pub struct NativeRoute {
+    pub method: String,
+    pub pattern: String,
+    /// "buffered" (default) or "streaming".
+    pub mode: Option<String>,
+    /// Set for static `Response` routes, answered without calling JS.
+    pub static_status: Option<u32>,
+    pub static_headers: Option<Vec<String>>,
+    pub static_body: Option<Buffer>,
+    pub h3_datagram: Option<bool>,
+    pub webtransport: Option<bool>,
+}
+
+/// Options as index.js passes them after normalising the user's `ServeOptions`.
+#[napi(object)]
+pub struct NativeServerOptions {
+    pub port: Option<f64>,
+    pub hostname: Option<String>,
+    pub cert: Option<Either<String, Buffer>>,
+    pub key: Option<Either<String, Buffer>>,
+    pub max_request_body_size: Option<f64>,
+    pub idle_timeout: Option<f64>,
+    pub max_connections: Option<f64>,
+    pub max_concurrent_streams: Option<f64>,
+    pub max_header_list_size: Option<f64>,
+    pub reuse_port: Option<bool>,
+    pub routes: Vec<NativeRoute>,
+    pub has_fallback: bool,
+}
+
+/// Server counters (SPEC `ServerStats`, plus rejection counters).
+#[napi(object)]
+pub struct ServerStats {
+    pub connections_total: f64,
+    pub connections_active: f64,
+    pub requests_total: f64,
+    pub requests_active: f64,
+    pub uptime_ms: f64,
+    /// UDP payload bytes received, summed over closed connections plus live ones.
+    pub bytes_received: f64,
+    /// UDP payload bytes sent, summed over closed connections plus live ones.
+    pub bytes_sent: f64,
+    pub datagrams_received: f64,
+    pub datagrams_sent: f64,
+    pub datagrams_dropped: f64,
+    pub webtransport_sessions_active: f64,
+    /// Requests answered or dropped before JS saw them (413, 431, malformed, reset early).
+    pub requests_rejected: f64,
+    /// Connections that failed their handshake or closed with a protocol error.
+    pub connection_errors: f64,
+}
+
+#[napi(object)]
+pub struct PeerAddress {
+    pub address: String,
+    pub port: u32,
+    pub family: String,
+}
+
+fn peer(addr: SocketAddr) -> PeerAddress {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(addr.ip()),
+        ip => ip,
+    };
+    PeerAddress {
+        address: ip.to_string(),
+        port: addr.port().into(),
+        family: if ip.is_ipv4() { "IPv4" } else { "IPv6" }.into(),
+    }
+}
+
+fn pem(src: Either<String, Buffer>) -> PemSource {
+    match src {
+        Either::A(s) => PemSource::Text(s),
+        Either::B(b) => PemSource::Bytes(b.to_vec()),
+    }
+}
+
+fn header_pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut it = flat.into_iter();
+    let mut out = Vec::with_capacity(it.len() / 2);
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
+}
+
+fn route_table(routes: Vec<NativeRoute>) -> std::result::Result<RouteTable, H3Error> {
+    let specs = routes
+        .into_iter()
+        .map(|r| {
+            let mode = match r.mode.as_deref() {
+                None | Some("buffered") => BodyMode::Buffered,
+                Some("streaming") => BodyMode::Streaming,
+                Some(m) => {
+                    return Err(H3Error::Route(format!(
+                        "{} {}: mode must be \"buffered\" or \"streaming\", got {m:?}",
+                        r.method, r.pattern
+                    )))
+                }
+            };
+            let static_response = r.static_status.map(|status| StaticResponse {
+                status: status.min(999) as u16,
+                headers: header_pairs(r.static_headers.unwrap_or_default()),
+                body: r
+                    .static_body
+                    .map(|b| Bytes::copy_from_slice(&b))
+                    .unwrap_or_default(),
+            });
+            Ok(RouteSpec {
+                method: r.method,
+                pattern: r.pattern,
+                mode,
+                static_response,
+                h3_datagram: r.h3_datagram.unwrap_or(false),
+                webtransport: r.webtransport.unwrap_or(false),
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RouteTable::new(specs)
+}
+
+/// Body sent from JS: a string (UTF-8) or bytes. Copied into `Bytes` here, on the JS thread,
+/// so JS-owned memory never reaches tokio.
+fn body_bytes(body: Either<String, Buffer>) -> Bytes {
+    match body {
+        Either::A(s) => Bytes::from(s),
+        Either::B(b) => Bytes::copy_from_slice(&b),
+    }
+}
+
+#[napi]
+pub struct NativeServer {
+    inner: Arc<Server>,
+    certificate_hash: Option<Vec<u8>>,
+    certificate_pem: Option<String>,
+}
+
+#[napi]
+impl NativeServer {
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.inner.local_addr.port().into()
+    }
+
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.inner.local_addr.ip().to_string()
+    }
+
+    /// SHA-256 of the leaf certificate (DER).
+    #[napi(getter)]
+    pub fn certificate_hash(&self) -> Option<Buffer> {
+        self.certificate_hash.clone().map(Buffer::from)
+    }
+
+    /// PEM of the self-signed certificate, when the server generated one.
+    #[napi(getter)]
+    pub fn certificate_pem(&self) -> Option<String> {
+        self.certificate_pem.clone()
+    }
+
+    /// A complete response. Returns false when the request is gone (peer left, server stopped).
+    #[napi]
+    pub fn respond(
+        &self,
+        id: i64,
+        status: u32,
+        headers: Vec<String>,
+        body: Option<Either<String, Buffer>>,
+    ) -> bool {
+        let cmd = ResponseCmd::Head {
+            status: status.min(999) as u16,
+            headers: header_pairs(headers),
+            body: body.map(body_bytes),
+            end: true,
+        };
+        self.inner.shared.command(id as u64, cmd).is_ok()
+    }
+
+    /// Status and headers of a streamed response; body chunks follow with `write`.
+    #[napi]
+    pub fn start_response(&self, id: i64, status: u32, headers: Vec<String>) -> bool {
+        let cmd = ResponseCmd::Head {
+            status: status.min(999) as u16,
+            headers: header_pairs(headers),
+            body: None,
+            end: false,
+        };
+        self.inner.shared.command(id as u64, cmd).is_ok()
+    }
+
+    /// Queue one chunk; the promise settles when QUIC accepted it (that is the backpressure).
+    /// Resolves false when the peer stopped reading or the request is gone.
+    #[napi]
+    pub async fn write(&self, id: i64, chunk: Either<String, Buffer>) -> Result<bool> {
+        let (ack, done) = oneshot::channel();
+        let cmd = ResponseCmd::Data {
+            chunk: body_bytes(chunk),
+            ack,
+        };
+        if self.inner.shared.command(id as u64, cmd).is_err() {
+            return Ok(false);
+        }
+        Ok(matches!(done.await, Ok(Ok(()))))
+    }
+
+    /// End a streamed response, with optional trailers (flat name/value list).
+    #[napi]
+    pub fn end(&self, id: i64, trailers: Option<Vec<String>>) -> bool {
+        let cmd = ResponseCmd::End {
+            trailers: header_pairs(trailers.unwrap_or_default()),
+        };
+        self.inner.shared.command(id as u64, cmd).is_ok()
+    }
+
+    /// Reset the response stream (the handler's body stream failed mid-way).
+    #[napi]
+    pub fn abort(&self, id: i64) -> bool {
+        self.inner
+            .shared
+            .command(id as u64, ResponseCmd::Abort)
+            .is_ok()
+    }
+
+    /// Swap the route table; returns the new handler generation.
+    #[napi]
+    pub fn reload(&self, routes: Vec<NativeRoute>, has_fallback: bool) -> Result<u32> {
+        let table = route_table(routes).map_err(to_js)?;
+        Ok(self.inner.shared.set_routes(table, has_fallback))
+    }
+
+    #[napi]
+    pub fn request_ip(&self, id: i64) -> Option<PeerAddress> {
+        self.inner.shared.request_peer(id as u64).map(peer)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> ServerStats {
+        let s = self.inner.shared.stats.snapshot();
+        let (mut rx, mut tx) = (s.bytes_received, s.bytes_sent);
+        for c in self.inner.shared.lock_conns().values() {
+            let cs = c.stats();
+            rx += cs.udp_rx.bytes;
+            tx += cs.udp_tx.bytes;
+        }
+        ServerStats {
+            connections_total: s.connections_total as f64,
+            connections_active: s.connections_active as f64,
+            requests_total: s.requests_total as f64,
+            requests_active: s.requests_active as f64,
+            uptime_ms: s.uptime_ms as f64,
+            bytes_received: rx as f64,
+            bytes_sent: tx as f64,
+            datagrams_received: s.datagrams_received as f64,
+            datagrams_sent: s.datagrams_sent as f64,
+            datagrams_dropped: s.datagrams_dropped as f64,
+            webtransport_sessions_active: s.webtransport_sessions_active as f64,
+            requests_rejected: s.requests_rejected as f64,
+            connection_errors: s.connection_errors as f64,
+        }
+    }
+
+    /// Graceful stop (GOAWAY, drain, close) or, with `force`, close everything now.
+    #[napi]
+    pub async fn stop(&self, force: bool) -> Result<()> {
+        let server = self.inner.clone();
+        // Run on the runtime so a stop never depends on the caller's executor.
+        tokio::spawn(async move { server.stop(force).await })
+            .await
+            .map_err(|e| Error::from_reason(format!("[ERR_H3_INTERNAL] stop failed: {e}")))
+    }
+}
+
+/// Create and bind a server. `on_request(id, method, url, headers, body, route, params, gen)`
+/// and `on_abort(id)` are called on the JS thread; neither may throw (index.js guards them).
+#[napi]
+pub fn create_native_server(
+    options: NativeServerOptions,
+    on_request: Function<'_, RequestArgs, ()>,
+    on_abort: Function<'_, i64, ()>,
+) -> Result<NativeServer> {
+    let table = route_table(options.routes).map_err(to_js)?;
+    let raw = RawOptions {
+        port: options.port,
+        hostname: options.hostname.clone(),
+        max_request_body_size: options.max_request_body_size,
+        idle_timeout: options.idle_timeout,
+        max_connections: options.max_connections,
+        max_concurrent_streams: options.max_concurrent_streams,
+        max_header_list_size: options.max_header_list_size,
+        reuse_port: options.reuse_port,
+    };
+    let config =
+        ServerConfig::build(&raw, table.any_datagram(), table.any_webtransport()).map_err(to_js)?;
+    let (identity, generated) = match (options.cert, options.key) {
+        (Some(c), Some(k)) => (Identity::from_pem(&pem(c), &pem(k)).map_err(to_js)?, false),
+        (None, None) => {
+            let names: Vec<String> = options.hostname.into_iter().collect();
+            (Identity::self_signed(&names).map_err(to_js)?, true)
+        }
+        _ => {
+            return Err(to_js(H3Error::Tls(
+                "tls needs both cert and key (or omit tls for a self-signed certificate)".into(),
+            )))
+        }
+    };
+    let on_request: RequestTsfn = on_request
+        .build_threadsafe_function::<RequestHead>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build_callback(|ctx| {
+            let h = ctx.value;
+            let (route, params) = match h.route {
+                Some(m) => (
+                    m.index as i32,
+                    if m.params.is_empty() {
+                        None
+                    } else {
+                        Some(m.params)
+                    },
+                ),
+                None => (-1, None),
+            };
+            Ok(FnArgs::from((
+                h.id as i64,
+                h.method,
+                h.url,
+                h.headers,
+                h.body.map(Buffer::from),
+                route,
+                params,
+                h.generation,
+            )))
+        })?;
+    let on_abort: AbortTsfn = on_abort
+        .build_threadsafe_function::<i64>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build()?;
+    let routing = Routing {
+        table,
+        generation: 1,
+        has_fallback: options.has_fallback,
+    };
+    let dispatcher = Box::new(JsDispatcher {
+        on_request,
+        on_abort,
+    });
+    let server = napi::bindgen_prelude::within_runtime_if_available(|| {
+        Server::start(config, &identity, routing, dispatcher)
+    })
+    .map_err(to_js)?;
+    Ok(NativeServer {
+        inner: Arc::new(server),
+        certificate_hash: Some(identity.leaf_sha256.to_vec()),
+        certificate_pem: generated.then(|| identity.leaf_pem()),
+    })
+}

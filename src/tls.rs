@@ -1,0 +1,159 @@
+//! Certificates and rustls configuration for the server (ALPN `h3`, TLS 1.3 only, as QUIC requires).
+
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+
+use crate::error::{H3Error, Result};
+
+/// Where PEM material comes from: text, bytes, or a path to a file.
+#[derive(Debug, Clone)]
+pub enum PemSource {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl PemSource {
+    /// A string that does not look like PEM is taken as a file path.
+    fn load(&self, what: &str) -> Result<Vec<u8>> {
+        match self {
+            PemSource::Bytes(b) => Ok(b.clone()),
+            PemSource::Text(t) if t.contains("-----BEGIN") => Ok(t.as_bytes().to_vec()),
+            PemSource::Text(path) => std::fs::read(path)
+                .map_err(|e| H3Error::Tls(format!("cannot read {what} file {path:?}: {e}"))),
+        }
+    }
+}
+
+/// The certificate chain and key the server presents.
+pub struct Identity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    /// SHA-256 of the leaf certificate's DER, as WebTransport `serverCertificateHashes` wants it.
+    pub leaf_sha256: [u8; 32],
+}
+
+impl Identity {
+    pub fn from_pem(cert: &PemSource, key: &PemSource) -> Result<Self> {
+        let cert_pem = cert.load("certificate")?;
+        let key_pem = key.load("key")?;
+        let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| H3Error::Tls(format!("invalid certificate PEM: {e}")))?;
+        if chain.is_empty() {
+            return Err(H3Error::Tls(
+                "no CERTIFICATE block found in tls.cert".into(),
+            ));
+        }
+        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .map_err(|e| H3Error::Tls(format!("invalid private key PEM: {e}")))?
+            .ok_or_else(|| H3Error::Tls("no PRIVATE KEY block found in tls.key".into()))?;
+        let leaf_sha256 = sha256(chain[0].as_ref());
+        Ok(Identity {
+            chain,
+            key,
+            leaf_sha256,
+        })
+    }
+
+    /// ECDSA P-256, valid for less than 14 days so browsers accept it through
+    /// `serverCertificateHashes` (the WebTransport rule).
+    pub fn self_signed(extra_names: &[String]) -> Result<Self> {
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+        for n in extra_names {
+            if !n.is_empty() && n != "0.0.0.0" && n != "::" && !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        let tls_err = |e: rcgen::Error| H3Error::Tls(format!("self-signed certificate: {e}"));
+        let mut params = rcgen::CertificateParams::new(names).map_err(tls_err)?;
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(13);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "napi-h3 self-signed");
+        let key_pair =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(tls_err)?;
+        let cert = params.self_signed(&key_pair).map_err(tls_err)?;
+        let der = cert.der().clone();
+        let leaf_sha256 = sha256(der.as_ref());
+        let key = PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
+        Ok(Identity {
+            chain: vec![der],
+            key,
+            leaf_sha256,
+        })
+    }
+
+    /// PEM text of the leaf certificate, so tests and demos can hand it to a client as a CA.
+    pub fn leaf_pem(&self) -> String {
+        pem_encode("CERTIFICATE", self.chain[0].as_ref())
+    }
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(label, der))
+}
+
+/// rustls config for an HTTP/3 server: TLS 1.3, ALPN h3.
+pub fn server_crypto(id: &Identity) -> Result<Arc<quinn::crypto::rustls::QuicServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| H3Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(id.chain.clone(), id.key.clone_key())
+        .map_err(|e| H3Error::Tls(format!("certificate and key do not fit together: {e}")))?;
+    cfg.alpn_protocols = vec![b"h3".to_vec()];
+    cfg.max_early_data_size = 0;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(cfg)
+        .map_err(|e| H3Error::Tls(e.to_string()))?;
+    Ok(Arc::new(quic))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_is_short_lived_p256() {
+        let id = Identity::self_signed(&["example.test".into()]).unwrap();
+        assert_eq!(id.chain.len(), 1);
+        assert_eq!(id.leaf_sha256, sha256(id.chain[0].as_ref()));
+        assert!(server_crypto(&id).is_ok());
+        let pem = id.leaf_pem();
+        let back = Identity::from_pem(
+            &PemSource::Text(pem),
+            &PemSource::Bytes(pem_encode("PRIVATE KEY", id.key.secret_der()).into_bytes()),
+        )
+        .unwrap();
+        assert_eq!(back.leaf_sha256, id.leaf_sha256);
+    }
+
+    #[test]
+    fn mismatched_key_is_rejected() {
+        let a = Identity::self_signed(&[]).unwrap();
+        let b = Identity::self_signed(&[]).unwrap();
+        let mixed = Identity {
+            chain: a.chain.clone(),
+            key: b.key.clone_key(),
+            leaf_sha256: a.leaf_sha256,
+        };
+        assert!(matches!(server_crypto(&mixed), Err(H3Error::Tls(_))));
+    }
+
+    #[test]
+    fn missing_file_is_tls_error() {
+        let r = Identity::from_pem(
+            &PemSource::Text("/nonexistent/cert.pem".into()),
+            &PemSource::Text("/nonexistent/key.pem".into()),
+        );
+        assert!(matches!(r, Err(H3Error::Tls(_))));
+    }
+}
