@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use crate::guard::GuardedConnection;
 use crate::server::{wait_state, RunState, Shared, H3_NO_ERROR};
 use crate::stats::GaugeGuard;
 
@@ -89,16 +90,17 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
         .enable_webtransport(cfg.enable_webtransport)
         .max_webtransport_sessions(if cfg.enable_webtransport { 16 } else { 0 })
         .send_grease(true);
-    let mut h3conn: h3::server::Connection<h3_quinn::Connection, Bytes> = match builder
-        .build(h3_quinn::Connection::new(ctx.quic.clone()))
-        .await
-    {
-        Ok(c) => c,
-        Err(_) => {
-            shared.stats.connection_errors.fetch_add(1, Relaxed);
-            return;
-        }
-    };
+    // Non-DATA frames beyond this are refused before h3 buffers them (see guard.rs).
+    let frame_limit = 4 * cfg.max_header_list_size + 64 * 1024;
+    let quic = GuardedConnection::new(ctx.quic.clone(), frame_limit);
+    let mut h3conn: h3::server::Connection<GuardedConnection, Bytes> =
+        match builder.build(quic).await {
+            Ok(c) => c,
+            Err(_) => {
+                shared.stats.connection_errors.fetch_add(1, Relaxed);
+                return;
+            }
+        };
     let mut state = shared.state.subscribe();
     let mut draining = false;
     loop {

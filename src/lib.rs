@@ -4,6 +4,7 @@
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod guard;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -9,11 +9,12 @@ use h3::server::RequestResolver;
 use tokio::sync::mpsc;
 
 use crate::connection::{ConnCtx, InflightGuard};
+use crate::guard::GuardedConnection;
 use crate::response::{self, H3Stream, ResponseCmd};
 use crate::server::{PendingRequest, RequestHead, Shared};
 use crate::stats::GaugeGuard;
 
-type Resolver = RequestResolver<h3_quinn::Connection, Bytes>;
+type Resolver = RequestResolver<GuardedConnection, Bytes>;
 
 /// Removes the request from the pending table however its task ends.
 struct PendingGuard<'a> {
