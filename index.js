@@ -329,8 +329,7 @@ class H3Server {
   #send (id, res, errorHandler) {
     if (!(res instanceof Response)) {
       const err = new TypeError(`handler must return a Response, got ${res === null ? 'null' : typeof res}`)
-      if (errorHandler) return this.#fail(id, err, null)
-      return this.#internalError(id)
+      return this.#fail(id, err, errorHandler)
     }
     const st = this.#inflight.get(id)
     if (!st || st.aborted) {

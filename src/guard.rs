@@ -169,14 +169,26 @@ impl FrameGuard {
 }
 
 /// A stream whose incoming bytes pass through a [`FrameGuard`].
+///
+/// It also shields h3-quinn's receive stream, which panics in `stop_sending`/`recv_id` while a
+/// read is in flight (it moves the quinn stream into the read future): the id is cached, and a
+/// STOP_SENDING asked for mid-read is left to quinn, which sends one when the stream is dropped.
 pub struct Guarded<S> {
     inner: S,
     guard: FrameGuard,
+    id: StreamId,
+    reading: bool,
 }
 
-impl<S> Guarded<S> {
+impl<S: quic::RecvStream> Guarded<S> {
     pub fn new(inner: S, guard: FrameGuard) -> Self {
-        Guarded { inner, guard }
+        let id = inner.recv_id();
+        Guarded {
+            inner,
+            guard,
+            id,
+            reading: false,
+        }
     }
 }
 
@@ -194,6 +206,7 @@ impl<S: quic::RecvStream> quic::RecvStream for Guarded<S> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Self::Buf>, StreamErrorIncoming>> {
         let polled = self.inner.poll_data(cx);
+        self.reading = polled.is_pending();
         if let Poll::Ready(Ok(Some(buf))) = &polled {
             if self.guard.observe(buf.chunk()).is_err() {
                 self.inner.stop_sending(H3_EXCESSIVE_LOAD);
@@ -204,15 +217,17 @@ impl<S: quic::RecvStream> quic::RecvStream for Guarded<S> {
     }
 
     fn stop_sending(&mut self, error_code: u64) {
-        self.inner.stop_sending(error_code)
+        if !self.reading {
+            self.inner.stop_sending(error_code)
+        }
     }
 
     fn recv_id(&self) -> StreamId {
-        self.inner.recv_id()
+        self.id
     }
 }
 
-impl<S: quic::SendStream<B>, B: Buf> quic::SendStream<B> for Guarded<S> {
+impl<S: quic::SendStream<B> + quic::RecvStream, B: Buf> quic::SendStream<B> for Guarded<S> {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
         self.inner.poll_ready(cx)
     }
@@ -230,7 +245,9 @@ impl<S: quic::SendStream<B>, B: Buf> quic::SendStream<B> for Guarded<S> {
     }
 }
 
-impl<S: quic::SendStreamUnframed<B>, B: Buf> quic::SendStreamUnframed<B> for Guarded<S> {
+impl<S: quic::SendStreamUnframed<B> + quic::RecvStream, B: Buf> quic::SendStreamUnframed<B>
+    for Guarded<S>
+{
     fn poll_send<D: Buf>(
         &mut self,
         cx: &mut Context<'_>,
@@ -246,7 +263,13 @@ impl<S: quic::BidiStream<B>, B: Buf> quic::BidiStream<B> for Guarded<S> {
 
     fn split(self) -> (Self::SendStream, Self::RecvStream) {
         let (send, recv) = self.inner.split();
-        (send, Guarded::new(recv, self.guard))
+        let recv = Guarded {
+            inner: recv,
+            guard: self.guard,
+            id: self.id,
+            reading: self.reading,
+        };
+        (send, recv)
     }
 }
 

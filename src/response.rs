@@ -82,7 +82,8 @@ pub async fn send_full(
     head_only: bool,
 ) -> std::result::Result<usize, SendError> {
     let no_body = head_only || status == 204 || status == 304;
-    let len = if status == 204 || status == 304 {
+    // No automatic content-length on HEAD: some clients (aioquic) hold the empty body against it.
+    let len = if head_only || status == 204 || status == 304 {
         None
     } else {
         Some(body.len())

@@ -1,0 +1,995 @@
+#!/usr/bin/env python3
+"""Independent HTTP/3 test client (aioquic) for the napi-h3 test suite.
+
+Prints exactly ONE JSON object on stdout.  Exit status:
+  0  the scenario ran (whatever the server answered, reset or closed)
+  2  usage error or the initial QUIC/TLS handshake failed (JSON has "error")
+  3  hard watchdog fired (JSON has "error")
+  1  internal error of this script (JSON has "error")
+
+See README.md next to this file for the subcommands and output shapes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import ssl
+import sys
+import time
+import traceback
+from typing import Any
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.buffer import encode_uint_var
+from aioquic.h3.connection import H3_ALPN, ErrorCode as H3ErrorCode, H3Connection
+from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ConnectionTerminated, StreamReset, QuicEvent
+
+try:  # present in aioquic >= 0.9.x
+    from aioquic.quic.events import StopSendingReceived
+except ImportError:  # pragma: no cover
+    StopSendingReceived = None  # type: ignore
+
+try:
+    from aioquic.quic.packet import QuicErrorCode
+except ImportError:  # pragma: no cover
+    QuicErrorCode = None  # type: ignore
+
+H3_REQUEST_CANCELLED = 0x10C
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+def error_name(code: int | None, transport: bool = False) -> str | None:
+    """Name an error code: HTTP/3 (application) codes unless transport=True."""
+    if code is None:
+        return None
+    enums = (QuicErrorCode, H3ErrorCode) if transport else (H3ErrorCode, QuicErrorCode)
+    for enum in enums:
+        if enum is None:
+            continue
+        try:
+            return enum(code).name
+        except ValueError:
+            pass
+    if transport and 0x100 <= code <= 0x1FF:
+        return f"CRYPTO_ERROR(tls alert {code - 0x100})"
+    return None
+
+
+def deterministic_bytes(n: int) -> bytes:
+    pattern = bytes(range(251))
+    reps, rem = divmod(n, 251)
+    return pattern * reps + pattern[:rem]
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def b2s(b: bytes) -> str:
+    return b.decode("latin-1")
+
+
+def parse_header_arg(s: str) -> tuple[str, str]:
+    """'name: value' -> (name, value). Pseudo headers (':path: /x') allowed."""
+    start = 1 if s.startswith(":") else 0
+    idx = s.find(":", start)
+    if idx < 0:
+        raise ValueError(f"bad --header {s!r}, expected 'name: value'")
+    name = s[:idx].strip()
+    value = s[idx + 1 :]
+    if value.startswith(" "):
+        value = value[1:]
+    return name, value
+
+
+def qpack_int(value: int, prefix_bits: int, first_byte_flags: int) -> bytes:
+    """RFC 7541 5.1 prefixed integer."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first_byte_flags | value])
+    out = bytearray([first_byte_flags | limit])
+    value -= limit
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def qpack_literal_block(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """QPACK field section using only 'literal field line with literal name'
+    (no static/dynamic table, no Huffman).  Valid for any decoder and free of
+    pylsqpack's 64 KiB value limit."""
+    out = bytearray(b"\x00\x00")  # Required Insert Count = 0, Delta Base = 0
+    for name, value in headers:
+        out += qpack_int(len(name), 3, 0x20)  # 001 N=0 H=0 + 3-bit name length
+        out += name
+        out += qpack_int(len(value), 7, 0x00)  # H=0 + 7-bit value length
+        out += value
+    return bytes(out)
+
+
+def h3_frame(frame_type: int, payload: bytes) -> bytes:
+    return encode_uint_var(frame_type) + encode_uint_var(len(payload)) + payload
+
+
+class ConnectFailed(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# per-stream state + protocol
+# --------------------------------------------------------------------------
+
+
+class StreamState:
+    def __init__(self, stream_id: int) -> None:
+        self.stream_id = stream_id
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.informational: list[int] = []
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.body = bytearray()
+        self.ended = False  # response complete (FIN seen by H3 layer)
+        self.reset_code: int | None = None  # server RESET_STREAM
+        self.stop_sending_code: int | None = None  # server STOP_SENDING
+        self.done = asyncio.Event()  # ended, reset, or connection gone
+        self.started = time.monotonic()
+        self.finished_at: float | None = None
+
+    @property
+    def status(self) -> int | None:
+        if self.headers is None:
+            return None
+        for k, v in self.headers:
+            if k == b":status":
+                try:
+                    return int(v)
+                except ValueError:
+                    return None
+        return None
+
+    def mark_done(self) -> None:
+        if self.finished_at is None:
+            self.finished_at = time.monotonic()
+        self.done.set()
+
+
+class H3ClientProtocol(QuicConnectionProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.h3 = H3Connection(self._quic)
+        self.streams: dict[int, StreamState] = {}
+        self.terminated: dict[str, Any] | None = None
+        self.closed_evt = asyncio.Event()
+        self.activity = asyncio.Event()
+        self.local_close: dict[str, Any] | None = None
+        # Record closes initiated on our side (H3 layer protocol errors, QUIC
+        # layer errors, our own close()) to tell them from the peer's.
+        quic = self._quic
+        orig_close = quic.close
+
+        def close_wrapper(error_code: int = 0, frame_type: int | None = None,
+                          reason_phrase: str = "") -> None:
+            if self.local_close is None and getattr(quic, "_close_event", None) is None:
+                self.local_close = {"error_code": int(error_code),
+                                    "frame_type": frame_type,
+                                    "reason": reason_phrase}
+            orig_close(error_code=error_code, frame_type=frame_type,
+                       reason_phrase=reason_phrase)
+
+        quic.close = close_wrapper  # type: ignore[method-assign]
+
+    # -- state
+    def state(self, stream_id: int) -> StreamState:
+        st = self.streams.get(stream_id)
+        if st is None:
+            st = self.streams[stream_id] = StreamState(stream_id)
+        return st
+
+    @property
+    def is_closed(self) -> bool:
+        return self.terminated is not None or self.local_close is not None
+
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        super().datagram_received(data, addr)
+        self.activity.set()
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamReset):
+            st = self.state(event.stream_id)
+            st.reset_code = event.error_code
+            st.mark_done()
+        elif StopSendingReceived is not None and isinstance(event, StopSendingReceived):
+            st = self.state(event.stream_id)
+            st.stop_sending_code = event.error_code
+        elif isinstance(event, ConnectionTerminated):
+            if event.reason_phrase == "Idle timeout" and self.local_close is None:
+                initiator = "idle_timeout"
+            elif self.local_close is not None:
+                initiator = "local"
+            else:
+                initiator = "peer"
+            self.terminated = {
+                "error_code": event.error_code,
+                "error_name": error_name(event.error_code,
+                                         transport=event.frame_type is not None),
+                "frame_type": event.frame_type,
+                "reason": event.reason_phrase,
+                "initiator": initiator,
+            }
+            for st in self.streams.values():
+                st.mark_done()
+            self.closed_evt.set()
+
+        for ev in self.h3.handle_event(event):
+            if isinstance(ev, HeadersReceived):
+                if ev.push_id is not None:
+                    continue
+                st = self.state(ev.stream_id)
+                status = None
+                for k, v in ev.headers:
+                    if k == b":status":
+                        try:
+                            status = int(v)
+                        except ValueError:
+                            status = None
+                if st.headers is None:
+                    if status is not None and 100 <= status < 200:
+                        st.informational.append(status)
+                    else:
+                        st.headers = list(ev.headers)
+                else:
+                    st.trailers = list(ev.headers)
+                if ev.stream_ended:
+                    st.ended = True
+                    st.mark_done()
+            elif isinstance(ev, DataReceived):
+                if ev.push_id is not None:
+                    continue
+                st = self.state(ev.stream_id)
+                st.body += ev.data
+                if ev.stream_ended:
+                    st.ended = True
+                    st.mark_done()
+        # an H3-layer protocol error makes h3 close the connection locally
+        self.activity.set()
+
+    # -- info helpers
+    def server_settings(self) -> dict[str, int] | None:
+        s = self.h3.received_settings
+        if s is None:
+            return None
+        out = {}
+        for k, v in s.items():
+            try:
+                from aioquic.h3.connection import Setting
+
+                name = Setting(k).name
+            except Exception:
+                name = hex(k)
+            out[name] = v
+        return out
+
+    def stream_bytes_sent(self, stream_id: int, written: int | None = None) -> int | None:
+        """Highest stream offset transmitted (what flow control let through).
+        If aioquic already discarded the finished stream, everything written
+        went out, so return `written`."""
+        stream = self._quic._streams.get(stream_id)
+        if stream is not None:
+            return int(stream.sender.highest_offset)
+        try:
+            if self._quic._stream_is_discarded(stream_id):
+                return written
+        except Exception:
+            pass
+        return None
+
+    def stream_blocked(self, stream_id: int) -> bool:
+        stream = self._quic._streams.get(stream_id)
+        return bool(stream is not None and stream.is_blocked)
+
+    def peer_max_stream_data(self, stream_id: int) -> int | None:
+        try:
+            return int(self._quic._streams[stream_id].max_stream_data_remote)
+        except Exception:
+            return None
+
+    def close_info(self) -> dict[str, Any]:
+        t = self.terminated
+        if t is None and self.local_close is not None:
+            t = {"error_code": self.local_close["error_code"],
+                 "error_name": error_name(self.local_close["error_code"],
+                                          transport=self.local_close["frame_type"] is not None),
+                 "frame_type": self.local_close["frame_type"],
+                 "reason": self.local_close["reason"],
+                 "initiator": "local"}
+        return {
+            "connection_closed": t is not None,
+            "error_code": t["error_code"] if t else None,
+            "error_name": t["error_name"] if t else None,
+            "reason": t["reason"] if t else None,
+            "close_initiator": t["initiator"] if t else None,
+        }
+
+
+# --------------------------------------------------------------------------
+# connection management
+# --------------------------------------------------------------------------
+
+
+def make_config(args: argparse.Namespace) -> QuicConfiguration:
+    cfg = QuicConfiguration(
+        is_client=True,
+        alpn_protocols=H3_ALPN,
+        server_name=args.server_name,
+        max_data=32 * 1024 * 1024,
+        max_stream_data=16 * 1024 * 1024,
+        idle_timeout=max(30.0, args.timeout * 3),
+    )
+    if args.verify:
+        cfg.verify_mode = ssl.CERT_REQUIRED
+        if args.cafile:
+            cfg.load_verify_locations(args.cafile)
+    else:
+        cfg.verify_mode = ssl.CERT_NONE
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def open_conn(args: argparse.Namespace):
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(args.host, args.port, type=socket.SOCK_DGRAM), args.timeout
+        )
+    except Exception as exc:
+        raise ConnectFailed(f"resolve {args.host}: {exc!r}") from exc
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind(("::", 0, 0, 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
+    except Exception:
+        sock.close()
+        raise
+    from aioquic.quic.connection import QuicConnection
+
+    quic = QuicConnection(configuration=make_config(args))
+    transport, proto = await loop.create_datagram_endpoint(
+        lambda: H3ClientProtocol(quic), sock=sock
+    )
+    connected = False
+    try:
+        proto.connect(addr)
+        try:
+            await asyncio.wait_for(proto.wait_connected(), args.timeout)
+            connected = True
+        except (asyncio.TimeoutError, ConnectionError) as exc:
+            info = proto.terminated
+            raise ConnectFailed(
+                f"handshake failed: {type(exc).__name__}"
+                + (f" (close {info})" if info else "")
+            ) from exc
+        yield proto
+    finally:
+        try:
+            proto.close()
+            if connected:
+                await asyncio.wait_for(proto.wait_closed(), 1.0)
+        except Exception:
+            pass
+        transport.close()
+
+
+async def wait_until(proto: H3ClientProtocol, pred, deadline: float, poll: float = 0.05) -> bool:
+    """Wait until pred() is true or the monotonic deadline passes."""
+    while True:
+        if pred():
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        proto.activity.clear()
+        try:
+            await asyncio.wait_for(proto.activity.wait(), min(remaining, poll))
+        except asyncio.TimeoutError:
+            pass
+
+
+async def wait_settings(proto: H3ClientProtocol, timeout: float) -> None:
+    await wait_until(proto, lambda: proto.h3.received_settings is not None or proto.is_closed,
+                     time.monotonic() + timeout)
+
+
+# --------------------------------------------------------------------------
+# requests
+# --------------------------------------------------------------------------
+
+
+def build_headers(args: argparse.Namespace, method: str, path: str,
+                  extra: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    pseudo = {
+        ":method": method,
+        ":scheme": "https",
+        ":authority": args.authority or f"localhost:{args.port}",
+        ":path": path,
+    }
+    regular: list[tuple[str, str]] = []
+    for name, value in extra:
+        if name.startswith(":"):
+            pseudo[name] = value
+        else:
+            regular.append((name if getattr(args, "keep_header_case", False) else name.lower(), value))
+    out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pseudo.items()]
+    out += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in regular]
+    return out
+
+
+def stream_result(proto: H3ClientProtocol | None, st: StreamState | None,
+                  error: str | None = None, **extra: Any) -> dict[str, Any]:
+    if st is None:
+        res = {"status": None, "headers": [], "body_len": 0,
+               "body_sha256": sha256_hex(b""), "body_text": None,
+               "stream_reset": None, "stop_sending": None, "complete": False,
+               "error": error or "not_sent"}
+        res.update(extra)
+        return res
+    body = bytes(st.body)
+    try:
+        text: str | None = body.decode("utf-8")[:4096]
+    except UnicodeDecodeError:
+        text = None
+    if error is None:
+        if st.reset_code is not None:
+            error = "stream_reset"
+        elif st.ended:
+            error = None
+        elif proto is not None and proto.is_closed:
+            error = "connection_closed"
+        else:
+            error = "timeout"
+    res = {
+        "status": st.status,
+        "headers": [[b2s(k), b2s(v)] for k, v in (st.headers or []) if not k.startswith(b":")],
+        "body_len": len(body),
+        "body_sha256": sha256_hex(body),
+        "body_text": text,
+        "stream_reset": st.reset_code,
+        "stop_sending": st.stop_sending_code,
+        "complete": st.ended,
+        "error": error,
+        "stream_id": st.stream_id,
+        "informational": st.informational,
+        "trailers": [[b2s(k), b2s(v)] for k, v in st.trailers] if st.trailers is not None else None,
+        "elapsed_ms": round(((st.finished_at or time.monotonic()) - st.started) * 1000, 1),
+    }
+    if proto is not None and proto.is_closed:
+        ci = proto.close_info()
+        res["connection_error_code"] = ci["error_code"]
+        res["connection_error_name"] = ci["error_name"]
+    res.update(extra)
+    return res
+
+
+def start_request(proto: H3ClientProtocol, headers: list[tuple[bytes, bytes]],
+                  body: bytes | None, chunk: int = 16384) -> StreamState:
+    """Send a full request (synchronously queue it) and return its state."""
+    sid = proto._quic.get_next_available_stream_id()
+    st = proto.state(sid)
+    if body:
+        proto.h3.send_headers(sid, headers, end_stream=False)
+        mv = memoryview(body)
+        n = len(body)
+        for off in range(0, n, chunk):
+            proto.h3.send_data(sid, bytes(mv[off : off + chunk]), end_stream=off + chunk >= n)
+    else:
+        proto.h3.send_headers(sid, headers, end_stream=True)
+    proto.transmit()
+    return st
+
+
+async def do_request(proto: H3ClientProtocol, headers: list[tuple[bytes, bytes]],
+                     body: bytes | None, timeout: float, **extra: Any) -> dict[str, Any]:
+    if proto.is_closed:
+        return stream_result(proto, None, "connection_closed", **extra)
+    try:
+        st = start_request(proto, headers, body)
+    except Exception as exc:
+        return stream_result(proto, None, f"send_failed: {exc!r}", **extra)
+    try:
+        await asyncio.wait_for(st.done.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    return stream_result(proto, st, **extra)
+
+
+async def simple_get(args: argparse.Namespace, proto: H3ClientProtocol, path: str) -> dict[str, Any]:
+    return await do_request(proto, build_headers(args, "GET", path, []), None, args.timeout)
+
+
+async def followup(args: argparse.Namespace, proto: H3ClientProtocol | None) -> dict[str, Any]:
+    """GET followup_path.
+
+    proto given  -> on that SAME connection: followup_status is null if it is
+                    gone; then a fresh connection is also tried and reported
+                    as followup_new_connection_status (is the server alive?).
+    proto None   -> on a NEW connection (followup_connection "new").
+    """
+    if args.no_followup:
+        return {"followup_status": None, "followup_connection": None,
+                "followup_error": "skipped"}
+    out: dict[str, Any] = {}
+    if proto is not None:
+        if not proto.is_closed:
+            r = await simple_get(args, proto, args.followup_path)
+            out = {"followup_status": r["status"], "followup_connection": "same",
+                   "followup_error": r["error"], "followup_body_len": r["body_len"]}
+            if r["status"] is not None:
+                return out
+        else:
+            out = {"followup_status": None, "followup_connection": "same",
+                   "followup_error": "connection_closed"}
+    key = "followup_status" if proto is None else "followup_new_connection_status"
+    try:
+        async with open_conn(args) as p2:
+            r = await simple_get(args, p2, args.followup_path)
+            if proto is None:
+                out.update({"followup_status": r["status"], "followup_connection": "new",
+                            "followup_error": r["error"], "followup_body_len": r["body_len"]})
+            else:
+                out[key] = r["status"]
+    except ConnectFailed as exc:
+        if proto is None:
+            out.update({"followup_status": None, "followup_connection": "new",
+                        "followup_error": f"connect_failed: {exc}"})
+        else:
+            out[key] = None
+            out["followup_new_connection_error"] = f"connect_failed: {exc}"
+    return out
+
+
+# --------------------------------------------------------------------------
+# scenarios
+# --------------------------------------------------------------------------
+
+
+def request_body(args: argparse.Namespace) -> bytes | None:
+    if args.body is not None:
+        return args.body.encode("utf-8")
+    if args.body_size is not None:
+        return deterministic_bytes(args.body_size)
+    if args.body_file is not None:
+        with open(args.body_file, "rb") as f:
+            return f.read()
+    return None
+
+
+async def cmd_request(args: argparse.Namespace) -> dict[str, Any]:
+    body = request_body(args)
+    extra = [parse_header_arg(h) for h in args.header]
+    if args.add_content_length and body is not None:
+        extra.append(("content-length", str(len(body))))
+    headers = build_headers(args, args.method.upper(), args.path, extra)
+    K, N, M = max(1, args.repeat), max(1, args.concurrency), max(1, args.connections)
+    M = min(M, K)
+    results: list[dict[str, Any] | None] = [None] * K
+    details: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+
+    async def run_conn(ci: int) -> None:
+        indices = list(range(ci, K, M))
+        try:
+            async with open_conn(args) as proto:
+                queue = list(indices)
+
+                async def worker() -> None:
+                    while queue:
+                        i = queue.pop(0)
+                        results[i] = await do_request(proto, headers, body, args.timeout,
+                                                      connection=ci, index=i)
+
+                await asyncio.gather(*(worker() for _ in range(min(N, len(indices)))))
+                d = {"index": ci, "server_settings": proto.server_settings()}
+                d.update(proto.close_info())
+                details.append(d)
+        except ConnectFailed as exc:
+            for i in indices:
+                if results[i] is None:
+                    results[i] = stream_result(None, None, f"connect_failed: {exc}",
+                                               connection=ci, index=i)
+            details.append({"index": ci, "connect_error": str(exc)})
+
+    await asyncio.gather(*(run_conn(ci) for ci in range(M)))
+    details.sort(key=lambda d: d["index"])
+    if all("connect_error" in d for d in details):
+        raise ConnectFailed(details[0]["connect_error"])
+    return {
+        "results": results,
+        "connections": M,
+        "sent_len": len(body) if body is not None else 0,
+        "sent_sha256": sha256_hex(body or b""),
+        "ok": sum(1 for r in results if r and r["complete"] and r["status"] is not None),
+        "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
+        "connections_detail": details,
+    }
+
+
+async def cmd_oversized_headers(args: argparse.Namespace) -> dict[str, Any]:
+    alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789"
+    value = (alphabet * (args.size // len(alphabet) + 1))[: args.size]
+    async with open_conn(args) as proto:
+        await wait_settings(proto, min(1.0, args.timeout))
+        headers = build_headers(args, "GET", args.path, [])
+        for i in range(max(1, args.header_count)):
+            name = args.name if args.header_count <= 1 else f"{args.name}-{i}"
+            headers.append((name.encode(), value))
+        # Encode by hand (literal QPACK): pylsqpack refuses values >= 64 KiB.
+        frame = h3_frame(0x01, qpack_literal_block(headers))
+        q = proto._quic
+        sid = q.get_next_available_stream_id()
+        st = proto.state(sid)
+        q.send_stream_data(sid, frame, True)
+        proto.transmit()
+        try:
+            await asyncio.wait_for(st.done.wait(), args.timeout)
+        except asyncio.TimeoutError:
+            pass
+        # give a trailing CONNECTION_CLOSE / RESET a moment to arrive
+        await wait_until(proto, lambda: proto.is_closed, time.monotonic() + 0.1)
+        r = stream_result(proto, st)
+        out = {
+            "status": r["status"],
+            "stream_reset": r["stream_reset"],
+            "stream_reset_name": error_name(r["stream_reset"]),
+            "stop_sending": r["stop_sending"],
+            "request_error": r["error"],
+            "header_size": args.size,
+            "header_count": max(1, args.header_count),
+            "headers_frame_len": len(frame),
+            "request_stream_bytes_sent": proto.stream_bytes_sent(sid, len(frame)),
+            "body_text": r["body_text"],
+            "server_settings": proto.server_settings(),
+        }
+        out.update(proto.close_info())
+        out.update(await followup(args, proto))
+        return out
+
+
+async def raw_reaction(proto: H3ClientProtocol, sid: int, deadline: float,
+                       grace: float = 0.15) -> None:
+    """Wait for the server to react on stream sid (reset/stop/response/close)."""
+    st = proto.state(sid)
+
+    def reacted() -> bool:
+        return (st.reset_code is not None or st.stop_sending_code is not None
+                or st.ended or st.headers is not None or proto.is_closed)
+
+    if await wait_until(proto, reacted, deadline):
+        # collect companions (STOP_SENDING usually comes with RESET_STREAM etc.)
+        await wait_until(proto, lambda: (st.reset_code is not None and st.stop_sending_code is not None)
+                         or st.done.is_set(), min(deadline, time.monotonic() + grace))
+
+
+def raw_report(proto: H3ClientProtocol, sid: int) -> dict[str, Any]:
+    st = proto.state(sid)
+    out = {
+        "stream_id": sid,
+        "stream_reset": st.reset_code,
+        "stream_reset_name": error_name(st.reset_code),
+        "stop_sending": st.stop_sending_code,
+        "stop_sending_name": error_name(st.stop_sending_code),
+        "status": st.status,
+        "response_complete": st.ended,
+        "body_len": len(st.body),
+        # true if our stream is still waiting for the peer's MAX_STREAMS credit
+        "stream_blocked": proto.stream_blocked(sid),
+    }
+    out.update(proto.close_info())
+    return out
+
+
+async def cmd_huge_headers_frame(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout
+    async with open_conn(args) as proto:
+        q = proto._quic
+        sid = q.get_next_available_stream_id()
+        st = proto.state(sid)
+        prefix = encode_uint_var(0x01) + encode_uint_var(args.claimed_length)
+        q.send_stream_data(sid, prefix, False)
+        proto.transmit()
+        written = len(prefix)
+        total = len(prefix) + args.send
+        junk_chunk = bytes((i * 7 + 13) % 256 for i in range(args.chunk))
+        write_error = None
+        window = 4 * args.chunk  # keep at most this much unsent backlog queued
+
+        def reacted() -> bool:
+            return (st.reset_code is not None or st.stop_sending_code is not None
+                    or st.headers is not None or proto.is_closed)
+
+        stalled_since = None
+        while written < total and not reacted() and time.monotonic() < deadline:
+            sent = proto.stream_bytes_sent(sid) or 0
+            if written - sent < window:
+                n = min(args.chunk, total - written)
+                try:
+                    q.send_stream_data(sid, junk_chunk[:n], False)
+                except Exception as exc:  # e.g. stream reset after STOP_SENDING
+                    write_error = repr(exc)
+                    break
+                written += n
+                proto.transmit()
+                stalled_since = None
+                await asyncio.sleep(0)
+                continue
+            # backlog full: wait for flow-control progress
+            before = sent
+            await wait_until(proto, lambda: reacted() or (proto.stream_bytes_sent(sid) or 0) > before,
+                             min(deadline, time.monotonic() + 0.25), poll=0.02)
+            if (proto.stream_bytes_sent(sid) or 0) == before:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > args.stall:
+                    break  # flow control exhausted; stop feeding, go wait for reaction
+        await raw_reaction(proto, sid, deadline)
+        out = raw_report(proto, sid)
+        sent = proto.stream_bytes_sent(sid, written)
+        out.update({
+            "claimed_length": args.claimed_length,
+            "bytes_written": written,
+            "bytes_accepted": sent,
+            "payload_bytes_accepted": max(0, (sent or 0) - len(prefix)),
+            "flow_control_blocked": (sent or 0) < written and not reacted(),
+            "peer_max_stream_data": proto.peer_max_stream_data(sid),
+            "write_error": write_error,
+            "timed_out": not reacted(),
+            "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
+        })
+    # always a NEW connection for the follow-up here
+    out.update(await followup(args, None))
+    return out
+
+
+async def cmd_raw_stream(args: argparse.Namespace) -> dict[str, Any]:
+    hexs = "".join(ch for ch in args.hex if ch not in " :_-\n\t")
+    data = bytes.fromhex(hexs)
+    async with open_conn(args) as proto:
+        await wait_settings(proto, min(1.0, args.timeout))
+        q = proto._quic
+        sid = q.get_next_available_stream_id(is_unidirectional=args.uni)
+        q.send_stream_data(sid, data, args.fin)
+        proto.transmit()
+        await raw_reaction(proto, sid, time.monotonic() + min(args.wait, args.timeout))
+        out = raw_report(proto, sid)
+        out.update({"bytes_sent": len(data), "fin": args.fin, "uni": args.uni,
+                    "bytes_accepted": proto.stream_bytes_sent(sid, len(data))})
+        out.update(await followup(args, proto))
+        return out
+
+
+async def cmd_reset_mid_request(args: argparse.Namespace) -> dict[str, Any]:
+    body = deterministic_bytes(args.body_size)
+    half = body[: args.body_size // 2]
+    async with open_conn(args) as proto:
+        headers = build_headers(args, "POST", args.path,
+                                [("content-length", str(args.body_size)),
+                                 ("content-type", "application/octet-stream")])
+        sid = proto._quic.get_next_available_stream_id()
+        st = proto.state(sid)
+        proto.h3.send_headers(sid, headers, end_stream=False)
+        for off in range(0, len(half), 16384):
+            proto.h3.send_data(sid, half[off : off + 16384], end_stream=False)
+        proto.transmit()
+        target = proto._quic._streams[sid].sender._buffer_stop if sid in proto._quic._streams else 0
+        # let the partial body actually go out before cancelling
+        await wait_until(proto, lambda: (proto.stream_bytes_sent(sid) or 0) >= target or proto.is_closed
+                         or st.done.is_set(), time.monotonic() + min(1.0, args.timeout))
+        sent_before_reset = proto.stream_bytes_sent(sid)
+        proto._quic.reset_stream(sid, H3_REQUEST_CANCELLED)
+        if args.also_stop_sending:
+            try:
+                proto._quic.stop_stream(sid, H3_REQUEST_CANCELLED)
+            except Exception:
+                pass
+        proto.transmit()
+        await asyncio.sleep(0.2)
+        out = raw_report(proto, sid)
+        out.update({"body_size": args.body_size, "body_bytes_queued": len(half),
+                    "stream_bytes_sent_before_reset": sent_before_reset,
+                    "reset_code_sent": H3_REQUEST_CANCELLED})
+        out.update(await followup(args, proto))
+        return out
+
+
+async def cmd_many_streams(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.monotonic()
+    async with open_conn(args) as proto:
+        await wait_settings(proto, min(1.0, args.timeout))
+        try:
+            peer_max_streams = int(proto._quic._remote_max_streams_bidi)
+        except Exception:
+            peer_max_streams = None
+        headers = build_headers(args, "GET", args.path, [])
+        states: list[StreamState] = []
+        send_errors = 0
+        for _ in range(args.count):
+            if proto.is_closed:
+                break
+            try:
+                states.append(start_request(proto, headers, None))
+            except Exception:
+                send_errors += 1
+        deadline = time.monotonic() + args.timeout
+        await wait_until(proto, lambda: all(s.done.is_set() for s in states) or proto.is_closed,
+                         deadline)
+        statuses: dict[str, int] = {}
+        resets: dict[str, int] = {}
+        ok = timeouts = 0
+        for s in states:
+            if s.status is not None:
+                statuses[str(s.status)] = statuses.get(str(s.status), 0) + 1
+            if s.reset_code is not None:
+                resets[hex(s.reset_code)] = resets.get(hex(s.reset_code), 0) + 1
+            if s.ended and s.status is not None and 200 <= s.status < 300:
+                ok += 1
+            elif not s.done.is_set():
+                timeouts += 1
+        out = {
+            "count": args.count,
+            "ok": ok,
+            "failed": args.count - ok,
+            "statuses": statuses,
+            "resets": resets,
+            "timeouts": timeouts,
+            "not_sent": args.count - len(states),
+            "peer_initial_max_streams_bidi": peer_max_streams,
+            "elapsed_ms": round((time.monotonic() - t0) * 1000, 1),
+        }
+        out.update(proto.close_info())
+        return out
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+
+
+class JsonArgParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(json.dumps({"error": f"usage: {message}"}))
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", default="127.0.0.1")
+    common.add_argument("--port", type=int, required=True)
+    common.add_argument("--insecure", dest="verify", action="store_false", default=False,
+                        help="do not verify the server certificate (default)")
+    common.add_argument("--verify", dest="verify", action="store_true",
+                        help="verify the server certificate (use --cafile)")
+    common.add_argument("--cafile", default=None)
+    common.add_argument("--server-name", default="localhost", help="TLS SNI (default localhost)")
+    common.add_argument("--authority", default=None, help=":authority (default localhost:PORT)")
+    common.add_argument("--timeout", type=float, default=10.0,
+                        help="bound for each wait (handshake, each request, reactions)")
+    common.add_argument("--hard-timeout", type=float, default=None,
+                        help="watchdog for the whole run (default derived from --timeout)")
+    common.add_argument("--followup-path", default="/")
+    common.add_argument("--no-followup", action="store_true")
+    common.add_argument("--verbose", action="store_true", help="aioquic logs on stderr")
+
+    p = JsonArgParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=JsonArgParser)
+
+    r = sub.add_parser("request", parents=[common])
+    r.add_argument("--method", default="GET")
+    r.add_argument("--path", default="/")
+    r.add_argument("--header", action="append", default=[], help="'name: value' (repeatable)")
+    r.add_argument("--keep-header-case", action="store_true",
+                   help="do not lowercase header names (hostile tests)")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--body")
+    g.add_argument("--body-size", type=int)
+    g.add_argument("--body-file")
+    r.add_argument("--add-content-length", action="store_true")
+    r.add_argument("--repeat", type=int, default=1)
+    r.add_argument("--concurrency", type=int, default=1)
+    r.add_argument("--connections", type=int, default=1)
+
+    o = sub.add_parser("oversized-headers", parents=[common])
+    o.add_argument("--size", type=int, required=True)
+    o.add_argument("--name", default="x-oversized")
+    o.add_argument("--header-count", type=int, default=1,
+                   help="send this many such headers (named NAME-i)")
+    o.add_argument("--path", default="/")
+
+    h = sub.add_parser("huge-headers-frame", parents=[common])
+    h.add_argument("--claimed-length", type=int, default=2**40)
+    h.add_argument("--send", type=int, default=4 * 1024 * 1024)
+    h.add_argument("--chunk", type=int, default=64 * 1024)
+    h.add_argument("--stall", type=float, default=1.0,
+                   help="stop feeding after no flow-control progress for this long")
+
+    m = sub.add_parser("reset-mid-request", parents=[common])
+    m.add_argument("--path", default="/")
+    m.add_argument("--body-size", type=int, default=64 * 1024)
+    m.add_argument("--also-stop-sending", action="store_true")
+
+    w = sub.add_parser("raw-stream", parents=[common])
+    w.add_argument("--hex", required=True)
+    w.add_argument("--fin", action="store_true")
+    w.add_argument("--uni", action="store_true", help="use a client unidirectional stream")
+    w.add_argument("--wait", type=float, default=2.0, help="max wait for a reaction")
+
+    s = sub.add_parser("many-streams", parents=[common])
+    s.add_argument("--count", type=int, required=True)
+    s.add_argument("--path", default="/")
+    return p
+
+
+SCENARIOS = {
+    "request": cmd_request,
+    "oversized-headers": cmd_oversized_headers,
+    "huge-headers-frame": cmd_huge_headers_frame,
+    "reset-mid-request": cmd_reset_mid_request,
+    "raw-stream": cmd_raw_stream,
+    "many-streams": cmd_many_streams,
+}
+
+
+def default_hard_timeout(args: argparse.Namespace) -> float:
+    t = args.timeout
+    if args.cmd == "request":
+        per_conn = -(-max(1, args.repeat) // max(1, args.connections))
+        rounds = -(-per_conn // max(1, args.concurrency))
+        return t * (rounds + 1) + 15
+    return t * 5 + 15
+
+
+def emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr,
+                        level=logging.INFO if args.verbose else logging.CRITICAL)
+    hard = args.hard_timeout or default_hard_timeout(args)
+
+    async def runner() -> dict[str, Any]:
+        return await asyncio.wait_for(SCENARIOS[args.cmd](args), hard)
+
+    try:
+        out = asyncio.run(runner())
+    except ConnectFailed as exc:
+        emit({"scenario": args.cmd, "error": f"connect_failed: {exc}"})
+        return 2
+    except asyncio.TimeoutError:
+        emit({"scenario": args.cmd, "error": f"hard_timeout after {hard}s"})
+        return 3
+    except Exception as exc:  # our own bug
+        traceback.print_exc(file=sys.stderr)
+        emit({"scenario": args.cmd, "error": f"internal: {exc!r}"})
+        return 1
+    out = {"scenario": args.cmd, **out}
+    emit(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { serve, aioquic, request, waitFor } from './helpers.mjs'
+
+describe('concurrency and stats', () => {
+  let server
+  before(() => {
+    server = serve({
+      fetch: async (req) => {
+        const u = new URL(req.url)
+        if (u.pathname === '/slow') await new Promise((r) => setTimeout(r, 50))
+        return new Response(`ok ${u.searchParams.get('i') ?? ''}`)
+      }
+    })
+  })
+  after(() => server.stop(true))
+
+  test('50 concurrent requests on one connection', async () => {
+    const out = await aioquic(server, ['request', '--path', '/slow', '--repeat', '50', '--concurrency', '50', '--connections', '1'])
+    assert.equal(out.results.length, 50)
+    assert.ok(out.results.every((r) => r.status === 200 && r.body_text.startsWith('ok')))
+  })
+  test('concurrent requests across 4 connections, stats add up', async () => {
+    const s0 = server.getStats()
+    const out = await aioquic(server, ['request', '--path', '/', '--repeat', '40', '--concurrency', '10', '--connections', '4'])
+    assert.equal(out.results.filter((r) => r.status === 200).length, 40)
+    const s1 = await waitFor(() => { const s = server.getStats(); return s.connectionsActive === 0 && s }, { timeout: 5000 })
+    assert.equal(s1.requestsTotal - s0.requestsTotal, 40)
+    assert.equal(s1.connectionsTotal - s0.connectionsTotal, 4)
+    assert.equal(s1.requestsActive, 0)
+    assert.ok(s1.bytesReceived > s0.bytesReceived)
+    assert.ok(s1.bytesSent > s0.bytesSent)
+    assert.ok(s1.uptimeMs >= s0.uptimeMs)
+    for (const k of ['datagramsReceived', 'datagramsSent', 'datagramsDropped', 'webtransportSessionsActive']) assert.equal(typeof s1[k], 'number')
+  })
+  test('more streams than maxConcurrentStreams are flow-controlled, all succeed', async () => {
+    const out = await aioquic(server, ['many-streams', '--count', '250'])
+    assert.equal(out.ok, 250)
+    assert.equal(out.peer_initial_max_streams_bidi, 100)
+  })
+  test('pendingRequests counts in-flight requests', async () => {
+    let release
+    const gate = new Promise((r) => { release = r })
+    const s = serve({ fetch: async () => { await gate; return new Response('done') } })
+    try {
+      const p = aioquic(s, ['request', '--path', '/', '--repeat', '3', '--concurrency', '3'])
+      await waitFor(() => s.pendingRequests === 3)
+      release()
+      const out = await p
+      assert.equal(out.results.filter((r) => r.status === 200).length, 3)
+      await waitFor(() => s.pendingRequests === 0)
+    } finally { await s.stop(true) }
+  })
+  test('idle connections are counted until they close', async () => {
+    const r = await request(server, { path: '/' })
+    assert.equal(r.status, 200)
+    await waitFor(() => server.getStats().connectionsActive === 0)
+  })
+})

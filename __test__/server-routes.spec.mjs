@@ -1,0 +1,172 @@
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { serve, request, sha256, patternBytes } from './helpers.mjs'
+
+describe('routing, params, methods, fallback', () => {
+  let server
+  before(() => {
+    server = serve({
+      routes: [
+        { method: 'GET', pattern: '/users/:id', fetch: (req) => Response.json({ id: req.params.id, m: req.method }) },
+        { method: 'POST', pattern: '/users/:id', fetch: async (req) => Response.json({ id: req.params.id, m: 'POST', body: await req.text() }) },
+        { method: '*', pattern: '/files/*', fetch: (req) => new Response(`file:${req.params['*']}:${req.method}`) },
+        { method: 'GET', pattern: '/users/me', fetch: () => new Response('me') },
+        { method: 'GET', pattern: '/static', response: new Response('static body', { status: 201, headers: { 'x-static': 'yes' } }) }
+      ],
+      fetch: (req) => new Response(`fallback ${new URL(req.url).pathname}`, { status: 418 })
+    })
+  })
+  after(() => server.stop(true))
+
+  test('params are decoded into req.params', async () => {
+    const r = await request(server, { path: '/users/a%20b' })
+    assert.equal(r.status, 200)
+    assert.deepEqual(JSON.parse(r.body_text), { id: 'a b', m: 'GET' })
+  })
+  test('method-specific routes', async () => {
+    const r = await request(server, { method: 'POST', path: '/users/7', body: 'hi' })
+    assert.deepEqual(JSON.parse(r.body_text), { id: '7', m: 'POST', body: 'hi' })
+  })
+  test('static segment beats parameter', async () => {
+    assert.equal((await request(server, { path: '/users/me' })).body_text, 'me')
+  })
+  test('wildcard with any method', async () => {
+    assert.equal((await request(server, { method: 'DELETE', path: '/files/a/b.txt' })).body_text, 'file:a/b.txt:DELETE')
+  })
+  test('unmatched method falls back to fetch', async () => {
+    const r = await request(server, { method: 'PUT', path: '/users/1' })
+    assert.equal(r.status, 418)
+    assert.equal(r.body_text, 'fallback /users/1')
+  })
+  test('static Response route keeps status, headers and body (repeatedly)', async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await request(server, { path: '/static' })
+      assert.equal(r.status, 201)
+      assert.equal(r.header('x-static'), 'yes')
+      assert.equal(r.body_text, 'static body')
+    }
+  })
+})
+
+describe('object-map routes (Bun style) and 404', () => {
+  let server
+  before(() => {
+    server = serve({
+      routes: {
+        '/hello': new Response('hello'),
+        '/fn/:x': (req) => new Response('fn ' + req.params.x),
+        '/api/item': { GET: () => new Response('get item'), DELETE: () => new Response(null, { status: 204 }) }
+      }
+    })
+  })
+  after(() => server.stop(true))
+
+  test('static, function and per-method entries', async () => {
+    assert.equal((await request(server, { path: '/hello' })).body_text, 'hello')
+    assert.equal((await request(server, { path: '/fn/9' })).body_text, 'fn 9')
+    assert.equal((await request(server, { path: '/api/item' })).body_text, 'get item')
+    const del = await request(server, { method: 'DELETE', path: '/api/item' })
+    assert.equal(del.status, 204)
+    assert.equal(del.body_len, 0)
+  })
+  test('404 without a fallback, from Rust', async () => {
+    const r = await request(server, { path: '/nope' })
+    assert.equal(r.status, 404)
+    const r2 = await request(server, { method: 'POST', path: '/api/item', body: 'x' })
+    assert.equal(r2.status, 404)
+  })
+})
+
+describe('requests and responses', () => {
+  let server
+  let seen
+  before(() => {
+    server = serve({
+      routes: {
+        '/echo': async (req) => {
+          const body = new Uint8Array(await req.arrayBuffer())
+          seen = { url: req.url, method: req.method, headers: Object.fromEntries(req.headers), ip: server.requestIP(req), aborted: req.signal.aborted }
+          return new Response(body, { headers: { 'x-len': String(body.length), 'x-multi': 'a', 'set-cookie': 'a=1' } })
+        },
+        '/types/:kind': (req) => {
+          const k = req.params.kind
+          if (k === 'string') return new Response('text body')
+          if (k === 'bytes') return new Response(new Uint8Array([1, 2, 3, 4]))
+          if (k === 'arraybuffer') return new Response(new Uint8Array([5, 6, 7]).buffer)
+          if (k === 'blob') return new Response(new Blob(['blob ', 'body']))
+          if (k === 'null') return new Response(null, { status: 200, headers: { 'x-null': '1' } })
+          if (k === 'stream') {
+            let i = 0
+            return new Response(new ReadableStream({
+              pull (c) { if (i < 10) c.enqueue(new TextEncoder().encode(`chunk${i++};`)); else c.close() }
+            }))
+          }
+          if (k === 'iterable') {
+            async function * gen () { for (let i = 0; i < 5; i++) yield new TextEncoder().encode(`it${i}`) }
+            return new Response(gen())
+          }
+          if (k === 'big') return new Response(new Uint8Array(3 * 1024 * 1024).fill(7))
+          return new Response('?', { status: 400 })
+        },
+        '/head': () => new Response('body that HEAD must not carry', { headers: { 'x-h': '1' } })
+      }
+    })
+  })
+  after(() => server.stop(true))
+
+  test('request head: url, method, lowercase headers, no pseudo-headers, requestIP', async () => {
+    const r = await request(server, { method: 'POST', path: '/echo?q=1', headers: { 'X-Custom': 'Value' }, body: 'abc' })
+    assert.equal(r.status, 200)
+    assert.equal(r.body_text, 'abc')
+    assert.equal(seen.url, `https://localhost:${server.port}/echo?q=1`)
+    assert.equal(seen.method, 'POST')
+    assert.equal(seen.headers['x-custom'], 'Value')
+    assert.ok(!Object.keys(seen.headers).some((k) => k.startsWith(':')))
+    assert.equal(seen.ip.address, '127.0.0.1')
+    assert.equal(seen.ip.family, 'IPv4')
+    assert.ok(seen.ip.port > 0)
+    assert.equal(seen.aborted, false)
+    assert.equal(r.header('x-len'), '3')
+    assert.equal(r.header('set-cookie'), 'a=1')
+  })
+
+  for (const size of [0, 1024, 512 * 1024]) {
+    test(`buffered body of ${size} bytes arrives byte-exact`, async () => {
+      const r = await request(server, { method: 'POST', path: '/echo', bodySize: size })
+      assert.equal(r.status, 200)
+      assert.equal(r.body_len, size)
+      assert.equal(r.body_sha256, sha256(patternBytes(size)))
+    })
+  }
+
+  const expected = {
+    string: 'text body',
+    bytes: '\u0001\u0002\u0003\u0004',
+    arraybuffer: '\u0005\u0006\u0007',
+    blob: 'blob body',
+    null: '',
+    stream: Array.from({ length: 10 }, (_, i) => `chunk${i};`).join(''),
+    iterable: 'it0it1it2it3it4'
+  }
+  for (const [kind, text] of Object.entries(expected)) {
+    test(`response body type: ${kind}`, async () => {
+      const r = await request(server, { path: `/types/${kind}` })
+      assert.equal(r.status, 200)
+      assert.equal(r.body_text, text)
+      if (kind === 'null') assert.equal(r.header('x-null'), '1')
+    })
+  }
+
+  test('3 MiB response body arrives byte-exact', async () => {
+    const r = await request(server, { path: '/types/big' })
+    assert.equal(r.body_len, 3 * 1024 * 1024)
+    assert.equal(r.body_sha256, sha256(new Uint8Array(3 * 1024 * 1024).fill(7)))
+  })
+
+  test('HEAD sends headers but no body', async () => {
+    const r = await request(server, { method: 'HEAD', path: '/head' })
+    assert.equal(r.status, 200)
+    assert.equal(r.header('x-h'), '1')
+    assert.equal(r.body_len, 0)
+  })
+})

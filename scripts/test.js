@@ -1,0 +1,61 @@
+'use strict'
+// `npm test`: cargo test, then every __test__ spec under Node (this Node and Node 24 from the
+// node24 dev dependency) and under Bun. Prints a closing "N passed, N failed" line.
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const root = path.join(__dirname, '..')
+const only = process.env.H3_TEST_RUNTIMES ? process.env.H3_TEST_RUNTIMES.split(',') : null
+const fileFilter = process.env.H3_TEST_FILTER ? new RegExp(process.env.H3_TEST_FILTER) : null
+const timeoutMs = Number(process.env.H3_TEST_TIMEOUT_MS || 20 * 60 * 1000)
+
+const built = spawnSync(process.execPath, [path.join(__dirname, 'ensure-built.js')], { cwd: root, stdio: 'inherit' })
+if (built.status !== 0) process.exit(1)
+
+const specs = fs.readdirSync(path.join(root, '__test__'))
+  .filter((f) => f.endsWith('.spec.mjs') && (!fileFilter || fileFilter.test(f)))
+  .sort()
+  .map((f) => path.join('__test__', f))
+
+const results = []
+function run (name, cmd, args, parse) {
+  if (only && !only.includes(name)) return
+  console.log(`\n=== ${name}: ${[path.basename(cmd), ...args].join(' ')}`)
+  const t0 = Date.now()
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } })
+  const out = (r.stdout || '') + (r.stderr || '')
+  process.stdout.write(out)
+  let { passed, failed } = parse(out)
+  if (r.status !== 0 && failed === 0) failed = 1 // crashed, timed out or failed to start
+  if (r.error) console.log(`${name}: ${r.error.message}`)
+  results.push({ name, passed, failed, seconds: ((Date.now() - t0) / 1000).toFixed(1) })
+}
+
+const num = (re, s) => { let n = 0; for (const m of s.matchAll(re)) n += Number(m[1]); return n }
+
+run('cargo', 'cargo', ['test', '--lib', '--quiet'], (o) => ({
+  passed: num(/test result: \w+\. (\d+) passed/g, o),
+  failed: num(/test result: \w+\. \d+ passed; (\d+) failed/g, o)
+}))
+
+const nodeParse = (o) => ({ passed: num(/^[#ℹ] pass (\d+)/gm, o), failed: num(/^[#ℹ] fail (\d+)/gm, o) })
+const nodes = [['node', process.execPath]]
+const node24 = path.join(root, 'node_modules', 'node24', 'bin', 'node')
+if (fs.existsSync(node24)) nodes.push(['node24', node24])
+else console.log('node24 not installed (npm install adds it as a dev dependency); skipping')
+for (const [name, bin] of nodes) {
+  run(name, bin, ['--test', '--test-reporter=spec', '--test-concurrency=1', ...specs], nodeParse)
+}
+const bun = path.join(root, 'node_modules', '.bin', 'bun')
+run('bun', bun, ['test', '--timeout', '60000', ...specs.map((s) => './' + s)], (o) => ({
+  passed: num(/^\s*(\d+) pass$/gm, o),
+  failed: num(/^\s*(\d+) fail$/gm, o)
+}))
+
+console.log('\n=== summary')
+for (const r of results) console.log(`${r.name.padEnd(8)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed  (${r.seconds}s)`)
+const passed = results.reduce((a, r) => a + r.passed, 0)
+const failed = results.reduce((a, r) => a + r.failed, 0)
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(failed === 0 && passed > 0 ? 0 : 1)
