@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -130,5 +131,9 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
         }
     }
     ctx.wait_idle().await;
+    // close() drops whatever is still unacknowledged, so give the last responses a few round
+    // trips to land (or the peer time to close first) before closing.
+    let grace = (ctx.quic.rtt() * 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
+    let _ = tokio::time::timeout(grace, ctx.quic.closed()).await;
     ctx.quic.close(H3_NO_ERROR, b"");
 }

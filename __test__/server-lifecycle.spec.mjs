@@ -1,0 +1,98 @@
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { serve, aioquic, request, waitFor, root, sleep } from './helpers.mjs'
+
+function runChild (code, timeoutMs = 15000) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.stderr.on('data', (d) => { out += d })
+    const t0 = Date.now()
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('exit', (code, signal) => { clearTimeout(timer); resolve({ code, signal, out, ms: Date.now() - t0 }) })
+  })
+}
+
+const entry = JSON.stringify(path.join(root, 'index.js'))
+
+describe('lifecycle', () => {
+  test('graceful stop lets the in-flight request finish, then resolves', async () => {
+    let release
+    const gate = new Promise((r) => { release = r })
+    let signalAborted = null
+    const server = serve({ fetch: async (req) => { await gate; signalAborted = req.signal.aborted; return new Response('finished') } })
+    const pending = aioquic(server, ['request', '--path', '/'])
+    await waitFor(() => server.pendingRequests === 1)
+    let stopped = false
+    const stopping = server.stop().then(() => { stopped = true })
+    await sleep(200)
+    assert.equal(stopped, false, 'stop() must wait for the in-flight request')
+    release()
+    const out = await pending
+    assert.equal(out.results[0].status, 200)
+    assert.equal(out.results[0].body_text, 'finished')
+    await stopping
+    assert.equal(signalAborted, false)
+    assert.equal(server.getStats().connectionsActive, 0)
+  })
+
+  test('forced stop closes now and aborts the handler signal', async () => {
+    let sawAbort
+    const aborted = new Promise((r) => { sawAbort = r })
+    const server = serve({
+      fetch: (req) => new Promise((resolve) => {
+        req.signal.addEventListener('abort', () => { sawAbort(true); resolve(new Response('late')) })
+      })
+    })
+    const pending = aioquic(server, ['request', '--path', '/'])
+    await waitFor(() => server.pendingRequests === 1)
+    await server.stop(true)
+    assert.equal(await Promise.race([aborted, sleep(3000).then(() => false)]), true)
+    const out = await pending
+    assert.notEqual(out.results[0].status, 200)
+  })
+
+  test('stop() is idempotent and new connections are refused afterwards', async () => {
+    const server = serve({ fetch: () => new Response('x') })
+    const port = server.port
+    await Promise.all([server.stop(), server.stop()])
+    const out = await aioquic(port, ['request', '--path', '/', '--timeout', '2'], { timeout: 20 }).catch((e) => ({ failed: e.message }))
+    assert.ok(out.failed || out.error || out.results?.[0]?.status == null, JSON.stringify(out).slice(0, 300))
+  })
+
+  test('reload swaps fetch and routes without dropping the server', async () => {
+    const server = serve({ fetch: () => new Response('v1') })
+    try {
+      assert.equal((await request(server, { path: '/' })).body_text, 'v1')
+      server.reload({ fetch: () => new Response('v2') })
+      assert.equal((await request(server, { path: '/' })).body_text, 'v2')
+      server.reload({ routes: { '/r/:x': (req) => new Response('route ' + req.params.x) } })
+      assert.equal((await request(server, { path: '/r/5' })).body_text, 'route 5')
+      assert.equal((await request(server, { path: '/other' })).body_text, 'v2')
+      assert.throws(() => server.reload({ routes: [{ method: 'GET', pattern: 'bad', fetch () {} }] }), { name: 'TypeError', code: 'ERR_H3_ROUTE' })
+      assert.equal((await request(server, { path: '/r/6' })).body_text, 'route 6')
+    } finally { await server.stop(true) }
+  })
+
+  test('the process exits on its own after stop()', async () => {
+    const r = await runChild(`const s = require(${entry}).createH3Server({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('x') });
+      setTimeout(() => s.stop().then(() => console.log('stopped')), 100)`)
+    assert.equal(r.code, 0, r.out)
+    assert.match(r.out, /stopped/)
+  })
+
+  test('a running server keeps the process alive; unref() lets it exit, ref() holds it again', async () => {
+    const alive = await runChild(`const s = require(${entry}).createH3Server({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('x') });
+      setTimeout(() => { console.log('still alive'); process.exit(3) }, 700)`)
+    assert.equal(alive.code, 3, alive.out)
+    const unref = await runChild(`const s = require(${entry}).createH3Server({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('x') }); s.unref()`)
+    assert.equal(unref.code, 0, unref.out)
+    assert.ok(unref.ms < 5000)
+    const reref = await runChild(`const s = require(${entry}).createH3Server({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('x') }); s.unref(); s.ref();
+      setTimeout(() => { process.exit(4) }, 500).unref()`)
+    assert.equal(reref.code, 4, reref.out)
+  })
+})
