@@ -21,7 +21,8 @@ function liftError (e) {
 }
 
 function configError (message, code = 'ERR_H3_INVALID_ARG') {
-  const err = new TypeError(message)
+  // Bad shapes and values are TypeErrors; TLS material and state problems are plain Errors.
+  const err = code === 'ERR_H3_INVALID_ARG' || code === 'ERR_H3_ROUTE' ? new TypeError(message) : new Error(message)
   err.code = code
   return err
 }
@@ -145,6 +146,7 @@ class H3Server {
       if (options[k] != null && typeof options[k] !== 'number') throw configError(`${k} must be a number`)
     }
     if (options.hostname != null && typeof options.hostname !== 'string') throw configError('hostname must be a string')
+    if (options.reusePort != null && typeof options.reusePort !== 'boolean') throw configError('reusePort must be a boolean')
     this.#hostname = options.hostname || '0.0.0.0'
     this.#errorHandler = options.error
     this.#gens.set(1, { routes, fetch: options.fetch, error: options.error })
@@ -175,7 +177,9 @@ class H3Server {
   get hostname () { return this.#hostname }
   get url () {
     let host = this.#hostname
-    if (host === '0.0.0.0' || host === '::') host = 'localhost'
+    // A wildcard bind is reachable on loopback; name the IPv4 one (Bun resolves localhost to ::1).
+    if (host === '0.0.0.0') host = '127.0.0.1'
+    else if (host === '::') host = 'localhost'
     else if (host.includes(':')) host = `[${host}]`
     return new URL(`https://${host}:${this.port}/`)
   }
@@ -225,7 +229,7 @@ class H3Server {
 
   stop (force = false) {
     if (!this.#stopped) {
-      this.#stopped = this.#native.stop(!!force).finally(() => {
+      this.#stopped = this.#native.stop(!!force).catch((e) => { throw liftError(e) }).finally(() => {
         clearInterval(this.#keepAlive)
         for (const [id, st] of this.#inflight) this.#onAbort(id, st)
       })
@@ -383,7 +387,14 @@ async function pumpBody (nat, id, status, headers, reader, trailers) {
   }
   const trailerList = trailers ? flatHeaders(new Headers(trailers)) : null
   if (second.done && !trailerList) {
-    nat.respond(id, status, headers, asBytes(first.value))
+    let bytes
+    try {
+      bytes = asBytes(first.value)
+    } catch {
+      nat.respond(id, 500, [], 'Internal Server Error')
+      return
+    }
+    nat.respond(id, status, headers, bytes)
     return
   }
   if (!nat.startResponse(id, status, headers)) return reader.cancel().catch(noop)

@@ -15,8 +15,6 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
 pub const STREAM_RECEIVE_WINDOW: u32 = 1024 * 1024;
 /// Per-connection QUIC receive window across all its streams.
 pub const CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
-/// Largest non-DATA HTTP/3 frame we accept on a request stream beyond the header limit.
-pub const FRAME_SLACK: u64 = 1024;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

@@ -114,7 +114,9 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
                 // The peer sent GOAWAY and every request finished.
                 Ok(None) => break,
                 Err(e) => {
-                    if !e.is_h3_no_error() && !matches!(e, h3::error::ConnectionError::Timeout) {
+                    // Count only closes we made because the peer broke the protocol; a peer's
+                    // own close or an idle timeout is ordinary.
+                    if matches!(e, h3::error::ConnectionError::Local { .. }) && !e.is_h3_no_error() {
                         shared.stats.connection_errors.fetch_add(1, Relaxed);
                     }
                     return;

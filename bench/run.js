@@ -1,0 +1,670 @@
+#!/usr/bin/env node
+// napi-h3 benchmark driver: `npm run bench` (= `node bench/run.js`) from the repository root.
+//
+// Builds the native tools (bench/: h3-hello = pure-Rust quinn+h3 server, h3-load = HTTP/3 load
+// generator), then for BENCH_ROUNDS interleaved rounds starts each server target on 127.0.0.1,
+// hammers it with h3-load and samples the server's own CPU time (/proc/<pid>/stat utime+stime)
+// exactly at the load generator's MEASURE_START / MEASURE_END markers. Prints a table with medians
+// over rounds plus ratios, and writes everything to bench/results/latest.json.
+// See bench/README.md for the columns and the environment knobs.
+'use strict';
+
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const readline = require('node:readline');
+
+const ROOT = path.resolve(__dirname, '..');
+const TARGET_DIR = process.env.CARGO_TARGET_DIR
+  ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR)
+  : path.join(ROOT, 'target');
+const BIN = (name) => path.join(TARGET_DIR, 'release', name);
+
+// ---------------------------------------------------------------------------------------------
+// Configuration (environment knobs; documented in bench/README.md)
+// ---------------------------------------------------------------------------------------------
+function envNum(name, def, { min = 0, max = Infinity, int = false } = {}) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return def;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max || (int && !Number.isInteger(v))) {
+    console.error(`bench: ignoring ${name}=${JSON.stringify(raw)} (want ${int ? 'an integer' : 'a number'} in [${min}, ${max}]); using ${def}`);
+    return def;
+  }
+  return v;
+}
+
+const CFG = {
+  rounds: envNum('BENCH_ROUNDS', 3, { min: 1, max: 50, int: true }),
+  duration: envNum('BENCH_DURATION', 5, { min: 0.5, max: 600 }),
+  warmup: envNum('BENCH_WARMUP', 1, { min: 0, max: 60 }),
+  connections: envNum('BENCH_CONNECTIONS', 4, { min: 1, max: 1000, int: true }),
+  streams: envNum('BENCH_STREAMS', 32, { min: 1, max: 10000, int: true }),
+  loadThreads: envNum('BENCH_LOAD_THREADS', 0, { min: 0, max: 256, int: true }), // 0 = tokio default
+  bytes: envNum('BENCH_BYTES', 256 * 1024 * 1024, { min: 1, max: 64 * 1024 ** 3, int: true }),
+  skipThroughput: process.env.BENCH_SKIP_THROUGHPUT === '1',
+  noBuild: process.env.BENCH_NO_BUILD === '1',
+  // Comma-separated, case-insensitive substrings of target names, e.g. "rust,bun.serve".
+  only: (process.env.BENCH_TARGETS || '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
+  startTimeoutMs: 10_000,
+};
+
+const RESULTS_DIR = path.join(__dirname, 'results');
+const RESULTS_FILE = path.join(RESULTS_DIR, 'latest.json');
+
+// ---------------------------------------------------------------------------------------------
+// Child process bookkeeping: every child is killed on exit, exceptions and signals.
+// ---------------------------------------------------------------------------------------------
+const children = new Set();
+let tmpDir = null;
+
+function killAll() {
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL');
+    } catch {}
+  }
+  children.clear();
+  if (tmpDir) {
+    try {
+      fs.rmSync(tmpDir, { recursive: true, force: true });
+    } catch {}
+    tmpDir = null;
+  }
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    console.error(`\nbench: ${sig}, stopping servers`);
+    killAll();
+    process.exit(130);
+  });
+}
+process.on('uncaughtException', (err) => {
+  console.error('bench: fatal:', err && err.stack ? err.stack : err);
+  killAll();
+  process.exit(1);
+});
+process.on('unhandledRejection', (err) => {
+  console.error('bench: fatal (unhandled rejection):', err && err.stack ? err.stack : err);
+  killAll();
+  process.exit(1);
+});
+
+function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// /proc sampling
+// ---------------------------------------------------------------------------------------------
+const CLK_TCK = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const v = Number((r.stdout || '').trim());
+  return Number.isFinite(v) && v > 0 ? v : 100;
+})();
+
+/** utime+stime of a process (all its threads), in seconds; null if gone. */
+function procCpu(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/** Busy CPU seconds of the whole machine (all cores), from /proc/stat. */
+function machineBusy() {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]; // "cpu  user nice system idle iowait irq softirq steal ..."
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const idle = v[3] + (v[4] || 0);
+    const total = v.slice(0, 8).reduce((a, b) => a + (b || 0), 0);
+    return (total - idle) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/** Peak resident set size in MiB (VmHWM). */
+function procPeakRssMiB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tools and runtimes
+// ---------------------------------------------------------------------------------------------
+function exists(p) {
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The system `node`: under `npm run`, PATH starts with node_modules/.bin, whose `node` is the
+ * node24 devDependency. The "napi-h3 (node)" row should be the machine's own Node, so skip
+ * node_modules directories. BENCH_NODE overrides.
+ */
+function systemNode() {
+  if (process.env.BENCH_NODE) return process.env.BENCH_NODE;
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    if (!dir || dir.split(path.sep).includes('node_modules')) continue;
+    const p = path.join(dir, 'node');
+    if (exists(p)) return p;
+  }
+  return process.execPath;
+}
+
+function versionOf(bin, args = ['--version']) {
+  const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function build() {
+  if (CFG.noBuild) {
+    console.log('bench: BENCH_NO_BUILD=1, using existing binaries');
+  } else {
+    console.log('bench: cargo build --release -p napi-h3-bench');
+    const r = spawnSync('cargo', ['build', '--release', '-p', 'napi-h3-bench'], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
+    if (r.error || r.status !== 0) {
+      console.error(`bench: cargo build failed (${r.error ? r.error.message : 'exit ' + r.status})`);
+      process.exit(1);
+    }
+  }
+  for (const b of ['h3-hello', 'h3-load']) {
+    if (!exists(BIN(b))) {
+      console.error(`bench: ${BIN(b)} missing; build with: cargo build --release -p napi-h3-bench`);
+      process.exit(1);
+    }
+  }
+}
+
+/** Can `node` load the addon (require('..').createH3Server)? Returns null or the reason. */
+function addonProblem(node) {
+  const code =
+    `const m = require(${JSON.stringify(ROOT)});` +
+    `if (typeof m.createH3Server !== 'function') { console.error('index.js does not export createH3Server'); process.exit(3); }`;
+  const r = spawnSync(node, ['-e', code], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  if (r.error) return r.error.message;
+  if (r.status === 0) return null;
+  const msg = (r.stderr || '').split('\n').find((l) => /Error|error|Cannot/.test(l)) || (r.stderr || '').trim();
+  return msg.slice(0, 300) || `exit ${r.status}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+// ---------------------------------------------------------------------------------------------
+/**
+ * Starts a server and waits (CFG.startTimeoutMs) for its `LISTENING <port>` line.
+ * Resolves { child, port, pid, stderrTail() }; rejects with a readable reason.
+ */
+function startServer(target) {
+  return new Promise((resolve, reject) => {
+    const [cmd, ...args] = target.cmd;
+    const child = track(spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...target.env } }));
+    let stderr = '';
+    const tail = () => stderr.split('\n').filter((l) => l.trim()).slice(-8).join('\n');
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => {
+      stderr = (stderr + d).slice(-8192);
+    });
+    let done = false;
+    const finish = (err, port) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) {
+        stopServer({ child });
+        reject(new Error(err + (tail() ? `\n      stderr: ${tail().replace(/\n/g, '\n              ')}` : '')));
+      } else {
+        resolve({ child, port, pid: child.pid, stderrTail: tail });
+      }
+    };
+    const timer = setTimeout(() => finish(`no "LISTENING <port>" within ${CFG.startTimeoutMs / 1000} s`), CFG.startTimeoutMs);
+    child.on('error', (e) => finish(`cannot start ${cmd}: ${e.message}`));
+    child.on('exit', (code, sig) => finish(`exited early (${sig || 'code ' + code})`));
+    const rl = readline.createInterface({ input: child.stdout });
+    rl.on('line', (line) => {
+      const m = /^LISTENING (\d+)\s*$/.exec(line);
+      if (m) finish(null, Number(m[1]));
+    });
+  });
+}
+
+async function stopServer(server) {
+  const { child } = server;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    child.kill('SIGTERM');
+  } catch {}
+  const t = await Promise.race([exited.then(() => true), sleep(2000).then(() => false)]);
+  if (!t) {
+    try {
+      child.kill('SIGKILL');
+    } catch {}
+    await Promise.race([exited, sleep(2000)]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generator
+// ---------------------------------------------------------------------------------------------
+/**
+ * Runs h3-load against a started server. Samples server CPU, load-generator CPU and whole-machine
+ * busy time at MEASURE_START / MEASURE_END. Resolves the parsed JSON plus the samples.
+ */
+function runLoad(server, loadArgs, { timeoutMs }) {
+  return new Promise((resolve) => {
+    const child = track(spawn(BIN('h3-load'), loadArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stdout = '';
+    let stderr = '';
+    const samples = {};
+    const sample = () => ({
+      t: process.hrtime.bigint(),
+      server: procCpu(server.pid),
+      client: procCpu(child.pid),
+      machine: machineBusy(),
+    });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => (stdout += d));
+    const rl = readline.createInterface({ input: child.stderr });
+    rl.on('line', (line) => {
+      if (line === 'MEASURE_START') samples.start = sample();
+      else if (line === 'MEASURE_END') samples.end = sample();
+      else stderr = (stderr + line + '\n').slice(-4096);
+    });
+    const timer = setTimeout(() => {
+      stderr += `\n(h3-load killed after ${timeoutMs / 1000} s)`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      resolve({ error: `cannot run h3-load: ${e.message}` });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+      let json = null;
+      try {
+        json = line ? JSON.parse(line) : null;
+      } catch {}
+      if (!json) {
+        resolve({ error: `h3-load exit ${code}, no JSON${stderr.trim() ? ': ' + stderr.trim().slice(-400) : ''}` });
+        return;
+      }
+      const r = { json, exitCode: code };
+      const { start, end } = samples;
+      if (start && end && start.server !== null && end.server !== null) {
+        const wall = Number(end.t - start.t) / 1e9;
+        r.wall_s = wall;
+        r.server_cpu_s = end.server - start.server;
+        r.client_cpu_s = start.client !== null && end.client !== null ? end.client - start.client : null;
+        r.other_cpu_s =
+          start.machine !== null && end.machine !== null
+            ? Math.max(0, end.machine - start.machine - r.server_cpu_s - (r.client_cpu_s || 0))
+            : null;
+      } else {
+        r.cpuMissing = true;
+      }
+      resolve(r);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets
+// ---------------------------------------------------------------------------------------------
+function rateTargets(ctx) {
+  const hello = path.join(__dirname, 'servers', 'napi-h3-hello.js');
+  const bunServe = path.join(__dirname, 'servers', 'bun-serve-h3.js');
+  const node24 = path.join(ROOT, 'node_modules', 'node24', 'bin', 'node');
+  const bun = path.join(ROOT, 'node_modules', '.bin', 'bun');
+  const list = [
+    { name: 'rust', cmd: [BIN('h3-hello')] },
+    { name: 'napi-h3 (node)', cmd: [ctx.node, hello], addon: true, runtime: ctx.node },
+    { name: 'napi-h3 (node24)', cmd: [node24, hello], addon: true, runtime: node24, need: [node24, 'node_modules/node24 not installed'] },
+    { name: 'napi-h3 (bun)', cmd: [bun, hello], addon: true, runtime: bun, need: [bun, 'node_modules/.bin/bun not installed'] },
+    { name: 'Bun.serve h3', cmd: [bun, bunServe, ctx.certPath, ctx.keyPath], need: [bun, 'node_modules/.bin/bun not installed'] },
+  ];
+  return list;
+}
+
+/**
+ * ---- THROUGHPUT TARGETS -------------------------------------------------------------------
+ * Servers for the upload/download section. Each must serve `GET /download?bytes=N` (N bytes)
+ * and `POST /upload` (read the whole body, answer starting with `bytes=<N> `), which is what
+ * h3-load checks. Only the pure-Rust reference for now.
+ * TODO(napi-h3 streaming): add rows here, e.g.
+ *   { name: 'napi-h3 (node)', cmd: [ctx.node, path.join(__dirname, 'servers', 'napi-h3-stream.js')], addon: true }
+ * with a server script using a `mode: "streaming"` route for /upload and a ReadableStream body
+ * for /download.
+ */
+function throughputTargets(ctx) {
+  return [{ name: 'rust', cmd: [BIN('h3-hello')] }];
+}
+
+function selected(t) {
+  return CFG.only.length === 0 || CFG.only.some((s) => t.name.toLowerCase().includes(s));
+}
+
+/** Returns null if the target can run, else why not. Caches the addon check per runtime. */
+function whyUnavailable(t, ctx) {
+  if (t.need && !exists(t.need[0])) return t.need[1];
+  if (t.addon) {
+    if (!(t.runtime in ctx.addonChecks)) ctx.addonChecks[t.runtime] = addonProblem(t.runtime);
+    const p = ctx.addonChecks[t.runtime];
+    if (p) return `cannot load the napi-h3 addon (require('..') failed: ${p}); build it with \`npm run build\``;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and formatting
+// ---------------------------------------------------------------------------------------------
+function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+const fmt = (x, digits = 0) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+const ratio = (a, b) => (a === null || b === null || !b ? '-' : (a / b).toFixed(2) + 'x');
+
+function table(headers, rows, align) {
+  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => (align[i] === 'l' ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join('  ');
+  return [line(headers), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+async function main() {
+  const t0 = Date.now();
+  build();
+
+  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'napi-h3-bench-'));
+  const cert = spawnSync(BIN('h3-hello'), ['--write-cert', tmpDir], { encoding: 'utf8' });
+  if (cert.status !== 0) {
+    console.error(`bench: h3-hello --write-cert failed: ${cert.stderr}`);
+    process.exit(1);
+  }
+  const bunBin = path.join(ROOT, 'node_modules', '.bin', 'bun');
+  const ctx = {
+    node: systemNode(),
+    certPath: path.join(tmpDir, 'cert.pem'),
+    keyPath: path.join(tmpDir, 'key.pem'),
+    addonChecks: {},
+  };
+  const meta = {
+    date: new Date().toISOString(),
+    host: { cpus: os.cpus().length, cpuModel: (os.cpus()[0] || {}).model, loadavg: os.loadavg(), kernel: os.release() },
+    runtimes: {
+      node: { path: ctx.node, version: versionOf(ctx.node) },
+      node24: { version: versionOf(path.join(ROOT, 'node_modules', 'node24', 'bin', 'node')) },
+      bun: { version: exists(bunBin) ? versionOf(bunBin) : null },
+    },
+    config: CFG,
+  };
+  console.log(
+    `bench: ${CFG.rounds} rounds x ${CFG.warmup}+${CFG.duration} s, ${CFG.connections} connections x ${CFG.streams} streams; ` +
+      `${meta.host.cpus} CPUs; node ${meta.runtimes.node.version} (${ctx.node}), bun ${meta.runtimes.bun.version}`,
+  );
+  const busy0 = machineBusy();
+  await sleep(1000);
+  const busyNow = busy0 !== null ? machineBusy() - busy0 : null;
+  meta.host.busy_cores_before = busyNow;
+  if (busyNow > 0.3) {
+    console.log(`bench: note: other processes keep ${busyNow.toFixed(2)} cores busy; numbers will be noisy (see the "other cores" column)`);
+  }
+
+  // ---- request-rate section -----------------------------------------------------------------
+  const skipped = {};
+  const targets = [];
+  for (const t of rateTargets(ctx).filter(selected)) {
+    const why = whyUnavailable(t, ctx);
+    if (why) {
+      skipped[t.name] = why;
+      console.log(`bench: skipping ${t.name}: ${why}`);
+    } else targets.push(t);
+  }
+  const rate = Object.fromEntries(targets.map((t) => [t.name, { runs: [], failures: [] }]));
+  const loadArgs = (port) => {
+    const a = ['--url', `https://127.0.0.1:${port}/`, '--connections', String(CFG.connections), '--streams', String(CFG.streams), '--duration', String(CFG.duration), '--warmup', String(CFG.warmup)];
+    if (CFG.loadThreads) a.push('--threads', String(CFG.loadThreads));
+    return a;
+  };
+  for (let round = 1; round <= CFG.rounds; round++) {
+    for (const t of targets) {
+      if (skipped[t.name]) continue;
+      let server;
+      try {
+        server = await startServer(t);
+      } catch (e) {
+        skipped[t.name] = `server failed to start: ${e.message}`;
+        console.log(`bench: skipping ${t.name}: ${skipped[t.name]}`);
+        continue;
+      }
+      const r = await runLoad(server, loadArgs(server.port), { timeoutMs: (CFG.warmup + CFG.duration + 30) * 1000 });
+      const died = server.child.exitCode !== null || server.child.signalCode !== null;
+      const peakRss = procPeakRssMiB(server.pid);
+      await stopServer(server);
+      if (r.error || died) {
+        const why = r.error || `server died during the run${server.stderrTail() ? ': ' + server.stderrTail() : ''}`;
+        rate[t.name].failures.push({ round, error: why });
+        console.log(`  round ${round}  ${t.name.padEnd(18)} FAILED: ${why}`);
+        continue;
+      }
+      const j = r.json;
+      const run = {
+        round,
+        rps: j.rps,
+        requests: j.requests,
+        errors: j.errors,
+        p50_us: j.p50_us,
+        p99_us: j.p99_us,
+        max_us: j.max_us,
+        first_error: j.first_error,
+        wall_s: r.wall_s ?? null,
+        server_cpu_s: r.server_cpu_s ?? null,
+        server_cpu_us_per_req: r.server_cpu_s != null && j.requests ? (r.server_cpu_s * 1e6) / j.requests : null,
+        server_cores: r.server_cpu_s != null && r.wall_s ? r.server_cpu_s / r.wall_s : null,
+        client_cpu_us_per_req: r.client_cpu_s != null && j.requests ? (r.client_cpu_s * 1e6) / j.requests : null,
+        other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+        server_peak_rss_mib: peakRss,
+        h3load: j,
+      };
+      rate[t.name].runs.push(run);
+      console.log(
+        `  round ${round}  ${t.name.padEnd(18)} ${fmt(run.rps).padStart(8)} req/s  p50 ${fmt(run.p50_us).padStart(6)} µs  p99 ${fmt(run.p99_us).padStart(6)} µs  ` +
+          `server ${fmt(run.server_cpu_us_per_req, 2).padStart(6)} µs/req  (${fmt(run.server_cores, 2)} cores)` +
+          (run.errors ? `  errors ${run.errors} (${run.first_error})` : ''),
+      );
+    }
+  }
+  for (const [name, v] of Object.entries(rate)) {
+    const pick = (k) => median(v.runs.map((r) => r[k]));
+    v.median = {
+      rps: pick('rps'),
+      p50_us: pick('p50_us'),
+      p99_us: pick('p99_us'),
+      server_cpu_us_per_req: pick('server_cpu_us_per_req'),
+      server_cores: pick('server_cores'),
+      client_cpu_us_per_req: pick('client_cpu_us_per_req'),
+      other_cores: pick('other_cores'),
+      server_peak_rss_mib: pick('server_peak_rss_mib'),
+      errors: v.runs.reduce((a, r) => a + r.errors, 0),
+      rounds: v.runs.length,
+    };
+    if (v.runs.length === 0) skipped[name] = skipped[name] || `all ${v.failures.length} runs failed: ${v.failures[0] && v.failures[0].error}`;
+  }
+
+  // ---- throughput section -------------------------------------------------------------------
+  const throughput = {};
+  if (CFG.skipThroughput) {
+    console.log('bench: throughput section skipped (BENCH_SKIP_THROUGHPUT=1)');
+  } else {
+    for (const t of throughputTargets(ctx).filter(selected)) {
+      const why = whyUnavailable(t, ctx);
+      if (why) {
+        skipped[`${t.name} (throughput)`] = why;
+        console.log(`bench: skipping throughput ${t.name}: ${why}`);
+        continue;
+      }
+      throughput[t.name] = { download: [], upload: [] };
+    }
+    const mib = CFG.bytes / (1024 * 1024);
+    for (let round = 1; round <= CFG.rounds; round++) {
+      for (const name of Object.keys(throughput)) {
+        const t = throughputTargets(ctx).find((x) => x.name === name);
+        for (const dir of ['download', 'upload']) {
+          let server;
+          try {
+            server = await startServer(t);
+          } catch (e) {
+            console.log(`  round ${round}  ${name} ${dir}: server failed to start: ${e.message}`);
+            continue;
+          }
+          const url = `https://127.0.0.1:${server.port}/${dir}`;
+          const r = await runLoad(server, ['--url', url, `--${dir}`, String(CFG.bytes), '--connections', '1', '--timeout', '120'], { timeoutMs: 150_000 });
+          const peakRss = procPeakRssMiB(server.pid);
+          await stopServer(server);
+          if (r.error || !r.json || r.json.errors || r.json.requests !== 1) {
+            const why = r.error || (r.json && r.json.first_error) || 'failed';
+            console.log(`  round ${round}  ${name} ${dir} ${fmt(mib)} MiB: FAILED: ${why}`);
+            throughput[name][dir].push({ round, error: why });
+            continue;
+          }
+          const run = {
+            round,
+            mb_per_s: r.json.mb_per_s,
+            duration_s: r.json.duration_s,
+            server_cpu_s: r.server_cpu_s ?? null,
+            server_cpu_ms_per_mib: r.server_cpu_s != null ? (r.server_cpu_s * 1000) / mib : null,
+            server_peak_rss_mib: peakRss,
+            h3load: r.json,
+          };
+          throughput[name][dir].push(run);
+          console.log(
+            `  round ${round}  ${name.padEnd(18)} ${dir.padEnd(8)} ${fmt(mib)} MiB  ${fmt(run.mb_per_s, 1).padStart(7)} MB/s  ` +
+              `server ${fmt(run.server_cpu_ms_per_mib, 2)} ms CPU/MiB  peak RSS ${fmt(peakRss, 1)} MiB`,
+          );
+        }
+      }
+    }
+    for (const v of Object.values(throughput)) {
+      for (const dir of ['download', 'upload']) {
+        const ok = v[dir].filter((r) => !r.error);
+        v[`${dir}_median`] = {
+          mb_per_s: median(ok.map((r) => r.mb_per_s)),
+          server_cpu_ms_per_mib: median(ok.map((r) => r.server_cpu_ms_per_mib)),
+          server_peak_rss_mib: median(ok.map((r) => r.server_peak_rss_mib)),
+          rounds: ok.length,
+        };
+      }
+    }
+  }
+
+  // ---- report -------------------------------------------------------------------------------
+  const names = Object.keys(rate).filter((n) => rate[n].runs.length);
+  const m = (n, k) => (rate[n] && rate[n].runs.length ? rate[n].median[k] : null);
+  console.log(`\nHTTP/3 "hello" request rate: medians over ${CFG.rounds} rounds (${CFG.connections} conns x ${CFG.streams} streams, ${CFG.duration} s each)\n`);
+  console.log(
+    table(
+      ['target', 'req/s', 'p50 µs', 'p99 µs', 'server CPU µs/req', 'server cores', 'load-gen µs/req', 'other cores', 'peak RSS MiB', 'errors'],
+      names.map((n) => [
+        n,
+        fmt(m(n, 'rps')),
+        fmt(m(n, 'p50_us')),
+        fmt(m(n, 'p99_us')),
+        fmt(m(n, 'server_cpu_us_per_req'), 2),
+        fmt(m(n, 'server_cores'), 2),
+        fmt(m(n, 'client_cpu_us_per_req'), 2),
+        fmt(m(n, 'other_cores'), 2),
+        fmt(m(n, 'server_peak_rss_mib'), 1),
+        fmt(m(n, 'errors')),
+      ]),
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  );
+
+  const ratios = [];
+  const addRatio = (a, b) => {
+    if (!names.includes(a) || !names.includes(b)) return;
+    ratios.push({
+      row: a,
+      vs: b,
+      rps_ratio: m(b, 'rps') ? m(a, 'rps') / m(b, 'rps') : null,
+      cpu_ratio: m(b, 'server_cpu_us_per_req') ? m(a, 'server_cpu_us_per_req') / m(b, 'server_cpu_us_per_req') : null,
+    });
+  };
+  for (const n of names) if (n.startsWith('napi-h3')) addRatio(n, 'rust');
+  addRatio('napi-h3 (bun)', 'Bun.serve h3');
+  addRatio('Bun.serve h3', 'rust');
+  if (ratios.length) {
+    console.log('\nRatios (req/s: higher is better; server CPU per request: lower is better)\n');
+    console.log(
+      table(
+        ['row', 'vs', 'req/s ratio', 'CPU/req ratio'],
+        ratios.map((r) => [r.row, r.vs, ratio(r.rps_ratio, 1), ratio(r.cpu_ratio, 1)]),
+        ['l', 'l', 'r', 'r'],
+      ),
+    );
+  }
+
+  if (Object.keys(throughput).length) {
+    console.log(`\nThroughput: one ${fmt(CFG.bytes / 1048576)} MiB transfer on one connection, medians over ${CFG.rounds} rounds\n`);
+    const rows = [];
+    for (const [n, v] of Object.entries(throughput)) {
+      for (const dir of ['download', 'upload']) {
+        const md = v[`${dir}_median`];
+        rows.push([n, dir, fmt(md.mb_per_s, 1), fmt(md.server_cpu_ms_per_mib, 2), fmt(md.server_peak_rss_mib, 1), `${md.rounds}/${CFG.rounds}`]);
+      }
+    }
+    console.log(table(['target', 'direction', 'MB/s', 'server CPU ms/MiB', 'peak RSS MiB', 'ok'], rows, ['l', 'l', 'r', 'r', 'r', 'r']));
+  }
+
+  if (Object.keys(skipped).length) {
+    console.log('\nSkipped:');
+    for (const [n, why] of Object.entries(skipped)) console.log(`  ${n}: ${why}`);
+  }
+  const noisy = names.filter((n) => (m(n, 'other_cores') || 0) > 0.2);
+  if (noisy.length) console.log(`\nnote: other processes used > 0.2 cores during: ${noisy.join(', ')}; treat those numbers with care.`);
+
+  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  const out = { meta: { ...meta, elapsed_s: (Date.now() - t0) / 1000 }, rate, ratios, throughput, skipped };
+  fs.writeFileSync(RESULTS_FILE, JSON.stringify(out, null, 2) + '\n');
+  console.log(`\nbench: raw results in ${path.relative(ROOT, RESULTS_FILE)} (${((Date.now() - t0) / 1000).toFixed(0)} s total)`);
+}
+
+main().then(
+  () => {
+    killAll();
+    process.exit(0);
+  },
+  (err) => {
+    console.error('bench: fatal:', err && err.stack ? err.stack : err);
+    killAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,329 @@
+//! Shared helpers for the napi-h3 benchmark binaries (`h3-hello`, `h3-load`):
+//! a tiny argument parser, a log-bucketed latency histogram and rustls/quinn configuration.
+//!
+//! Everything here is for loopback benchmarking only. In particular [`insecure_client_config`]
+//! accepts any server certificate.
+
+use std::sync::Arc;
+
+pub mod args {
+    //! Hand-rolled `--key value` / `--key=value` / `--flag` parsing (no clap: keep builds light).
+
+    use std::collections::HashMap;
+    use std::str::FromStr;
+
+    pub struct Args {
+        values: HashMap<String, String>,
+        flags: Vec<String>,
+    }
+
+    impl Args {
+        /// Parses `std::env::args()`. `flag_names` are options that take no value.
+        pub fn parse(flag_names: &[&str]) -> Result<Args, String> {
+            Self::parse_from(std::env::args().skip(1), flag_names)
+        }
+
+        pub fn parse_from<I: Iterator<Item = String>>(
+            mut it: I,
+            flag_names: &[&str],
+        ) -> Result<Args, String> {
+            let mut values = HashMap::new();
+            let mut flags = Vec::new();
+            while let Some(arg) = it.next() {
+                let Some(name) = arg.strip_prefix("--") else {
+                    return Err(format!("unexpected argument {arg:?}"));
+                };
+                if let Some((k, v)) = name.split_once('=') {
+                    values.insert(k.to_string(), v.to_string());
+                } else if flag_names.contains(&name) {
+                    flags.push(name.to_string());
+                } else {
+                    let v = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+                    values.insert(name.to_string(), v);
+                }
+            }
+            Ok(Args { values, flags })
+        }
+
+        pub fn flag(&self, name: &str) -> bool {
+            self.flags.iter().any(|f| f == name)
+        }
+
+        pub fn str(&self, name: &str) -> Option<&str> {
+            self.values.get(name).map(String::as_str)
+        }
+
+        /// Parses `--name`; `Ok(None)` when absent.
+        pub fn get<T: FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+            match self.values.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<T>()
+                    .map(Some)
+                    .map_err(|_| format!("invalid value for --{name}: {v:?}")),
+            }
+        }
+
+        pub fn get_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+            Ok(self.get(name)?.unwrap_or(default))
+        }
+
+        /// Names of all options given, for rejecting unknown ones.
+        pub fn names(&self) -> impl Iterator<Item = &str> {
+            self.values
+                .keys()
+                .map(String::as_str)
+                .chain(self.flags.iter().map(String::as_str))
+        }
+    }
+}
+
+pub mod hist {
+    //! Log-bucketed histogram of nanosecond values: 64 linear sub-buckets per power of two,
+    //! so any recorded value is reported within ~1.6 % (bucket midpoint). Fixed size, no allocation
+    //! on record, mergeable.
+
+    const SUB_BITS: u32 = 6;
+    const SUB: u64 = 1 << SUB_BITS; // 64
+    const BUCKETS: usize = ((64 - SUB_BITS as usize) + 1) * SUB as usize;
+
+    #[derive(Clone)]
+    pub struct Histogram {
+        counts: Vec<u64>,
+        total: u64,
+        max: u64,
+        min: u64,
+        sum: u128,
+    }
+
+    impl Default for Histogram {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < SUB {
+            return v as usize;
+        }
+        let e = 63 - v.leading_zeros(); // >= SUB_BITS
+        let sub = (v >> (e - SUB_BITS)) & (SUB - 1);
+        ((e - SUB_BITS + 1) as u64 * SUB + sub) as usize
+    }
+
+    /// Midpoint of the values mapped to bucket `idx`.
+    fn value_of(idx: usize) -> u64 {
+        let idx = idx as u64;
+        if idx < SUB {
+            return idx;
+        }
+        let e = idx / SUB + SUB_BITS as u64 - 1;
+        let sub = idx % SUB;
+        let shift = e - SUB_BITS as u64;
+        let low = (SUB + sub) << shift;
+        low + ((1u64 << shift) >> 1)
+    }
+
+    impl Histogram {
+        pub fn new() -> Self {
+            Histogram {
+                counts: vec![0; BUCKETS],
+                total: 0,
+                max: 0,
+                min: u64::MAX,
+                sum: 0,
+            }
+        }
+
+        pub fn record(&mut self, v: u64) {
+            self.counts[index(v)] += 1;
+            self.total += 1;
+            self.max = self.max.max(v);
+            self.min = self.min.min(v);
+            self.sum += v as u128;
+        }
+
+        pub fn merge(&mut self, other: &Histogram) {
+            for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+                *a += *b;
+            }
+            self.total += other.total;
+            self.max = self.max.max(other.max);
+            self.min = self.min.min(other.min);
+            self.sum += other.sum;
+        }
+
+        pub fn count(&self) -> u64 {
+            self.total
+        }
+
+        pub fn max(&self) -> u64 {
+            self.max
+        }
+
+        pub fn mean(&self) -> f64 {
+            if self.total == 0 {
+                0.0
+            } else {
+                self.sum as f64 / self.total as f64
+            }
+        }
+
+        /// `q` in [0, 1]. Returns 0 for an empty histogram; clamps to the observed min/max.
+        pub fn quantile(&self, q: f64) -> u64 {
+            if self.total == 0 {
+                return 0;
+            }
+            let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+            let mut seen = 0;
+            for (i, c) in self.counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    return value_of(i).clamp(self.min, self.max);
+                }
+            }
+            self.max
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn index_roundtrip_is_close() {
+            for v in [
+                0u64,
+                1,
+                63,
+                64,
+                65,
+                127,
+                128,
+                1000,
+                123_456,
+                9_876_543_210,
+                u64::MAX / 3,
+            ] {
+                let m = value_of(index(v));
+                let err = (m as f64 - v as f64).abs() / (v.max(1) as f64);
+                assert!(err <= 1.0 / 64.0, "v={v} m={m}");
+            }
+            assert!(index(u64::MAX) < BUCKETS);
+        }
+
+        #[test]
+        fn quantiles() {
+            let mut h = Histogram::new();
+            for v in 1..=10_000u64 {
+                h.record(v * 1000);
+            }
+            let p50 = h.quantile(0.5) as f64;
+            let p99 = h.quantile(0.99) as f64;
+            assert!((p50 / 5_000_000.0 - 1.0).abs() < 0.02, "{p50}");
+            assert!((p99 / 9_900_000.0 - 1.0).abs() < 0.02, "{p99}");
+        }
+    }
+}
+
+/// The ring crypto provider, TLS 1.3 only (QUIC requires it).
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A self-signed ECDSA P-256 certificate for `localhost` / `127.0.0.1` / `::1`.
+pub struct SelfSigned {
+    pub cert_der: rustls::pki_types::CertificateDer<'static>,
+    pub key_der: rustls::pki_types::PrivateKeyDer<'static>,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+pub fn self_signed() -> Result<SelfSigned, String> {
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| format!("rcgen: {e}"))?;
+    let key_der = rustls::pki_types::PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der());
+    Ok(SelfSigned {
+        cert_der: ck.cert.der().clone(),
+        key_der: key_der.into(),
+        cert_pem: ck.cert.pem(),
+        key_pem: ck.key_pair.serialize_pem(),
+    })
+}
+
+/// quinn server config: ALPN "h3", the given certificate, `max_concurrent_bidi_streams = streams`,
+/// quinn defaults otherwise.
+pub fn server_config(cert: &SelfSigned, streams: u32) -> Result<quinn::ServerConfig, String> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| format!("rustls: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert_der.clone()], cert.key_der.clone_key())
+        .map_err(|e| format!("rustls cert: {e}"))?;
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| format!("quic tls: {e}"))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(streams));
+    cfg.transport_config(Arc::new(transport));
+    Ok(cfg)
+}
+
+/// Accepts every server certificate. For loopback benchmarking only.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// quinn client config: ALPN "h3", certificate verification DISABLED (loopback benchmarking only).
+pub fn insecure_client_config() -> Result<quinn::ClientConfig, String> {
+    let provider = provider();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| format!("rustls: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| format!("quic tls: {e}"))?;
+    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+}

@@ -1,0 +1,154 @@
+'use strict'
+// napi-h3 demo: `npm start` (Node) or `bun examples/demo.js` (Bun).
+//
+//   PORT=4433 HOST=127.0.0.1 npm start
+//
+// In your own code: `require('napi-h3')` / `import { createH3Server } from 'napi-h3'`.
+
+const crypto = require('node:crypto')
+const { createH3Server } = require('..')
+
+const PORT = process.env.PORT !== undefined && process.env.PORT !== '' ? Number(process.env.PORT) : 4433
+const HOST = process.env.HOST || '127.0.0.1'
+const runtime = typeof Bun !== 'undefined' ? `Bun ${Bun.version}` : `Node.js ${process.version}`
+
+const ROUTES = [
+  ['GET', '/', 'this page'],
+  ['GET', '/hello', 'a static Response, served from Rust without calling JS'],
+  ['GET', '/json', 'request info as JSON: method, url, headers, peer address'],
+  ['POST', '/echo', 'echoes the request body (up to 1 MiB)'],
+  ['GET', '/users/:id', 'route parameters, e.g. /users/42'],
+  ['GET', '/stream', 'a ReadableStream body, one chunk every 200 ms'],
+  ['*', '/anything-else', 'the fallback fetch handler: 404 JSON']
+]
+
+const escapeHtml = (s) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c])
+
+function homePage (req) {
+  const rows = ROUTES.map(([m, p, what]) => {
+    const link = m === 'GET' && !p.includes(':') ? `<a href="${p}">${p}</a>` : p === '/users/:id' ? `<a href="/users/42">${p}</a>` : escapeHtml(p)
+    return `<tr><td><code>${m}</code></td><td><code>${link}</code></td><td>${escapeHtml(what)}</td></tr>`
+  }).join('\n')
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>napi-h3 demo</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}td{padding:.2rem .8rem .2rem 0;vertical-align:top}</style>
+</head><body>
+<h1>napi-h3 demo</h1>
+<p>This page came over <strong>HTTP/3</strong> (QUIC) from a ${escapeHtml(runtime)} process.
+napi-h3 is a Node-API addon written in Rust (quinn + h3): the protocol runs natively, route
+handlers are plain JavaScript taking a WHATWG <code>Request</code> and returning a <code>Response</code>.</p>
+<p>You asked for <code>${escapeHtml(req.method)} ${escapeHtml(new URL(req.url).pathname)}</code>.</p>
+<h2>Routes</h2>
+<table>${rows}</table>
+<p>Try <code>POST /echo</code> with any body, for example from <code>bun</code> (see the console of the server).</p>
+</body></html>`
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const server = createH3Server({
+  port: PORT,
+  hostname: HOST,
+  tls: 'self-signed',
+  routes: {
+    '/': { GET: (req) => new Response(homePage(req), { headers: { 'content-type': 'text/html; charset=utf-8' } }) },
+
+    // A static Response: its body is read once, then Rust answers without calling JS.
+    '/hello': new Response('Hello over HTTP/3!\n', { headers: { 'content-type': 'text/plain; charset=utf-8' } }),
+
+    '/json': (req, srv) => Response.json({
+      method: req.method,
+      url: req.url,
+      headers: Object.fromEntries(req.headers),
+      requestIP: srv.requestIP(req),
+      runtime
+    }),
+
+    '/echo': {
+      POST: async (req) => new Response(await req.arrayBuffer(), {
+        headers: { 'content-type': req.headers.get('content-type') || 'application/octet-stream' }
+      }),
+      '*': () => Response.json({ error: 'use POST' }, { status: 405, headers: { allow: 'POST' } })
+    },
+
+    '/users/:id': { GET: (req) => Response.json({ id: req.params.id, params: req.params }) },
+
+    '/stream': (req) => {
+      let i = 0
+      const body = new ReadableStream({
+        async pull (controller) {
+          if (i === 0) controller.enqueue(`streaming 10 chunks from ${runtime}\n`)
+          await sleep(200)
+          if (req.signal.aborted) return controller.close()
+          controller.enqueue(`chunk ${++i} at ${new Date().toISOString()}\n`)
+          if (i === 10) controller.close()
+        }
+      })
+      return new Response(body, { headers: { 'content-type': 'text/plain; charset=utf-8' } })
+    }
+  },
+
+  // Everything no route matches.
+  fetch: (req) => Response.json({ error: 'not found', method: req.method, path: new URL(req.url).pathname }, { status: 404 }),
+
+  error: (err) => {
+    console.error('handler failed:', err)
+    return Response.json({ error: 'internal error' }, { status: 500 })
+  }
+})
+
+// --- how to reach it ------------------------------------------------------------------------
+// server.url says `localhost` for a wildcard bind; Bun's HTTP/3 fetch resolves `localhost` to ::1
+// only, which an IPv4-only (0.0.0.0) socket never answers, so clients get an explicit address.
+const clientUrl = new URL(server.url)
+if (server.hostname === '0.0.0.0') clientUrl.hostname = '127.0.0.1'
+const origin = clientUrl.origin // https://host:port
+const authority = clientUrl.host // host:port, as Chromium's --origin-to-force-quic-on wants it
+const certHash = Buffer.from(server.certificateHash)
+// Chromium pins the SubjectPublicKeyInfo, not the certificate: a different hash.
+const spkiHash = crypto.createHash('sha256')
+  .update(new crypto.X509Certificate(server.certificatePem).publicKey.export({ type: 'spki', format: 'der' }))
+  .digest('base64')
+
+console.log(`napi-h3 demo on ${runtime}
+
+  url     ${clientUrl.href}
+  port    ${server.port}/udp (bound to ${server.hostname})
+  certificate (self-signed, ECDSA P-256, valid 13 days), SHA-256 of the DER:
+    hex     ${certHash.toString('hex')}
+    base64  ${certHash.toString('base64')}
+    (WebTransport: serverCertificateHashes: [{ algorithm: 'sha-256', value: <these bytes> }])
+  public key (SPKI) SHA-256, base64: ${spkiHash}
+
+Try it:
+  Bun (HTTP/3 fetch):
+    bun -e "const r = await fetch('${origin}/json', { protocol: 'http3', tls: { rejectUnauthorized: false } }); console.log(r.status, await r.text())"
+    (no bun installed? use: npx bun -e "...")
+  Chromium / Chrome:
+    chromium --user-data-dir=/tmp/napi-h3-demo-profile --origin-to-force-quic-on=${authority} --ignore-certificate-errors-spki-list=${spkiHash} ${clientUrl.href}
+
+Ctrl-C stops gracefully (a second Ctrl-C forces).`)
+
+// --- shutdown --------------------------------------------------------------------------------
+let stopping = false
+function shutdown (signal) {
+  if (stopping) {
+    console.log(`\n${signal} again: closing connections now`)
+    server.stop(true)
+    return
+  }
+  stopping = true
+  console.log(`\n${signal}: stopping (GOAWAY, finishing in-flight requests)...`)
+  const force = setTimeout(() => server.stop(true), 10_000)
+  force.unref()
+  server.stop().then(() => {
+    console.log('stopped')
+    const s = server.getStats()
+    console.log(`served ${s.requestsTotal} requests over ${s.connectionsTotal} connections`)
+  }, (err) => {
+    console.error('stop failed:', err)
+    process.exitCode = 1
+  })
+}
+process.on('SIGINT', () => shutdown('SIGINT'))
+process.on('SIGTERM', () => shutdown('SIGTERM'))

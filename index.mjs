@@ -1,0 +1,6 @@
+// ESM entry: re-exports the CommonJS entry (index.js), so `import` and `require` share one
+// module instance and one native addon.
+import cjs from './index.js'
+
+export const { createH3Server, H3Server } = cjs
+export default cjs
