@@ -109,8 +109,20 @@ function validateHandlers (options) {
   }
 }
 
-function requestInit (method, pairs, body, signal) {
-  const init = { method, headers: pairs, signal }
+const kState = Symbol('napi-h3.requestState')
+
+function lazySignal () {
+  const st = this[kState]
+  if (!st.controller) {
+    st.controller = new AbortController()
+    if (st.aborted) st.controller.abort(new DOMException('The client went away', 'AbortError'))
+  }
+  return st.controller.signal
+}
+const signalProperty = { get: lazySignal, configurable: true, enumerable: false }
+
+function requestInit (method, pairs, body) {
+  const init = { method, headers: pairs }
   if (body && method !== 'GET' && method !== 'HEAD') {
     init.body = body
     init.duplex = 'half'
@@ -164,7 +176,7 @@ class H3Server {
         reusePort: options.reusePort,
         routes: nativeRoutes(routes),
         hasFallback: typeof options.fetch === 'function'
-      }, this.#onRequest.bind(this), this.#onAbort.bind(this))
+      }, this.#onBatch.bind(this), this.#onAbort.bind(this))
     } catch (e) {
       throw liftError(e)
     }
@@ -264,6 +276,28 @@ class H3Server {
     }
   }
 
+  /** Requests arrive in batches: 8 cells each (see create_native_server in Rust). */
+  #onBatch (cells) {
+    for (let i = 0; i < cells.length; i += 8) {
+      this.#onRequest(cells[i], cells[i + 1], cells[i + 2], cells[i + 3], cells[i + 4], cells[i + 5], cells[i + 6], cells[i + 7])
+    }
+  }
+
+  /** Complete responses are queued and handed to Rust once per tick, in one call. */
+  #respond (id, status, headers, body) {
+    const q = this.#outbox
+    q.push(id, status, headers, body)
+    if (q.length === 4) queueMicrotask(this.#flush)
+  }
+
+  #outbox = []
+  #respondFn = (id, status, headers, body) => this.#respond(id, status, headers, body)
+  #flush = () => {
+    const q = this.#outbox
+    this.#outbox = []
+    try { this.#native.respondBatch(q) } catch {}
+  }
+
   #onRequest (id, method, url, headers, body, routeIdx, params, gen) {
     try {
       const g = this.#gens.get(gen) || this.#gens.get(this.#gen)
@@ -273,10 +307,12 @@ class H3Server {
       this.#inflight.set(id, st)
       const pairs = []
       for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]])
-      const controller = new AbortController()
-      st.controller = controller
-      const req = new Request(url, requestInit(method, pairs, body, controller.signal))
+      const req = new Request(url, requestInit(method, pairs, body))
       req[kId] = id
+      req[kState] = st
+      // An AbortController per request is the most expensive part of a Request in Node, so
+      // `signal` is created on first access (an own getter shadowing Request.prototype.signal).
+      Object.defineProperty(req, 'signal', signalProperty)
       let p = {}
       if (params) {
         for (let i = 0; i < params.length; i += 2) {
@@ -304,7 +340,7 @@ class H3Server {
       }
     } catch (e) {
       this.#inflight.delete(id)
-      try { this.#native.respond(id, 500, [], 'Internal Server Error') } catch {}
+      this.#respond(id, 500, [], 'Internal Server Error')
     }
   }
 
@@ -327,7 +363,7 @@ class H3Server {
 
   #internalError (id) {
     this.#inflight.delete(id)
-    this.#native.respond(id, 500, ['content-type', 'text/plain;charset=utf-8'], 'Internal Server Error')
+    this.#respond(id, 500, ['content-type', 'text/plain;charset=utf-8'], 'Internal Server Error')
   }
 
   #send (id, res, errorHandler) {
@@ -344,10 +380,10 @@ class H3Server {
     const body = res.body
     if (body === null) {
       this.#inflight.delete(id)
-      this.#native.respond(id, res.status, headers, null)
+      this.#respond(id, res.status, headers, null)
       return
     }
-    pumpBody(this.#native, id, res.status, headers, body.getReader(), res[kTrailers])
+    pumpBody(this.#native, this.#respondFn, id, res.status, headers, body.getReader(), res[kTrailers])
       .catch(noop)
       .finally(() => this.#inflight.delete(id))
   }
@@ -366,23 +402,23 @@ function asBytes (chunk) {
  * small blobs) goes in a single native call; longer ones are written chunk by chunk, each write
  * awaiting QUIC's acceptance, so a slow client holds the producer instead of our memory.
  */
-async function pumpBody (nat, id, status, headers, reader, trailers) {
+async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
   let first
   try {
     first = await reader.read()
   } catch (e) {
-    nat.respond(id, 500, [], 'Internal Server Error')
+    respond(id, 500, [], 'Internal Server Error')
     return
   }
   if (first.done) {
-    nat.respond(id, status, headers, null)
+    respond(id, status, headers, null)
     return
   }
   let second
   try {
     second = await reader.read()
   } catch {
-    nat.respond(id, 500, [], 'Internal Server Error')
+    respond(id, 500, [], 'Internal Server Error')
     return
   }
   const trailerList = trailers ? flatHeaders(new Headers(trailers)) : null
@@ -391,10 +427,10 @@ async function pumpBody (nat, id, status, headers, reader, trailers) {
     try {
       bytes = asBytes(first.value)
     } catch {
-      nat.respond(id, 500, [], 'Internal Server Error')
+      respond(id, 500, [], 'Internal Server Error')
       return
     }
-    nat.respond(id, status, headers, bytes)
+    respond(id, status, headers, bytes)
     return
   }
   if (!nat.startResponse(id, status, headers)) return reader.cancel().catch(noop)

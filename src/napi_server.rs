@@ -16,21 +16,33 @@ use crate::router::{BodyMode, RouteSpec, RouteTable, StaticResponse};
 use crate::server::{Dispatcher, RequestHead, Routing, Server};
 use crate::tls::{Identity, PemSource};
 
-/// Arguments of the JS request callback:
-/// `(id, method, url, headers, body, routeIndex, params, generation)`.
-type RequestArgs = FnArgs<(
-    i64,
-    String,
-    String,
-    Vec<String>,
-    Option<Buffer>,
-    i32,
-    Option<Vec<String>>,
-    u32,
-)>;
+/// One value of the flat batch handed to JS.
+enum Cell {
+    Int(i64),
+    Str(String),
+    Strs(Vec<String>),
+    Bytes(Vec<u8>),
+    Null,
+}
+
+impl ToNapiValue for Cell {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        match val {
+            Cell::Int(v) => i64::to_napi_value(env, v),
+            Cell::Str(v) => String::to_napi_value(env, v),
+            Cell::Strs(v) => Vec::<String>::to_napi_value(env, v),
+            Cell::Bytes(v) => Buffer::to_napi_value(env, Buffer::from(v)),
+            Cell::Null => Null::to_napi_value(env, Null),
+        }
+    }
+}
+
+/// Cells per request in a batch: id, method, url, headers, body, routeIndex, params, generation.
+const CELLS_PER_REQUEST: usize = 8;
+
 /// Weak (never keeps the process alive by itself; index.js holds a ref'able handle instead),
 /// not callee-handled, unbounded queue (bounded upstream by stream limits).
-type RequestTsfn = ThreadsafeFunction<RequestHead, (), RequestArgs, Status, false, true, 0>;
+type BatchTsfn = ThreadsafeFunction<(), (), Vec<Cell>, Status, false, true, 0>;
 type AbortTsfn = ThreadsafeFunction<i64, (), i64, Status, false, true, 0>;
 
 /// Converts an internal error into a JS error whose message starts with `[CODE]`;
@@ -39,16 +51,58 @@ pub(crate) fn to_js(e: H3Error) -> Error {
     Error::new(Status::GenericFailure, format!("[{}] {e}", e.code()))
 }
 
+/// Requests wait here until the JS thread runs; one threadsafe call drains them all, so a busy
+/// server wakes JS once per batch rather than once per request.
+#[derive(Default)]
+struct RequestQueue(std::sync::Mutex<Vec<RequestHead>>);
+
+impl RequestQueue {
+    /// Returns true when the queue was empty, i.e. a JS call must be scheduled.
+    fn push(&self, head: RequestHead) -> bool {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        q.push(head);
+        q.len() == 1
+    }
+
+    fn drain_cells(&self) -> Vec<Cell> {
+        let heads = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut cells = Vec::with_capacity(heads.len() * CELLS_PER_REQUEST);
+        for h in heads {
+            let (route, params) = match h.route {
+                Some(m) if m.params.is_empty() => (m.index as i64, Cell::Null),
+                Some(m) => (m.index as i64, Cell::Strs(m.params)),
+                None => (-1, Cell::Null),
+            };
+            cells.extend([
+                Cell::Int(h.id as i64),
+                Cell::Str(h.method),
+                Cell::Str(h.url),
+                Cell::Strs(h.headers),
+                h.body.map_or(Cell::Null, Cell::Bytes),
+                Cell::Int(route),
+                params,
+                Cell::Int(h.generation.into()),
+            ]);
+        }
+        cells
+    }
+}
+
 struct JsDispatcher {
-    on_request: RequestTsfn,
+    queue: Arc<RequestQueue>,
+    on_batch: BatchTsfn,
     on_abort: AbortTsfn,
 }
 
 impl Dispatcher for JsDispatcher {
     fn request(&self, head: RequestHead) -> bool {
-        self.on_request
-            .call(head, ThreadsafeFunctionCallMode::NonBlocking)
-            == Status::Ok
+        if self.queue.push(head) {
+            return self
+                .on_batch
+                .call((), ThreadsafeFunctionCallMode::NonBlocking)
+                == Status::Ok;
+        }
+        true
     }
     fn abort(&self, id: u64) {
         let _ = self
@@ -242,6 +296,30 @@ impl NativeServer {
         self.inner.shared.command(id as u64, cmd).is_ok()
     }
 
+    /// Many complete responses at once: `batch` is flat, 4 cells per response
+    /// (`id, status, headers, body`). index.js collects a tick's responses into one call.
+    #[napi]
+    pub fn respond_batch(&self, batch: Vec<Unknown<'_>>) -> Result<()> {
+        let mut it = batch.into_iter();
+        while let (Some(id), Some(status), Some(headers), Some(body)) =
+            (it.next(), it.next(), it.next(), it.next())
+        {
+            // Each cell is type-checked by its FromNapiValue conversion; a wrong shape is an Err.
+            let id: i64 = id.coerce_to_number()?.get_int64()?;
+            let status: u32 = status.coerce_to_number()?.get_uint32()?;
+            let headers: Vec<String> =
+                unsafe { Vec::<String>::from_napi_value(headers.env(), headers.raw())? };
+            let body: Option<Either<String, Buffer>> = match body.get_type()? {
+                ValueType::Null | ValueType::Undefined => None,
+                _ => Some(unsafe {
+                    Either::<String, Buffer>::from_napi_value(body.env(), body.raw())?
+                }),
+            };
+            self.respond(id, status, headers, body);
+        }
+        Ok(())
+    }
+
     /// Status and headers of a streamed response; body chunks follow with `write`.
     #[napi]
     pub fn start_response(&self, id: i64, status: u32, headers: Vec<String>) -> bool {
@@ -336,12 +414,13 @@ impl NativeServer {
     }
 }
 
-/// Create and bind a server. `on_request(id, method, url, headers, body, route, params, gen)`
+/// Create and bind a server. `on_request(batch)` gets a flat array, 8 cells per request:
+/// `id, method, url, headers, body, routeIndex, params, generation`;
 /// and `on_abort(id)` are called on the JS thread; neither may throw (index.js guards them).
 #[napi]
 pub fn create_native_server(
     options: NativeServerOptions,
-    on_request: Function<'_, RequestArgs, ()>,
+    on_request: Function<'_, Vec<Cell>, ()>,
     on_abort: Function<'_, i64, ()>,
 ) -> Result<NativeServer> {
     let table = route_table(options.routes).map_err(to_js)?;
@@ -369,34 +448,13 @@ pub fn create_native_server(
             )))
         }
     };
-    let on_request: RequestTsfn = on_request
-        .build_threadsafe_function::<RequestHead>()
+    let queue = Arc::new(RequestQueue::default());
+    let drain = queue.clone();
+    let on_batch: BatchTsfn = on_request
+        .build_threadsafe_function::<()>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|ctx| {
-            let h = ctx.value;
-            let (route, params) = match h.route {
-                Some(m) => (
-                    m.index as i32,
-                    if m.params.is_empty() {
-                        None
-                    } else {
-                        Some(m.params)
-                    },
-                ),
-                None => (-1, None),
-            };
-            Ok(FnArgs::from((
-                h.id as i64,
-                h.method,
-                h.url,
-                h.headers,
-                h.body.map(Buffer::from),
-                route,
-                params,
-                h.generation,
-            )))
-        })?;
+        .build_callback(move |_| Ok(drain.drain_cells()))?;
     let on_abort: AbortTsfn = on_abort
         .build_threadsafe_function::<i64>()
         .weak::<true>()
@@ -408,7 +466,8 @@ pub fn create_native_server(
         has_fallback: options.has_fallback,
     };
     let dispatcher = Box::new(JsDispatcher {
-        on_request,
+        queue,
+        on_batch,
         on_abort,
     });
     let server = napi::bindgen_prelude::within_runtime_if_available(|| {
