@@ -17,7 +17,7 @@ use crate::server::{Dispatcher, RequestHead, Routing, Server};
 use crate::tls::{Identity, PemSource};
 
 /// One value of the flat batch handed to JS.
-enum Cell {
+pub enum Cell {
     Int(i64),
     Str(String),
     Strs(Vec<String>),
