@@ -111,6 +111,41 @@ function validateHandlers (options) {
 
 const kState = Symbol('napi-h3.requestState')
 
+/**
+ * The body of a streaming route: each pull is one QUIC read in Rust, so nothing is read from
+ * the network before JS asks for it. `trailers` settles with the request trailers at the end.
+ */
+function streamingBody (nat, id, st, onReset) {
+  let settle
+  const trailers = new Promise((resolve) => { settle = resolve })
+  const stream = new ReadableStream({
+    pull (controller) {
+      return nat.readBody(id).then((v) => {
+        if (Array.isArray(v)) {
+          const h = new Headers()
+          for (let i = 0; i < v.length; i += 2) h.append(v[i], v[i + 1])
+          settle(h)
+          controller.close()
+        } else {
+          controller.enqueue(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))
+        }
+      }, (e) => {
+        settle(new Headers())
+        const err = liftError(e)
+        // Abort the signal before the body errors, so a handler catching the error sees both.
+        if (err.code === 'ERR_H3_STREAM_RESET' || err.code === 'ERR_H3_CONNECTION_LOST') onReset(id)
+        controller.error(err)
+      })
+    },
+    cancel () {
+      settle(new Headers())
+      nat.cancelBody(id)
+    }
+  }, { highWaterMark: 0 })
+  st.bodyStream = stream
+  return { stream, trailers }
+}
+
 function lazySignal () {
   const st = this[kState]
   if (!st.controller) {
@@ -266,6 +301,8 @@ class H3Server {
       .catch(noop)
   }
 
+  #onAbortFn = (id) => this.#onAbort(id)
+
   #onAbort (id) {
     const st = this.#inflight.get(id)
     if (!st) return
@@ -276,10 +313,10 @@ class H3Server {
     }
   }
 
-  /** Requests arrive in batches: 8 cells each (see create_native_server in Rust). */
+  /** Requests arrive in batches: 9 cells each (see create_native_server in Rust). */
   #onBatch (cells) {
-    for (let i = 0; i < cells.length; i += 8) {
-      this.#onRequest(cells[i], cells[i + 1], cells[i + 2], cells[i + 3], cells[i + 4], cells[i + 5], cells[i + 6], cells[i + 7])
+    for (let i = 0; i < cells.length; i += 9) {
+      this.#onRequest(cells[i], cells[i + 1], cells[i + 2], cells[i + 3], cells[i + 4], cells[i + 5], cells[i + 6], cells[i + 7], cells[i + 8])
     }
   }
 
@@ -298,7 +335,7 @@ class H3Server {
     try { this.#native.respondBatch(q) } catch {}
   }
 
-  #onRequest (id, method, url, headers, body, routeIdx, params, gen) {
+  #onRequest (id, method, url, headers, body, routeIdx, params, gen, streaming) {
     try {
       const g = this.#gens.get(gen) || this.#gens.get(this.#gen)
       const route = routeIdx >= 0 ? g.routes[routeIdx] : undefined
@@ -307,8 +344,15 @@ class H3Server {
       this.#inflight.set(id, st)
       const pairs = []
       for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]])
+      let trailers
+      if (streaming) {
+        const t = streamingBody(this.#native, id, st, this.#onAbortFn)
+        body = t.stream
+        trailers = t.trailers
+      }
       const req = new Request(url, requestInit(method, pairs, body))
       req[kId] = id
+      if (trailers) req.trailers = trailers
       req[kState] = st
       // An AbortController per request is the most expensive part of a Request in Node, so
       // `signal` is created on first access (an own getter shadowing Request.prototype.signal).
@@ -373,7 +417,9 @@ class H3Server {
     }
     const st = this.#inflight.get(id)
     if (!st || st.aborted) {
+      // The peer is gone or reset the request: release the stream instead of answering.
       res.body?.cancel().catch(noop)
+      this.#native.abort(id)
       return
     }
     const headers = flatHeaders(res.headers)
@@ -421,8 +467,7 @@ async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
     respond(id, 500, [], 'Internal Server Error')
     return
   }
-  const trailerList = trailers ? flatHeaders(new Headers(trailers)) : null
-  if (second.done && !trailerList) {
+  if (second.done && !trailers) {
     let bytes
     try {
       bytes = asBytes(first.value)
@@ -444,6 +489,11 @@ async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
       chunk = second !== undefined ? second : await reader.read()
       second = undefined
     }
+    let trailerList = null
+    if (trailers) {
+      const t = await (typeof trailers === 'function' ? trailers() : trailers)
+      trailerList = t ? flatHeaders(new Headers(t)) : null
+    }
     nat.end(id, trailerList)
   } catch (e) {
     nat.abort(id)
@@ -455,4 +505,15 @@ function createH3Server (options) {
   return new H3Server(options)
 }
 
-module.exports = { createH3Server, H3Server }
+/**
+ * Attach HTTP trailers to a response (our extension; WHATWG has none). `trailers` is a
+ * HeadersInit, a promise of one, or a function called once the body has been sent (so a
+ * checksum of the body can go in a trailer). Returns the same Response.
+ */
+function withTrailers (response, trailers) {
+  if (!(response instanceof Response)) throw configError('withTrailers: expected a Response')
+  response[kTrailers] = trailers
+  return response
+}
+
+module.exports = { createH3Server, H3Server, withTrailers, trailersSymbol: kTrailers }

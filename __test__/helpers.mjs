@@ -71,3 +71,60 @@ export async function waitFor (fn, { timeout = 5000, interval = 20 } = {}) {
     await sleep(interval)
   }
 }
+
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target')
+export const transferBin = path.join(targetDir, 'release', 'h3-transfer')
+
+/**
+ * One large transfer with the native Rust client from bench/ (quinn + h3, not our server code):
+ * `upload` bytes of the i % 251 pattern, response hashed as it arrives. See h3-transfer.rs.
+ */
+export function transfer (server, urlPath, { upload, chunk, trailers = [], abortAfter, timeout = 120, method } = {}) {
+  const args = ['--url', `https://127.0.0.1:${server.port}${urlPath}`, '--timeout', String(timeout)]
+  if (method) args.push('--method', method)
+  if (upload !== undefined) args.push('--upload', String(upload))
+  if (chunk !== undefined) args.push('--chunk', String(chunk))
+  if (abortAfter !== undefined) args.push('--abort-after', String(abortAfter))
+  for (const t of trailers) args.push('--trailer', t)
+  return new Promise((resolve, reject) => {
+    execFile(transferBin, args, { timeout: (timeout + 10) * 1000, maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      try { resolve(JSON.parse(stdout)) } catch { reject(new Error(`h3-transfer failed: ${err?.message}\n${stderr}`)) }
+    })
+  })
+}
+
+// The i % 251 pattern, served from one precomputed buffer (the period is 251 bytes).
+const PERIOD = 251
+const patternBase = patternBytes(64 * 1024 + PERIOD)
+export function patternSlice (offset, len) {
+  const start = offset % PERIOD
+  return patternBase.subarray(start, start + len)
+}
+
+export function patternSha (n, chunk = 64 * 1024) {
+  const h = createHash('sha256')
+  for (let off = 0; off < n; off += chunk) h.update(patternSlice(off, Math.min(chunk, n - off)))
+  return h.digest('hex')
+}
+
+/** A ReadableStream of n pattern bytes, produced only as fast as it is read. */
+export function patternStream (n, chunk = 64 * 1024, onCancel) {
+  let off = 0
+  return new ReadableStream({
+    pull (c) {
+      if (off >= n) return c.close()
+      const len = Math.min(chunk, n - off)
+      c.enqueue(new Uint8Array(patternSlice(off, len)))
+      off += len
+    },
+    cancel (reason) { onCancel?.(reason) }
+  }, { highWaterMark: 0 })
+}
+
+/** Samples this process's RSS until stopped; returns the growth over the starting value. */
+export function rssWatch (intervalMs = 25) {
+  const base = process.memoryUsage().rss
+  let peak = base
+  const t = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, intervalMs)
+  return { stop () { clearInterval(t); peak = Math.max(peak, process.memoryUsage().rss); return peak - base } }
+}

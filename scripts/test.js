@@ -13,6 +13,10 @@ const timeoutMs = Number(process.env.H3_TEST_TIMEOUT_MS || 20 * 60 * 1000)
 const built = spawnSync(process.execPath, [path.join(__dirname, 'ensure-built.js')], { cwd: root, stdio: 'inherit' })
 if (built.status !== 0) process.exit(1)
 
+// The native transfer client (bench/, quinn + h3 client) drives the large streaming tests.
+const tool = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'napi-h3-bench', '--bin', 'h3-transfer'], { cwd: root, stdio: 'inherit' })
+if (tool.status !== 0) process.exit(1)
+
 const specs = fs.readdirSync(path.join(root, '__test__'))
   .filter((f) => f.endsWith('.spec.mjs') && (!fileFilter || fileFilter.test(f)))
   .sort()

@@ -20,6 +20,8 @@ pub const CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 pub struct ServerConfig {
     pub addr: SocketAddr,
     pub max_request_body: u64,
+    /// `maxRequestBodySize` as given by the user: streaming routes are only limited when it is set.
+    pub streaming_body_limit: Option<u64>,
     pub idle_timeout: Duration,
     pub max_connections: u32,
     pub max_concurrent_streams: u32,
@@ -83,6 +85,9 @@ impl ServerConfig {
                 Some(v) => whole("maxRequestBodySize", v, 0.0, 9.007_199_254_740_991e15)? as u64,
                 None => DEFAULT_MAX_REQUEST_BODY,
             },
+            streaming_body_limit: o
+                .max_request_body_size
+                .map(|v| v.clamp(0.0, 9.007_199_254_740_991e15) as u64),
             idle_timeout: Duration::from_secs_f64(idle),
             max_connections: match o.max_connections {
                 Some(v) => whole("maxConnections", v, 1.0, max_u32)? as u32,

@@ -20,6 +20,12 @@ pub enum H3Error {
     InvalidResponse(String),
     #[error("stream closed by peer")]
     StreamClosed,
+    #[error("the client reset the request stream")]
+    StreamReset,
+    #[error("request body exceeds maxRequestBodySize ({0} bytes)")]
+    BodyTooLarge(u64),
+    #[error("connection lost")]
+    ConnectionLost,
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }
@@ -36,6 +42,9 @@ impl H3Error {
             H3Error::UnknownRequest(_) => "ERR_H3_UNKNOWN_REQUEST",
             H3Error::InvalidResponse(_) => "ERR_H3_INVALID_RESPONSE",
             H3Error::StreamClosed => "ERR_H3_STREAM_CLOSED",
+            H3Error::StreamReset => "ERR_H3_STREAM_RESET",
+            H3Error::BodyTooLarge(_) => "ERR_H3_BODY_TOO_LARGE",
+            H3Error::ConnectionLost => "ERR_H3_CONNECTION_LOST",
             H3Error::Io(_) => "ERR_H3_IO",
         }
     }

@@ -13,7 +13,7 @@ use crate::config::{RawOptions, ServerConfig};
 use crate::error::H3Error;
 use crate::response::ResponseCmd;
 use crate::router::{BodyMode, RouteSpec, RouteTable, StaticResponse};
-use crate::server::{Dispatcher, RequestHead, Routing, Server};
+use crate::server::{BodyEvent, Dispatcher, RequestHead, Routing, Server};
 use crate::tls::{Identity, PemSource};
 
 /// One value of the flat batch handed to JS.
@@ -37,8 +37,9 @@ impl ToNapiValue for Cell {
     }
 }
 
-/// Cells per request in a batch: id, method, url, headers, body, routeIndex, params, generation.
-const CELLS_PER_REQUEST: usize = 8;
+/// Cells per request in a batch:
+/// id, method, url, headers, body, routeIndex, params, generation, streaming.
+const CELLS_PER_REQUEST: usize = 9;
 
 /// Weak (never keeps the process alive by itself; index.js holds a ref'able handle instead),
 /// not callee-handled, unbounded queue (bounded upstream by stream limits).
@@ -82,6 +83,7 @@ impl RequestQueue {
                 Cell::Int(route),
                 params,
                 Cell::Int(h.generation.into()),
+                Cell::Int(h.streaming.into()),
             ]);
         }
         cells
@@ -108,6 +110,39 @@ impl Dispatcher for JsDispatcher {
         let _ = self
             .on_abort
             .call(id as i64, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+/// Bytes copied into a JS-heap Buffer when they reach JS. An external buffer over Rust memory
+/// would be zero-copy, but V8 does not count it towards GC pressure, so a fast upload would pile
+/// up garbage buffers faster than they are collected.
+pub struct JsBytes(Vec<bytes::Bytes>);
+
+impl ToNapiValue for JsBytes {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let len: usize = val.0.iter().map(|b| b.len()).sum();
+        let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+        let mut out = std::ptr::null_mut();
+        let status = unsafe { napi::sys::napi_create_buffer(env, len, &mut data, &mut out) };
+        if status != napi::sys::Status::napi_ok || (data.is_null() && len > 0) {
+            return Err(Error::new(
+                Status::GenericFailure,
+                "[ERR_H3_IO] could not allocate a Buffer",
+            ));
+        }
+        let mut at = 0;
+        for piece in &val.0 {
+            // SAFETY: `data` points at `len` writable bytes owned by the new Buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    piece.as_ptr(),
+                    (data as *mut u8).add(at),
+                    piece.len(),
+                )
+            };
+            at += piece.len();
+        }
+        Ok(out)
     }
 }
 
@@ -356,6 +391,26 @@ impl NativeServer {
         self.inner.shared.command(id as u64, cmd).is_ok()
     }
 
+    /// Next chunk of a streaming request body: a Buffer, then at the end an array of trailer
+    /// name/value pairs (possibly empty). Rejects with ERR_H3_STREAM_RESET,
+    /// ERR_H3_BODY_TOO_LARGE or ERR_H3_CONNECTION_LOST.
+    #[napi(ts_return_type = "Promise<Buffer | string[]>")]
+    pub async fn read_body(&self, id: i64) -> Result<Either<JsBytes, Vec<String>>> {
+        let rx = self.inner.shared.pull_body(id as u64).map_err(to_js)?;
+        match rx.await {
+            Ok(BodyEvent::Chunk(pieces)) => Ok(Either::A(JsBytes(pieces))),
+            Ok(BodyEvent::End(trailers)) => Ok(Either::B(trailers)),
+            Ok(BodyEvent::Error(e)) => Err(to_js(e)),
+            Err(_) => Err(to_js(H3Error::UnknownRequest(id as u64))),
+        }
+    }
+
+    /// The handler gave up on a streaming body: stop reading it (the peer gets STOP_SENDING).
+    #[napi]
+    pub fn cancel_body(&self, id: i64) {
+        self.inner.shared.cancel_body(id as u64)
+    }
+
     /// Reset the response stream (the handler's body stream failed mid-way).
     #[napi]
     pub fn abort(&self, id: i64) -> bool {
@@ -414,8 +469,8 @@ impl NativeServer {
     }
 }
 
-/// Create and bind a server. `on_request(batch)` gets a flat array, 8 cells per request:
-/// `id, method, url, headers, body, routeIndex, params, generation`;
+/// Create and bind a server. `on_request(batch)` gets a flat array, 9 cells per request:
+/// `id, method, url, headers, body, routeIndex, params, generation, streaming (0/1)`;
 /// and `on_abort(id)` are called on the JS thread; neither may throw (index.js guards them).
 #[napi]
 pub fn create_native_server(

@@ -4,15 +4,19 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
+use futures_util::FutureExt;
 use h3::error::Code;
 use h3::server::RequestResolver;
 use tokio::sync::mpsc;
 
 use crate::connection::{ConnCtx, InflightGuard};
+use crate::error::H3Error;
 use crate::guard::GuardedConnection;
 use crate::response::{self, H3Stream, ResponseCmd};
-use crate::server::{PendingRequest, RequestHead, Shared};
+use crate::router::BodyMode;
+use crate::server::{BodyEvent, PendingRequest, RequestHead, Shared};
 use crate::stats::GaugeGuard;
+use h3::server::RequestStream;
 
 type Resolver = RequestResolver<GuardedConnection, Bytes>;
 
@@ -97,32 +101,43 @@ pub async fn handle(
         return;
     }
 
-    // Buffered body, bounded by maxRequestBodySize; over the limit → 413 without calling JS.
-    let limit = shared.config.max_request_body;
+    let streaming = route.is_some_and(|r| r.mode == BodyMode::Streaming);
+    let limit = if streaming {
+        shared.config.streaming_body_limit
+    } else {
+        Some(shared.config.max_request_body)
+    };
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = if declared.is_some_and(|n| n > limit) {
-        None
-    } else {
-        read_body(&mut stream, limit, declared).await
-    };
-    let body = match body {
-        Some(Ok(b)) => b,
-        Some(Err(ReadError::Reset)) => {
-            stats.requests_rejected.fetch_add(1, Relaxed);
-            return;
+    if declared.is_some_and(|n| limit.is_some_and(|l| n > l)) {
+        stats.requests_rejected.fetch_add(1, Relaxed);
+        finish_rejected_body(&mut stream);
+        let (s, h, b) = plain(413, "Payload Too Large");
+        let _ = response::send_full(&mut stream, s, &h, b, head_only).await;
+        return;
+    }
+
+    // Buffered routes: the whole body, bounded by maxRequestBodySize; over it → 413, JS not called.
+    let mut body = None;
+    if !streaming {
+        match read_body(&mut stream, limit.unwrap_or(u64::MAX), declared).await {
+            Ok(b) => body = (!b.is_empty()).then_some(b),
+            Err(ReadError::Reset) => {
+                stats.requests_rejected.fetch_add(1, Relaxed);
+                return;
+            }
+            Err(ReadError::TooLarge) => {
+                stats.requests_rejected.fetch_add(1, Relaxed);
+                finish_rejected_body(&mut stream);
+                let (s, h, b) = plain(413, "Payload Too Large");
+                let _ = response::send_full(&mut stream, s, &h, b, head_only).await;
+                return;
+            }
         }
-        None | Some(Err(ReadError::TooLarge)) => {
-            stats.requests_rejected.fetch_add(1, Relaxed);
-            finish_rejected_body(&mut stream);
-            let (s, h, b) = plain(413, "Payload Too Large");
-            let _ = response::send_full(&mut stream, s, &h, b, head_only).await;
-            return;
-        }
-    };
+    }
 
     let mut headers = Vec::with_capacity(parts.headers.len() * 2);
     for (k, v) in parts.headers.iter() {
@@ -131,11 +146,29 @@ pub async fn handle(
     }
     let id = shared.next_request.fetch_add(1, Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
+    let (send, recv) = stream.split();
+    let mut body_reader = None;
+    let body_pulls = if streaming {
+        let (pull_tx, pull_rx) = mpsc::unbounded_channel();
+        body_reader = Some(read_streaming_body(
+            recv,
+            pull_rx,
+            limit,
+            tx.clone(),
+            ctx.quic.clone(),
+        ));
+        Some(pull_tx)
+    } else {
+        // Whatever follows the body (trailers, nothing) is of no use: release the receive side.
+        drop(recv);
+        None
+    };
     shared.lock_pending().insert(
         id,
         PendingRequest {
             tx,
             conn_id: ctx.id,
+            body: body_pulls,
         },
     );
     let _pending = PendingGuard {
@@ -150,15 +183,124 @@ pub async fn handle(
         headers,
         route: matched,
         generation: routing.generation,
-        body: if body.is_empty() { None } else { Some(body) },
+        body,
+        streaming,
     };
     drop(routing);
+    let mut send = send;
     if !shared.dispatcher.request(head) {
         let (s, h, b) = plain(503, "Service Unavailable");
-        let _ = response::send_full(&mut stream, s, &h, b, head_only).await;
+        let _ = response::send_full(&mut send, s, &h, b, head_only).await;
         return;
     }
-    respond(&shared, &ctx, id, stream, rx, head_only).await;
+    match body_reader {
+        // The body reader runs beside the responder so a handler can stream its answer while
+        // still reading (echo), and answer before reading at all.
+        Some(reader) => {
+            let shared2 = shared.clone();
+            let reader = tokio::spawn(async move {
+                if reader.await == BodyOutcome::PeerReset {
+                    shared2.dispatcher.abort(id);
+                }
+            });
+            respond(&shared, &ctx, id, send, rx, head_only).await;
+            drop(_pending);
+            let _ = reader.await;
+        }
+        None => respond(&shared, &ctx, id, send, rx, head_only).await,
+    }
+}
+
+type RecvHalf = RequestStream<crate::guard::Guarded<h3_quinn::RecvStream>, Bytes>;
+
+#[derive(Debug, PartialEq, Eq)]
+enum BodyOutcome {
+    Complete,
+    /// JS stopped pulling (responded or cancelled) before the end: the peer was told to stop.
+    Abandoned,
+    PeerReset,
+    TooLarge,
+}
+
+/// Most a single body pull hands to JS.
+const PULL_BYTES: usize = 128 * 1024;
+
+fn append(dst: &mut Vec<u8>, mut src: impl Buf) {
+    while src.has_remaining() {
+        let c = src.chunk();
+        dst.extend_from_slice(c);
+        let n = c.len();
+        src.advance(n);
+    }
+}
+
+/// Serves JS's pulls on a streaming body: one QUIC read per pull, so the QUIC receive window
+/// (not our memory) absorbs a sender that is faster than the handler.
+async fn read_streaming_body(
+    mut recv: RecvHalf,
+    mut pulls: mpsc::UnboundedReceiver<crate::server::BodyPull>,
+    limit: Option<u64>,
+    responder: mpsc::UnboundedSender<ResponseCmd>,
+    quic: quinn::Connection,
+) -> BodyOutcome {
+    let mut total: u64 = 0;
+    let closed = quic.closed();
+    tokio::pin!(closed);
+    while let Some(reply) = pulls.recv().await {
+        let event = tokio::select! {
+            r = recv.recv_data() => r,
+            _ = &mut closed => {
+                let _ = reply.send(BodyEvent::Error(H3Error::ConnectionLost));
+                return BodyOutcome::PeerReset;
+            }
+        };
+        match event {
+            Ok(Some(first)) => {
+                // QUIC hands data over packet by packet; gather what is already here (up to
+                // PULL_BYTES) so JS sees large chunks.
+                let mut pieces = Vec::new();
+                let mut len = 0;
+                let mut next = Some(first);
+                while let Some(mut b) = next.take() {
+                    len += b.remaining();
+                    pieces.push(b.copy_to_bytes(b.remaining()));
+                    if len >= PULL_BYTES {
+                        break;
+                    }
+                    // End, error or nothing ready: the next pull will see it.
+                    if let Some(Ok(Some(more))) = recv.recv_data().now_or_never() {
+                        next = Some(more);
+                    }
+                }
+                total += len as u64;
+                if let Some(l) = limit.filter(|l| total > *l) {
+                    recv.stop_sending(Code::H3_REQUEST_REJECTED);
+                    let _ = responder.send(ResponseCmd::BodyTooLarge);
+                    let _ = reply.send(BodyEvent::Error(H3Error::BodyTooLarge(l)));
+                    return BodyOutcome::TooLarge;
+                }
+                let _ = reply.send(BodyEvent::Chunk(pieces));
+            }
+            Ok(None) => {
+                let mut flat = Vec::new();
+                if let Ok(Some(trailers)) = recv.recv_trailers().await {
+                    for (k, v) in trailers.iter() {
+                        flat.push(k.as_str().to_owned());
+                        flat.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+                    }
+                }
+                let _ = reply.send(BodyEvent::End(flat));
+                return BodyOutcome::Complete;
+            }
+            Err(_) => {
+                let _ = reply.send(BodyEvent::Error(H3Error::StreamReset));
+                return BodyOutcome::PeerReset;
+            }
+        }
+    }
+    // RFC 9114 §4.1.1: a response may complete before the request; ask the peer to stop.
+    recv.stop_sending(Code::H3_NO_ERROR);
+    BodyOutcome::Abandoned
 }
 
 /// Stop reading a body we will not use (RFC 9114 §4.1.1: a complete response may precede the
@@ -176,34 +318,29 @@ async fn read_body(
     stream: &mut H3Stream,
     limit: u64,
     declared: Option<u64>,
-) -> Option<Result<Vec<u8>, ReadError>> {
+) -> Result<Vec<u8>, ReadError> {
     // Trust a declared length only as a capacity hint, never beyond the limit.
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20) as usize);
     loop {
         match stream.recv_data().await {
-            Ok(Some(mut chunk)) => {
+            Ok(Some(chunk)) => {
                 if (body.len() + chunk.remaining()) as u64 > limit {
-                    return Some(Err(ReadError::TooLarge));
+                    return Err(ReadError::TooLarge);
                 }
-                while chunk.has_remaining() {
-                    let c = chunk.chunk();
-                    body.extend_from_slice(c);
-                    let n = c.len();
-                    chunk.advance(n);
-                }
+                append(&mut body, chunk);
             }
-            Ok(None) => return Some(Ok(body)),
-            Err(_) => return Some(Err(ReadError::Reset)),
+            Ok(None) => return Ok(body),
+            Err(_) => return Err(ReadError::Reset),
         }
     }
 }
 
 /// Wait for JS's answer and put it on the wire; tell JS if the peer goes away first.
-async fn respond(
+async fn respond<S: h3::quic::SendStream<Bytes>>(
     shared: &Shared,
     ctx: &ConnCtx,
     id: u64,
-    mut stream: H3Stream,
+    mut stream: RequestStream<S, Bytes>,
     mut rx: mpsc::UnboundedReceiver<ResponseCmd>,
     head_only: bool,
 ) {
@@ -271,7 +408,7 @@ async fn respond(
                 } else {
                     stream.send_data(chunk).await.map_err(|_| ())
                 };
-                let _ = ack.send(r.map_err(|_| crate::error::H3Error::StreamClosed));
+                let _ = ack.send(r.map_err(|_| H3Error::StreamClosed));
                 r
             }
             ResponseCmd::End { trailers } => {
@@ -285,6 +422,16 @@ async fn respond(
             }
             ResponseCmd::Abort => {
                 stream.stop_stream(Code::H3_INTERNAL_ERROR);
+                return;
+            }
+            ResponseCmd::BodyTooLarge => {
+                if head_sent {
+                    stream.stop_stream(Code::H3_REQUEST_REJECTED);
+                } else {
+                    let (s, h, b) = plain(413, "Payload Too Large");
+                    let _ = response::send_full(&mut stream, s, &h, b, head_only).await;
+                }
+                shared.dispatcher.abort(id);
                 return;
             }
         };

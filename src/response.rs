@@ -29,6 +29,9 @@ pub enum ResponseCmd {
     End { trailers: Vec<(String, String)> },
     /// The handler or its body stream failed after the head was sent: reset the stream.
     Abort,
+    /// A streaming request body went over `maxRequestBodySize`: 413 if nothing was sent yet,
+    /// else reset.
+    BodyTooLarge,
 }
 
 /// HTTP/3 forbids connection-specific fields (RFC 9114 §4.2).
@@ -74,8 +77,8 @@ pub fn build_head(
 }
 
 /// A complete response with a known body, as one unit. `head_only` for HEAD requests.
-pub async fn send_full(
-    stream: &mut H3Stream,
+pub async fn send_full<S: h3::quic::SendStream<Bytes>>(
+    stream: &mut RequestStream<S, Bytes>,
     status: u16,
     headers: &[(String, String)],
     body: Bytes,

@@ -32,6 +32,8 @@ pub struct RequestHead {
     pub generation: u32,
     /// The whole body for buffered routes (`None` when empty).
     pub body: Option<Vec<u8>>,
+    /// Streaming route: the body is pulled with [`Shared::pull_body`].
+    pub streaming: bool,
 }
 
 /// How the protocol side reaches the JS side. Implemented at the napi edge with
@@ -61,7 +63,22 @@ pub enum RunState {
 pub(crate) struct PendingRequest {
     pub tx: mpsc::UnboundedSender<ResponseCmd>,
     pub conn_id: u64,
+    /// Streaming routes: where JS asks for the next body chunk. Dropping it tells the body
+    /// reader that JS is done with the body (STOP_SENDING goes to the peer if it was not read).
+    pub body: Option<mpsc::UnboundedSender<BodyPull>>,
 }
+
+/// What a pull on a streaming request body yields.
+#[derive(Debug)]
+pub enum BodyEvent {
+    /// Pieces as QUIC delivered them (zero-copy); copied once, into JS memory, at the edge.
+    Chunk(Vec<bytes::Bytes>),
+    /// End of body, with the request trailers (flat name/value list, possibly empty).
+    End(Vec<String>),
+    Error(H3Error),
+}
+
+pub type BodyPull = tokio::sync::oneshot::Sender<BodyEvent>;
 
 pub struct Shared {
     pub config: ServerConfig,
@@ -113,6 +130,25 @@ impl Shared {
         let pending = self.lock_pending();
         let p = pending.get(&id).ok_or(H3Error::UnknownRequest(id))?;
         p.tx.send(cmd).map_err(|_| H3Error::UnknownRequest(id))
+    }
+
+    /// Ask for the next chunk of a streaming request body.
+    pub fn pull_body(&self, id: u64) -> Result<tokio::sync::oneshot::Receiver<BodyEvent>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let pending = self.lock_pending();
+        let body = pending
+            .get(&id)
+            .and_then(|p| p.body.as_ref())
+            .ok_or(H3Error::UnknownRequest(id))?;
+        body.send(tx).map_err(|_| H3Error::UnknownRequest(id))?;
+        Ok(rx)
+    }
+
+    /// JS cancelled the body stream: stop reading, tell the peer to stop sending.
+    pub fn cancel_body(&self, id: u64) {
+        if let Some(p) = self.lock_pending().get_mut(&id) {
+            p.body = None;
+        }
     }
 
     /// Remote address of the connection that carried request `id`.
