@@ -112,37 +112,38 @@ function validateHandlers (options) {
 const kState = Symbol('napi-h3.requestState')
 
 /**
- * The body of a streaming route: each pull is one QUIC read in Rust, so nothing is read from
- * the network before JS asks for it. `trailers` settles with the request trailers at the end.
+ * A body pulled from Rust: each pull is one QUIC read there, so nothing is read from the
+ * network before JS asks for it. `read()` resolves a Buffer, or at the end an array of trailer
+ * name/value pairs; `trailers` settles with those as Headers. Used for streaming request bodies
+ * (server) and response bodies (client).
  */
-function streamingBody (nat, id, st, onReset) {
+function pulledBody (read, { mapError = (e) => e, onCancel = noop, onDone = noop } = {}) {
   let settle
   const trailers = new Promise((resolve) => { settle = resolve })
   const stream = new ReadableStream({
     pull (controller) {
-      return nat.readBody(id).then((v) => {
+      return read().then((v) => {
         if (Array.isArray(v)) {
           const h = new Headers()
           for (let i = 0; i < v.length; i += 2) h.append(v[i], v[i + 1])
           settle(h)
+          onDone()
           controller.close()
         } else {
           controller.enqueue(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))
         }
       }, (e) => {
         settle(new Headers())
-        const err = liftError(e)
-        // Abort the signal before the body errors, so a handler catching the error sees both.
-        if (err.code === 'ERR_H3_STREAM_RESET' || err.code === 'ERR_H3_CONNECTION_LOST') onReset(id)
-        controller.error(err)
+        onDone()
+        controller.error(mapError(liftError(e)))
       })
     },
     cancel () {
       settle(new Headers())
-      nat.cancelBody(id)
+      onDone()
+      onCancel()
     }
   }, { highWaterMark: 0 })
-  st.bodyStream = stream
   return { stream, trailers }
 }
 
@@ -301,8 +302,6 @@ class H3Server {
       .catch(noop)
   }
 
-  #onAbortFn = (id) => this.#onAbort(id)
-
   #onAbort (id) {
     const st = this.#inflight.get(id)
     if (!st) return
@@ -346,7 +345,14 @@ class H3Server {
       for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]])
       let trailers
       if (streaming) {
-        const t = streamingBody(this.#native, id, st, this.#onAbortFn)
+        const t = pulledBody(() => this.#native.readBody(id), {
+          // Abort the signal before the body errors, so a handler catching the error sees both.
+          mapError: (err) => {
+            if (err.code === 'ERR_H3_STREAM_RESET' || err.code === 'ERR_H3_CONNECTION_LOST') this.#onAbort(id)
+            return err
+          },
+          onCancel: () => this.#native.cancelBody(id)
+        })
         body = t.stream
         trailers = t.trailers
       }
@@ -516,4 +522,268 @@ function withTrailers (response, trailers) {
   return response
 }
 
-module.exports = { createH3Server, H3Server, withTrailers, trailersSymbol: kTrailers }
+// ---------------------------------------------------------------------------------------------
+// Client: h3Fetch / createH3Client
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const NULL_BODY = new Set([101, 103, 204, 205, 304])
+const MAX_REDIRECTS = 20
+
+function abortError (signal) {
+  const r = signal && signal.reason
+  if (r !== undefined) return r
+  return new DOMException('This operation was aborted', 'AbortError')
+}
+
+function timeoutError (ms) {
+  const err = new Error(`request timed out after ${ms} ms`)
+  err.name = 'TimeoutError'
+  err.code = 'ERR_H3_TIMEOUT'
+  return err
+}
+
+/** The request body in the form Rust takes: whole bytes/string, or a stream to pump. */
+async function prepareBody (body, headers) {
+  if (body == null) return { bytes: null }
+  if (typeof body === 'string') {
+    if (!headers.has('content-type')) headers.set('content-type', 'text/plain;charset=UTF-8')
+    return { bytes: body }
+  }
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return { bytes: asBytes(body) }
+  if (body instanceof URLSearchParams) {
+    if (!headers.has('content-type')) headers.set('content-type', 'application/x-www-form-urlencoded;charset=UTF-8')
+    return { bytes: body.toString() }
+  }
+  if (body instanceof ReadableStream) return { stream: body }
+  if (typeof body[Symbol.asyncIterator] === 'function' && !(body instanceof Blob)) {
+    const it = body[Symbol.asyncIterator]()
+    return {
+      stream: new ReadableStream({
+        async pull (c) { const { done, value } = await it.next(); if (done) c.close(); else c.enqueue(typeof value === 'string' ? new TextEncoder().encode(value) : value) },
+        async cancel (r) { await it.return?.(r) }
+      }, { highWaterMark: 0 })
+    }
+  }
+  // Blob (Bun.file too), FormData, and the rest: let a Response encode it (and name its type).
+  const r = new Response(body)
+  const type = r.headers.get('content-type')
+  if (type && !headers.has('content-type')) headers.set('content-type', type)
+  if (body instanceof Blob) {
+    if (!headers.has('content-length')) headers.set('content-length', String(body.size))
+    // Small blobs in one piece; big ones streamed with backpressure.
+    return body.size <= 1024 * 1024 ? { bytes: Buffer.from(await r.arrayBuffer()) } : { stream: r.body }
+  }
+  return { stream: r.body }
+}
+
+/** Writes a request body stream chunk by chunk; each write waits for QUIC to take it. */
+async function pumpUpload (nat, id, stream) {
+  const reader = stream.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      if (!(await nat.write(id, asBytes(value)))) {
+        await reader.cancel().catch(noop)
+        return
+      }
+    }
+    nat.endUpload(id, null)
+  } catch (e) {
+    nat.cancel(id)
+    await reader.cancel(e).catch(noop)
+  }
+}
+
+function clientOptions (tls = {}, extra = {}) {
+  if (tls == null || typeof tls !== 'object') throw configError('tls must be an object')
+  const hashes = tls.serverCertificateHashes
+  if (hashes != null && !Array.isArray(hashes)) throw configError('tls.serverCertificateHashes must be an array')
+  return {
+    ca: tls.ca == null ? undefined : (Array.isArray(tls.ca) ? tls.ca : [tls.ca]).map((c) => toPem(c, 'ca')),
+    rejectUnauthorized: tls.rejectUnauthorized,
+    // Accept the WebTransport shape ({ algorithm, value }) as well as plain bytes.
+    serverCertificateHashes: hashes?.map((h) => asBytes(h && h.value !== undefined ? h.value : h)),
+    idleTimeout: extra.idleTimeout,
+    connectTimeout: extra.connectTimeout
+  }
+}
+
+class H3Client {
+  #native
+  #closed = false
+
+  constructor (options = {}) {
+    if (options == null || typeof options !== 'object') throw configError('options must be an object')
+    try {
+      this.#native = native.createNativeClient(clientOptions(options.tls ?? {}, options))
+    } catch (e) {
+      throw liftError(e)
+    }
+    this.fetch = this.fetch.bind(this)
+  }
+
+  /** Open QUIC connections (one per origin in use). */
+  get connectionCount () { return this.#native.connectionCount() }
+
+  /** QUIC connections opened over this client's life. */
+  get connectionsOpened () { return this.#native.connectionsOpened() }
+
+  fetch (input, init) {
+    if (this.#closed) return Promise.reject(configError('client is closed', 'ERR_H3_NOT_RUNNING'))
+    return clientFetch(this.#native, input, init)
+  }
+
+  webtransport () {
+    return Promise.reject(configError('WebTransport client sessions are not available yet', 'ERR_H3_NOT_SUPPORTED'))
+  }
+
+  close () {
+    this.#closed = true
+    return this.#native.close().catch((e) => { throw liftError(e) })
+  }
+}
+
+async function clientFetch (nat, input, init = {}) {
+  if (init === null || typeof init !== 'object') init = {}
+  const isReq = input instanceof Request
+  let url
+  try {
+    url = new URL(isReq ? input.url : String(input))
+  } catch {
+    throw new TypeError(`h3Fetch: invalid URL ${JSON.stringify(String(input))}`)
+  }
+  if (url.protocol !== 'https:') throw new TypeError(`h3Fetch: HTTP/3 needs an https: URL, got ${url.protocol}`)
+  if (url.username || url.password) throw new TypeError('h3Fetch: URLs with credentials are not allowed')
+  let method = String(init.method ?? (isReq ? input.method : 'GET'))
+  if (/^(get|head|post|put|delete|options|patch)$/i.test(method)) method = method.toUpperCase()
+  const headers = new Headers(init.headers ?? (isReq ? input.headers : undefined))
+  let body = 'body' in init ? init.body : (isReq ? input.body : null)
+  if (body != null && (method === 'GET' || method === 'HEAD')) throw new TypeError('h3Fetch: a GET or HEAD request cannot have a body')
+  const signal = init.signal ?? (isReq ? input.signal : undefined)
+  const redirect = init.redirect ?? (isReq ? input.redirect : 'follow')
+  if (!['follow', 'manual', 'error'].includes(redirect)) throw new TypeError(`h3Fetch: invalid redirect mode ${redirect}`)
+  const timeout = init.timeout
+  if (timeout != null && !(typeof timeout === 'number' && timeout > 0)) throw new TypeError('h3Fetch: timeout must be a positive number of milliseconds')
+  if (signal?.aborted) throw abortError(signal)
+
+  let id = -1
+  let timer
+  let failed = null
+  let rejectNow
+  const stopped = new Promise((resolve, reject) => { rejectNow = reject })
+  stopped.catch(noop)
+  const fail = (err) => {
+    if (failed) return
+    failed = err
+    if (id >= 0) nat.cancel(id)
+    rejectNow(err)
+  }
+  const onAbort = () => fail(abortError(signal))
+  signal?.addEventListener('abort', onAbort, { once: true })
+  if (timeout != null) {
+    timer = setTimeout(() => fail(timeoutError(timeout)), timeout)
+    timer.unref?.()
+  }
+  const cleanup = () => {
+    clearTimeout(timer)
+    signal?.removeEventListener('abort', onAbort)
+  }
+
+  try {
+    let prepared = await prepareBody(body, headers)
+    for (let hop = 0; ; hop++) {
+      if (failed) throw failed
+      if (prepared.bytes != null && !headers.has('content-length')) {
+        headers.set('content-length', String(typeof prepared.bytes === 'string' ? Buffer.byteLength(prepared.bytes) : prepared.bytes.byteLength))
+      }
+      try {
+        id = nat.start(method, url.href, flatHeaders(headers), prepared.bytes ?? null, !!prepared.stream)
+      } catch (e) {
+        throw liftError(e)
+      }
+      const thisId = id
+      if (prepared.stream) pumpUpload(nat, thisId, prepared.stream)
+      const head = await Promise.race([nat.head(thisId).catch((e) => { throw failed || liftError(e) }), stopped])
+      const status = head.status
+      const resHeaders = new Headers()
+      for (let i = 0; i < head.headers.length; i += 2) resHeaders.append(head.headers[i], head.headers[i + 1])
+
+      if (REDIRECTS.has(status) && redirect !== 'manual' && resHeaders.has('location')) {
+        nat.cancel(thisId)
+        if (redirect === 'error') throw new TypeError(`h3Fetch: redirect to ${resHeaders.get('location')} with redirect: "error"`)
+        if (hop >= MAX_REDIRECTS) throw new TypeError('h3Fetch: too many redirects')
+        url = new URL(resHeaders.get('location'), url)
+        if (url.protocol !== 'https:') throw new TypeError(`h3Fetch: redirect to a non-https URL ${url.href}`)
+        if (status === 303 ? method !== 'HEAD' : ((status === 301 || status === 302) && method === 'POST')) {
+          method = 'GET'
+          prepared = { bytes: null }
+          for (const h of ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']) headers.delete(h)
+        } else if (prepared.stream) {
+          throw new TypeError('h3Fetch: cannot follow a redirect with a streamed request body')
+        }
+        continue
+      }
+
+      const noBody = method === 'HEAD' || NULL_BODY.has(status)
+      const { stream, trailers } = pulledBody(() => nat.readBody(thisId), {
+        mapError: (err) => failed || err,
+        onCancel: () => nat.cancel(thisId),
+        onDone: cleanup
+      })
+      if (noBody) {
+        stream.cancel().catch(noop)
+      }
+      let res
+      try {
+        res = new Response(noBody ? null : stream, { status: status < 200 ? 200 : status, headers: resHeaders })
+      } catch (e) {
+        nat.cancel(thisId)
+        throw new TypeError(`h3Fetch: unusable response status ${status}: ${e.message}`)
+      }
+      Object.defineProperty(res, 'url', { value: url.href, enumerable: true })
+      Object.defineProperty(res, 'redirected', { value: hop > 0, enumerable: true })
+      Object.defineProperty(res, 'trailers', { value: trailers, enumerable: false })
+      if (noBody) cleanup()
+      return res
+    }
+  } catch (e) {
+    cleanup()
+    if (id >= 0) nat.cancel(id)
+    throw e
+  }
+}
+
+let sharedClient = null
+const tlsClients = new Map()
+
+/**
+ * fetch() over HTTP/3. Without `init.tls` it uses a shared client (connections are reused per
+ * origin and never keep the process alive by themselves); with `init.tls` a client per distinct
+ * TLS setting.
+ */
+function h3Fetch (input, init) {
+  let client
+  try {
+    const tls = init?.tls
+    if (tls == null) {
+      client = sharedClient ??= new H3Client()
+    } else {
+      const key = JSON.stringify(clientOptions(tls), (k, v) => (v && v.type === 'Buffer') ? Buffer.from(v.data).toString('hex') : v)
+      client = tlsClients.get(key)
+      if (!client) {
+        client = new H3Client({ tls })
+        tlsClients.set(key, client)
+      }
+    }
+  } catch (e) {
+    return Promise.reject(e)
+  }
+  return client.fetch(input, init)
+}
+
+function createH3Client (options) {
+  return new H3Client(options)
+}
+
+module.exports = { createH3Server, H3Server, withTrailers, trailersSymbol: kTrailers, h3Fetch, createH3Client, H3Client }

@@ -93,7 +93,7 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
         .send_grease(true);
     // Non-DATA frames beyond this are refused before h3 buffers them (see guard.rs).
     let frame_limit = 4 * cfg.max_header_list_size + 64 * 1024;
-    let quic = GuardedConnection::new(ctx.quic.clone(), frame_limit);
+    let quic = GuardedConnection::server(ctx.quic.clone(), frame_limit);
     let mut h3conn: h3::server::Connection<GuardedConnection, Bytes> =
         match builder.build(quic).await {
             Ok(c) => c,

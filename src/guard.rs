@@ -277,19 +277,50 @@ impl<S: quic::BidiStream<B>, B: Buf> quic::BidiStream<B> for Guarded<S> {
 pub struct GuardedConnection {
     inner: h3_quinn::Connection,
     limit: u64,
+    /// Clients open request streams, whose responses are framed and policed; a server opens
+    /// only WebTransport streams, which carry raw bytes.
+    client: bool,
 }
 
 impl GuardedConnection {
-    pub fn new(conn: quinn::Connection, limit: u64) -> Self {
+    pub fn server(conn: quinn::Connection, limit: u64) -> Self {
         GuardedConnection {
             inner: h3_quinn::Connection::new(conn),
             limit,
+            client: false,
+        }
+    }
+
+    pub fn client(conn: quinn::Connection, limit: u64) -> Self {
+        GuardedConnection {
+            inner: h3_quinn::Connection::new(conn),
+            limit,
+            client: true,
+        }
+    }
+
+    fn local_guard(&self) -> FrameGuard {
+        if self.client {
+            FrameGuard::request(self.limit)
+        } else {
+            FrameGuard::passthrough()
         }
     }
 }
 
-/// Opener for locally initiated streams (no framing limits apply to what we send).
-pub struct GuardedOpener(h3_quinn::OpenStreams);
+/// Opener for locally initiated streams.
+#[derive(Clone)]
+pub struct GuardedOpener(h3_quinn::OpenStreams, u64, bool);
+
+impl GuardedOpener {
+    fn guard(&self) -> FrameGuard {
+        if self.2 {
+            FrameGuard::request(self.1)
+        } else {
+            FrameGuard::passthrough()
+        }
+    }
+}
 
 impl<B: Buf> quic::OpenStreams<B> for GuardedOpener {
     type BidiStream = Guarded<h3_quinn::BidiStream<B>>;
@@ -299,8 +330,8 @@ impl<B: Buf> quic::OpenStreams<B> for GuardedOpener {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::BidiStream, StreamErrorIncoming>> {
-        quic::OpenStreams::<B>::poll_open_bidi(&mut self.0, cx)
-            .map_ok(|s| Guarded::new(s, FrameGuard::passthrough()))
+        let guard = self.guard();
+        quic::OpenStreams::<B>::poll_open_bidi(&mut self.0, cx).map_ok(|s| Guarded::new(s, guard))
     }
     fn poll_open_send(
         &mut self,
@@ -321,8 +352,9 @@ impl<B: Buf> quic::OpenStreams<B> for GuardedConnection {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::BidiStream, StreamErrorIncoming>> {
+        let guard = self.local_guard();
         quic::OpenStreams::<B>::poll_open_bidi(&mut self.inner, cx)
-            .map_ok(|s| Guarded::new(s, FrameGuard::passthrough()))
+            .map_ok(|s| Guarded::new(s, guard))
     }
     fn poll_open_send(
         &mut self,
@@ -356,7 +388,11 @@ impl<B: Buf> quic::Connection<B> for GuardedConnection {
             .map_ok(|s| Guarded::new(s, FrameGuard::request(limit)))
     }
     fn opener(&self) -> Self::OpenStreams {
-        GuardedOpener(quic::Connection::<B>::opener(&self.inner))
+        GuardedOpener(
+            quic::Connection::<B>::opener(&self.inner),
+            self.limit,
+            self.client,
+        )
     }
 }
 

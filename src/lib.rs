@@ -1,6 +1,8 @@
 //! napi-h3: HTTP/3 for Node.js and Bun. quinn + h3 on one tokio runtime, bridged by napi-rs.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod body;
+pub mod client;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -12,9 +14,11 @@ pub mod server;
 pub mod stats;
 pub mod tls;
 
+mod napi_client;
 mod napi_server;
 
 pub use error::H3Error;
+pub use napi_client::{create_native_client, NativeClient};
 pub use napi_server::{create_native_server, NativeServer};
 
 /// One tokio runtime per process, shared by every server and client. Worker threads default to

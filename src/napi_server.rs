@@ -9,11 +9,12 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
+use crate::body::BodyEvent;
 use crate::config::{RawOptions, ServerConfig};
 use crate::error::H3Error;
 use crate::response::ResponseCmd;
 use crate::router::{BodyMode, RouteSpec, RouteTable, StaticResponse};
-use crate::server::{BodyEvent, Dispatcher, RequestHead, Routing, Server};
+use crate::server::{Dispatcher, RequestHead, Routing, Server};
 use crate::tls::{Identity, PemSource};
 
 /// One value of the flat batch handed to JS.
@@ -116,7 +117,7 @@ impl Dispatcher for JsDispatcher {
 /// Bytes copied into a JS-heap Buffer when they reach JS. An external buffer over Rust memory
 /// would be zero-copy, but V8 does not count it towards GC pressure, so a fast upload would pile
 /// up garbage buffers faster than they are collected.
-pub struct JsBytes(Vec<bytes::Bytes>);
+pub struct JsBytes(pub(crate) Vec<bytes::Bytes>);
 
 impl ToNapiValue for JsBytes {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {

@@ -4,17 +4,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use futures_util::FutureExt;
 use h3::error::Code;
 use h3::server::RequestResolver;
 use tokio::sync::mpsc;
 
+use crate::body::{self, append, BodyEvent};
 use crate::connection::{ConnCtx, InflightGuard};
 use crate::error::H3Error;
 use crate::guard::GuardedConnection;
 use crate::response::{self, H3Stream, ResponseCmd};
 use crate::router::BodyMode;
-use crate::server::{BodyEvent, PendingRequest, RequestHead, Shared};
+use crate::server::{PendingRequest, RequestHead, Shared};
 use crate::stats::GaugeGuard;
 use h3::server::RequestStream;
 
@@ -139,11 +139,7 @@ pub async fn handle(
         }
     }
 
-    let mut headers = Vec::with_capacity(parts.headers.len() * 2);
-    for (k, v) in parts.headers.iter() {
-        headers.push(k.as_str().to_owned());
-        headers.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
-    }
+    let headers = body::flat_headers(&parts.headers);
     let id = shared.next_request.fetch_add(1, Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
     let (send, recv) = stream.split();
@@ -222,23 +218,11 @@ enum BodyOutcome {
     TooLarge,
 }
 
-/// Most a single body pull hands to JS.
-const PULL_BYTES: usize = 128 * 1024;
-
-fn append(dst: &mut Vec<u8>, mut src: impl Buf) {
-    while src.has_remaining() {
-        let c = src.chunk();
-        dst.extend_from_slice(c);
-        let n = c.len();
-        src.advance(n);
-    }
-}
-
 /// Serves JS's pulls on a streaming body: one QUIC read per pull, so the QUIC receive window
 /// (not our memory) absorbs a sender that is faster than the handler.
 async fn read_streaming_body(
     mut recv: RecvHalf,
-    mut pulls: mpsc::UnboundedReceiver<crate::server::BodyPull>,
+    mut pulls: mpsc::UnboundedReceiver<body::BodyPull>,
     limit: Option<u64>,
     responder: mpsc::UnboundedSender<ResponseCmd>,
     quic: quinn::Connection,
@@ -248,31 +232,15 @@ async fn read_streaming_body(
     tokio::pin!(closed);
     while let Some(reply) = pulls.recv().await {
         let event = tokio::select! {
-            r = recv.recv_data() => r,
+            r = body::next_chunk(&mut recv) => r,
             _ = &mut closed => {
                 let _ = reply.send(BodyEvent::Error(H3Error::ConnectionLost));
                 return BodyOutcome::PeerReset;
             }
         };
         match event {
-            Ok(Some(first)) => {
-                // QUIC hands data over packet by packet; gather what is already here (up to
-                // PULL_BYTES) so JS sees large chunks.
-                let mut pieces = Vec::new();
-                let mut len = 0;
-                let mut next = Some(first);
-                while let Some(mut b) = next.take() {
-                    len += b.remaining();
-                    pieces.push(b.copy_to_bytes(b.remaining()));
-                    if len >= PULL_BYTES {
-                        break;
-                    }
-                    // End, error or nothing ready: the next pull will see it.
-                    if let Some(Ok(Some(more))) = recv.recv_data().now_or_never() {
-                        next = Some(more);
-                    }
-                }
-                total += len as u64;
+            Ok(Some(pieces)) => {
+                total += pieces.iter().map(|p| p.len() as u64).sum::<u64>();
                 if let Some(l) = limit.filter(|l| total > *l) {
                     recv.stop_sending(Code::H3_REQUEST_REJECTED);
                     let _ = responder.send(ResponseCmd::BodyTooLarge);
@@ -282,14 +250,7 @@ async fn read_streaming_body(
                 let _ = reply.send(BodyEvent::Chunk(pieces));
             }
             Ok(None) => {
-                let mut flat = Vec::new();
-                if let Ok(Some(trailers)) = recv.recv_trailers().await {
-                    for (k, v) in trailers.iter() {
-                        flat.push(k.as_str().to_owned());
-                        flat.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
-                    }
-                }
-                let _ = reply.send(BodyEvent::End(flat));
+                let _ = reply.send(BodyEvent::End(body::end_trailers(&mut recv).await));
                 return BodyOutcome::Complete;
             }
             Err(_) => {

@@ -68,17 +68,7 @@ pub(crate) struct PendingRequest {
     pub body: Option<mpsc::UnboundedSender<BodyPull>>,
 }
 
-/// What a pull on a streaming request body yields.
-#[derive(Debug)]
-pub enum BodyEvent {
-    /// Pieces as QUIC delivered them (zero-copy); copied once, into JS memory, at the edge.
-    Chunk(Vec<bytes::Bytes>),
-    /// End of body, with the request trailers (flat name/value list, possibly empty).
-    End(Vec<String>),
-    Error(H3Error),
-}
-
-pub type BodyPull = tokio::sync::oneshot::Sender<BodyEvent>;
+pub use crate::body::{BodyEvent, BodyPull};
 
 pub struct Shared {
     pub config: ServerConfig,

@@ -16,7 +16,7 @@ pub enum PemSource {
 
 impl PemSource {
     /// A string that does not look like PEM is taken as a file path.
-    fn load(&self, what: &str) -> Result<Vec<u8>> {
+    pub(crate) fn load(&self, what: &str) -> Result<Vec<u8>> {
         match self {
             PemSource::Bytes(b) => Ok(b.clone()),
             PemSource::Text(t) if t.contains("-----BEGIN") => Ok(t.as_bytes().to_vec()),

@@ -1,0 +1,242 @@
+//! The napi edge for the client (`h3Fetch`, `createH3Client`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use tokio::sync::oneshot;
+
+use crate::body::BodyEvent;
+use crate::client::{Client, ClientConfig, RequestSpec, ResponseHead, Trust, UploadCmd};
+use crate::error::{H3Error, Result as H3Result};
+use crate::napi_server::{to_js, JsBytes};
+use crate::tls::PemSource;
+
+#[napi(object)]
+pub struct NativeClientOptions {
+    /// PEM CA certificates to trust instead of the system roots.
+    pub ca: Option<Vec<Either<String, Buffer>>>,
+    /// false: accept any certificate (tests only).
+    pub reject_unauthorized: Option<bool>,
+    /// SHA-256 hashes of acceptable server certificates (DER), as WebTransport uses them.
+    pub server_certificate_hashes: Option<Vec<Buffer>>,
+    /// Seconds an idle connection stays open (default 30).
+    pub idle_timeout: Option<f64>,
+    /// Seconds to wait for a QUIC handshake (default 10).
+    pub connect_timeout: Option<f64>,
+}
+
+#[napi(object)]
+pub struct NativeResponseHead {
+    pub status: u32,
+    pub headers: Vec<String>,
+}
+
+#[napi]
+pub struct NativeClient {
+    inner: Arc<Client>,
+    heads: Mutex<HashMap<i64, oneshot::Receiver<H3Result<ResponseHead>>>>,
+}
+
+fn seconds(v: Option<f64>, default: f64, name: &str) -> H3Result<Duration> {
+    let s = v.unwrap_or(default);
+    if !s.is_finite() || s <= 0.0 || s > 3600.0 {
+        return Err(H3Error::InvalidArg(format!(
+            "{name} must be seconds in (0, 3600], got {s}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn config(o: NativeClientOptions) -> H3Result<ClientConfig> {
+    let trust = if let Some(hashes) = o.server_certificate_hashes.filter(|h| !h.is_empty()) {
+        let mut out = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            let arr: [u8; 32] = h.as_ref().try_into().map_err(|_| {
+                H3Error::InvalidArg(
+                    "serverCertificateHashes entries must be 32-byte SHA-256 digests".into(),
+                )
+            })?;
+            out.push(arr);
+        }
+        Trust::Hashes(out)
+    } else if o.reject_unauthorized == Some(false) {
+        Trust::Insecure
+    } else {
+        Trust::Roots {
+            ca: o.ca.map(|list| {
+                list.into_iter()
+                    .map(|c| match c {
+                        Either::A(s) => PemSource::Text(s),
+                        Either::B(b) => PemSource::Bytes(b.to_vec()),
+                    })
+                    .collect()
+            }),
+        }
+    };
+    Ok(ClientConfig {
+        trust,
+        idle_timeout: seconds(o.idle_timeout, 30.0, "idleTimeout")?,
+        connect_timeout: seconds(o.connect_timeout, 10.0, "connectTimeout")?,
+    })
+}
+
+fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut it = flat.into_iter();
+    let mut out = Vec::with_capacity(it.len() / 2);
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
+}
+
+#[napi]
+impl NativeClient {
+    /// Start a request. `body` is the whole body; `streamed` means chunks follow via `write`
+    /// and `endUpload`. Returns the request id; `head(id)` resolves with the response head.
+    #[napi]
+    pub fn start(
+        &self,
+        method: String,
+        url: String,
+        headers: Vec<String>,
+        body: Option<Either<String, Buffer>>,
+        streamed: bool,
+    ) -> Result<i64> {
+        let method = http::Method::from_bytes(method.as_bytes())
+            .map_err(|_| to_js(H3Error::InvalidArg(format!("invalid method {method:?}"))))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| to_js(H3Error::InvalidArg(format!("invalid URL {url:?}: {e}"))))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(to_js(H3Error::InvalidArg(
+                "HTTP/3 needs an https: URL".into(),
+            )));
+        }
+        let body = body.map(|b| match b {
+            Either::A(s) => Bytes::from(s),
+            Either::B(b) => Bytes::copy_from_slice(&b),
+        });
+        let spec = RequestSpec {
+            method,
+            uri,
+            headers: pairs(headers),
+            body,
+            streamed,
+        };
+        let (id, head) =
+            napi::bindgen_prelude::within_runtime_if_available(|| self.inner.start(spec));
+        self.heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id as i64, head);
+        Ok(id as i64)
+    }
+
+    /// The response head of request `id`.
+    #[napi]
+    pub async fn head(&self, id: i64) -> Result<NativeResponseHead> {
+        let rx = self
+            .heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .ok_or_else(|| to_js(H3Error::UnknownRequest(id as u64)))?;
+        match rx.await {
+            Ok(Ok(h)) => Ok(NativeResponseHead {
+                status: h.status.into(),
+                headers: h.headers,
+            }),
+            Ok(Err(e)) => Err(to_js(e)),
+            Err(_) => Err(to_js(H3Error::StreamReset)),
+        }
+    }
+
+    /// Upload one chunk; resolves once QUIC took it (false when the stream is gone).
+    #[napi]
+    pub async fn write(&self, id: i64, chunk: Either<String, Buffer>) -> Result<bool> {
+        let chunk = match chunk {
+            Either::A(s) => Bytes::from(s),
+            Either::B(b) => Bytes::copy_from_slice(&b),
+        };
+        let (ack, done) = oneshot::channel();
+        if self
+            .inner
+            .upload(id as u64, UploadCmd::Data(chunk, ack))
+            .is_err()
+        {
+            return Ok(false);
+        }
+        Ok(done.await.unwrap_or(false))
+    }
+
+    /// End a streamed upload, with optional trailers (flat name/value list).
+    #[napi]
+    pub fn end_upload(&self, id: i64, trailers: Option<Vec<String>>) -> bool {
+        self.inner
+            .upload(
+                id as u64,
+                UploadCmd::End(pairs(trailers.unwrap_or_default())),
+            )
+            .is_ok()
+    }
+
+    /// Next chunk of the response body: a Buffer, then an array of trailers at the end.
+    #[napi(ts_return_type = "Promise<Buffer | string[]>")]
+    pub async fn read_body(&self, id: i64) -> Result<Either<JsBytes, Vec<String>>> {
+        let rx = self.inner.pull_body(id as u64).map_err(to_js)?;
+        match rx.await {
+            Ok(BodyEvent::Chunk(pieces)) => Ok(Either::A(JsBytes(pieces))),
+            Ok(BodyEvent::End(trailers)) => Ok(Either::B(trailers)),
+            Ok(BodyEvent::Error(e)) => Err(to_js(e)),
+            Err(_) => Err(to_js(H3Error::StreamReset)),
+        }
+    }
+
+    /// Abort request `id` at any stage: its streams are reset.
+    #[napi]
+    pub fn cancel(&self, id: i64) {
+        self.heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.inner.cancel(id as u64)
+    }
+
+    /// Open QUIC connections (one per origin in use).
+    #[napi]
+    pub fn connection_count(&self) -> u32 {
+        self.inner.open_connections() as u32
+    }
+
+    /// QUIC connections opened since the client was created.
+    #[napi]
+    pub fn connections_opened(&self) -> f64 {
+        self.inner
+            .connections_opened
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+    }
+
+    /// Close every connection; in-flight requests fail.
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.close().await })
+            .await
+            .map_err(|e| Error::from_reason(format!("[ERR_H3_INTERNAL] close failed: {e}")))
+    }
+}
+
+#[napi]
+pub fn create_native_client(options: NativeClientOptions) -> Result<NativeClient> {
+    let cfg = config(options).map_err(to_js)?;
+    let client =
+        napi::bindgen_prelude::within_runtime_if_available(|| Client::new(cfg)).map_err(to_js)?;
+    Ok(NativeClient {
+        inner: Arc::new(client),
+        heads: Mutex::new(HashMap::new()),
+    })
+}
