@@ -128,3 +128,44 @@ export function rssWatch (intervalMs = 25) {
   const t = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, intervalMs)
   return { stop () { clearInterval(t); peak = Math.max(peak, process.memoryUsage().rss); return peak - base } }
 }
+
+/** A throwaway ECDSA P-256 certificate for 127.0.0.1/localhost, via openssl. */
+export async function makeCert () {
+  const { execFileSync } = await import('node:child_process')
+  const { mkdtempSync, readFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const dir = mkdtempSync(path.join(tmpdir(), 'napi-h3-cert-'))
+  const cert = path.join(dir, 'cert.pem')
+  const key = path.join(dir, 'key.pem')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-keyout', key, '-out', cert,
+    '-days', '10', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-addext', 'basicConstraints=critical,CA:FALSE'], { stdio: 'ignore' })
+  return { dir, cert, key, certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') }
+}
+
+/** Starts a server process that prints `LISTENING <port>`; resolves { port, kill() }. */
+export async function spawnServer (cmd, args, { timeout = 15000, env } = {}) {
+  const { spawn } = await import('node:child_process')
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  let out = ''
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} did not start: ${out}`)) }, timeout)
+    const onData = (d) => {
+      out += d
+      const m = /LISTENING (\d+)/.exec(out)
+      if (m) { clearTimeout(timer); resolve(Number(m[1])) }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', (d) => { out += d })
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${cmd} exited (${code}): ${out}`)) })
+  })
+  return {
+    port,
+    kill () {
+      if (child.exitCode !== null) return Promise.resolve()
+      return new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGKILL') })
+    }
+  }
+}
+
+export const bunBin = path.join(root, 'node_modules', '.bin', 'bun')

@@ -5,7 +5,11 @@
 // generator), then for BENCH_ROUNDS interleaved rounds starts each server target on 127.0.0.1,
 // hammers it with h3-load and samples the server's own CPU time (/proc/<pid>/stat utime+stime)
 // exactly at the load generator's MEASURE_START / MEASURE_END markers. Prints a table with medians
-// over rounds plus ratios, and writes everything to bench/results/latest.json.
+// over rounds plus ratios. Then the throughput section: BENCH_BYTES (1 GiB) uploads into and
+// downloads from each streaming server (pure-Rust h3-hello vs servers/napi-h3-stream.js under
+// Node, Node 24 and Bun), one fresh server per transfer, client h3-transfer (SHA-256 checked),
+// server VmRSS sampled every 50 ms; prints MB/s, ratio vs rust, RSS growth and PASS/MISS against
+// the issue's targets. Writes everything to bench/results/latest.json.
 // See bench/README.md for the columns and the environment knobs.
 'use strict';
 
@@ -42,13 +46,21 @@ const CFG = {
   connections: envNum('BENCH_CONNECTIONS', 4, { min: 1, max: 1000, int: true }),
   streams: envNum('BENCH_STREAMS', 32, { min: 1, max: 10000, int: true }),
   loadThreads: envNum('BENCH_LOAD_THREADS', 0, { min: 0, max: 256, int: true }), // 0 = tokio default
-  bytes: envNum('BENCH_BYTES', 256 * 1024 * 1024, { min: 1, max: 64 * 1024 ** 3, int: true }),
+  bytes: envNum('BENCH_BYTES', 1024 * 1024 * 1024, { min: 1, max: 64 * 1024 ** 3, int: true }),
+  // Rounds of the throughput section; defaults to BENCH_ROUNDS.
+  throughputRounds: envNum('BENCH_THROUGHPUT_ROUNDS', 0, { min: 0, max: 50, int: true }),
   skipThroughput: process.env.BENCH_SKIP_THROUGHPUT === '1',
   noBuild: process.env.BENCH_NO_BUILD === '1',
   // Comma-separated, case-insensitive substrings of target names, e.g. "rust,bun.serve".
   only: (process.env.BENCH_TARGETS || '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
   startTimeoutMs: 10_000,
 };
+if (!CFG.throughputRounds) CFG.throughputRounds = CFG.rounds;
+
+// Issue targets for the streaming rows (napi-h3 vs the pure-Rust server).
+const GOAL_RATIO = 0.8; // ≥ 0.8x the pure-Rust MB/s
+const GOAL_RSS_GROWTH_MIB = 64; // server RSS growth during the transfer ≤ 64 MiB
+const RSS_SAMPLE_MS = 50;
 
 const RESULTS_DIR = path.join(__dirname, 'results');
 const RESULTS_FILE = path.join(RESULTS_DIR, 'latest.json');
@@ -143,6 +155,16 @@ function procPeakRssMiB(pid) {
   }
 }
 
+/** Current resident set size in KiB (VmRSS); null if gone. */
+function procRssKiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tools and runtimes
 // ---------------------------------------------------------------------------------------------
@@ -189,7 +211,7 @@ function build() {
       process.exit(1);
     }
   }
-  for (const b of ['h3-hello', 'h3-load']) {
+  for (const b of ['h3-hello', 'h3-load', 'h3-transfer']) {
     if (!exists(BIN(b))) {
       console.error(`bench: ${BIN(b)} missing; build with: cargo build --release -p napi-h3-bench`);
       process.exit(1);
@@ -330,6 +352,102 @@ function runLoad(server, loadArgs, { timeoutMs }) {
   });
 }
 
+/**
+ * Runs h3-transfer (one request on one connection, response hashed with SHA-256) against a started
+ * server. From just before the client starts until it has exited, samples the server's VmRSS every
+ * RSS_SAMPLE_MS ms; also server CPU (start/end), client CPU (last sample while it ran) and
+ * whole-machine busy time. Resolves { json, wall_s, server_cpu_s, client_cpu_s, other_cpu_s,
+ * rss_before_kib, rss_peak_kib, rss_samples } or { error }.
+ */
+function runTransfer(server, args, { timeoutMs }) {
+  return new Promise((resolve) => {
+    const rssBefore = procRssKiB(server.pid);
+    const cpu0 = procCpu(server.pid);
+    const busy0 = machineBusy();
+    const t0 = process.hrtime.bigint();
+    const child = track(spawn(BIN('h3-transfer'), args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+    let rssPeak = rssBefore;
+    let rssSamples = 0;
+    let clientCpu = null;
+    const sample = () => {
+      const r = procRssKiB(server.pid);
+      if (r !== null) {
+        rssSamples++;
+        if (rssPeak === null || r > rssPeak) rssPeak = r;
+      }
+      const c = procCpu(child.pid);
+      if (c !== null) clientCpu = c;
+    };
+    const iv = setInterval(sample, RSS_SAMPLE_MS);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4096)));
+    const timer = setTimeout(() => {
+      stderr += `\n(h3-transfer killed after ${timeoutMs / 1000} s)`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearInterval(iv);
+      clearTimeout(timer);
+      resolve({ error: `cannot run h3-transfer: ${e.message}` });
+    });
+    child.on('close', (code) => {
+      clearInterval(iv);
+      clearTimeout(timer);
+      const rssEnd = procRssKiB(server.pid); // the last word: RSS right after the transfer
+      if (rssEnd !== null && (rssPeak === null || rssEnd > rssPeak)) rssPeak = rssEnd;
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      const cpu1 = procCpu(server.pid);
+      const busy1 = machineBusy();
+      const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+      let json = null;
+      try {
+        json = line ? JSON.parse(line) : null;
+      } catch {}
+      if (!json) {
+        resolve({ error: `h3-transfer exit ${code}, no JSON${stderr.trim() ? ': ' + stderr.trim().slice(-400) : ''}` });
+        return;
+      }
+      const server_cpu_s = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
+      resolve({
+        json,
+        exitCode: code,
+        wall_s: wall,
+        server_cpu_s,
+        client_cpu_s: clientCpu,
+        other_cpu_s:
+          busy0 !== null && busy1 !== null && server_cpu_s !== null ? Math.max(0, busy1 - busy0 - server_cpu_s - (clientCpu || 0)) : null,
+        rss_before_kib: rssBefore,
+        rss_peak_kib: rssPeak,
+        rss_samples: rssSamples,
+      });
+    });
+  });
+}
+
+/**
+ * SHA-256 of what h3-transfer uploads (byte[i] = i % 251) and of what both servers' /download
+ * send (N bytes of 'x'), for N bytes. ~1-3 s per GiB each.
+ */
+function expectedHashes(n) {
+  const { createHash } = require('node:crypto');
+  const hashRepeated = (block) => {
+    const h = createHash('sha256');
+    for (let left = n; left > 0; ) {
+      const k = Math.min(left, block.length);
+      h.update(k === block.length ? block : block.subarray(0, k));
+      left -= k;
+    }
+    return h.digest('hex');
+  };
+  const pattern = Buffer.allocUnsafe(251 * 4096); // a whole number of periods, so copies continue it
+  for (let i = 0; i < pattern.length; i++) pattern[i] = i % 251;
+  return { upload: hashRepeated(pattern), download: hashRepeated(Buffer.alloc(1024 * 1024, 0x78)) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Targets
 // ---------------------------------------------------------------------------------------------
@@ -350,16 +468,22 @@ function rateTargets(ctx) {
 
 /**
  * ---- THROUGHPUT TARGETS -------------------------------------------------------------------
- * Servers for the upload/download section. Each must serve `GET /download?bytes=N` (N bytes)
- * and `POST /upload` (read the whole body, answer starting with `bytes=<N> `), which is what
- * h3-load checks. Only the pure-Rust reference for now.
- * TODO(napi-h3 streaming): add rows here, e.g.
- *   { name: 'napi-h3 (node)', cmd: [ctx.node, path.join(__dirname, 'servers', 'napi-h3-stream.js')], addon: true }
- * with a server script using a `mode: "streaming"` route for /upload and a ReadableStream body
- * for /download.
+ * Servers for the upload/download section. Each must serve `GET /download?bytes=N` (N bytes of
+ * 'x') and `POST /upload` (hash the whole body, answer exactly `bytes=<N> sha256=<hex>`), which
+ * run.js checks against h3-transfer's output. `rust` is the reference the napi-h3 rows are
+ * compared with; the napi-h3 rows use a `mode: "streaming"` route for /upload and a pull-based
+ * ReadableStream for /download (servers/napi-h3-stream.js).
  */
 function throughputTargets(ctx) {
-  return [{ name: 'rust', cmd: [BIN('h3-hello')] }];
+  const stream = path.join(__dirname, 'servers', 'napi-h3-stream.js');
+  const node24 = path.join(ROOT, 'node_modules', 'node24', 'bin', 'node');
+  const bun = path.join(ROOT, 'node_modules', '.bin', 'bun');
+  return [
+    { name: 'rust', cmd: [BIN('h3-hello')] },
+    { name: 'napi-h3 (node)', cmd: [ctx.node, stream], addon: true, runtime: ctx.node },
+    { name: 'napi-h3 (node24)', cmd: [node24, stream], addon: true, runtime: node24, need: [node24, 'node_modules/node24 not installed'] },
+    { name: 'napi-h3 (bun)', cmd: [bun, stream], addon: true, runtime: bun, need: [bun, 'node_modules/.bin/bun not installed'] },
+  ];
 }
 
 function selected(t) {
@@ -520,67 +644,137 @@ async function main() {
   }
 
   // ---- throughput section -------------------------------------------------------------------
+  // One BENCH_BYTES transfer per (target, direction, round), a fresh server each time, rounds
+  // interleaved like the rate section. Client: h3-transfer, which hashes what it receives; the
+  // result is checked against the expected SHA-256 (download) or the server's
+  // `bytes=N sha256=HEX` answer (upload).
   const throughput = {};
+  const DIRS = ['upload', 'download'];
+  let expected = null;
   if (CFG.skipThroughput) {
     console.log('bench: throughput section skipped (BENCH_SKIP_THROUGHPUT=1)');
   } else {
-    for (const t of throughputTargets(ctx).filter(selected)) {
+    const tTargets = throughputTargets(ctx).filter(selected);
+    for (const t of tTargets) {
       const why = whyUnavailable(t, ctx);
       if (why) {
         skipped[`${t.name} (throughput)`] = why;
         console.log(`bench: skipping throughput ${t.name}: ${why}`);
         continue;
       }
-      throughput[t.name] = { download: [], upload: [] };
+      throughput[t.name] = { upload: [], download: [] };
     }
     const mib = CFG.bytes / (1024 * 1024);
-    for (let round = 1; round <= CFG.rounds; round++) {
+    if (Object.keys(throughput).length) {
+      const th = Date.now();
+      expected = expectedHashes(CFG.bytes);
+      console.log(
+        `bench: throughput: ${CFG.throughputRounds} rounds x ${Object.keys(throughput).length} targets x 2 directions, ` +
+          `${fmt(mib)} MiB each (expected SHA-256 computed in ${((Date.now() - th) / 1000).toFixed(1)} s)`,
+      );
+    }
+    // Generous: 10 MB/s would still finish. A stuck transfer is killed and counted as failed.
+    const timeoutS = Math.max(60, Math.ceil(CFG.bytes / 10e6));
+    for (let round = 1; round <= CFG.throughputRounds; round++) {
       for (const name of Object.keys(throughput)) {
-        const t = throughputTargets(ctx).find((x) => x.name === name);
-        for (const dir of ['download', 'upload']) {
+        const t = tTargets.find((x) => x.name === name);
+        for (const dir of DIRS) {
+          const label = `  round ${round}  ${name.padEnd(18)} ${dir.padEnd(8)}`;
           let server;
           try {
             server = await startServer(t);
           } catch (e) {
-            console.log(`  round ${round}  ${name} ${dir}: server failed to start: ${e.message}`);
+            console.log(`${label} server failed to start: ${e.message}`);
+            throughput[name][dir].push({ round, error: `server failed to start: ${e.message}` });
             continue;
           }
-          const url = `https://127.0.0.1:${server.port}/${dir}`;
-          const r = await runLoad(server, ['--url', url, `--${dir}`, String(CFG.bytes), '--connections', '1', '--timeout', '120'], { timeoutMs: 150_000 });
-          const peakRss = procPeakRssMiB(server.pid);
+          const base = `https://127.0.0.1:${server.port}`;
+          // Fixed cost of one h3-transfer run (process start, handshake, close): subtracted from
+          // the big transfer's time. Also wakes the server up (first request, JIT).
+          const probe = await runTransfer(server, ['--url', `${base}/download?bytes=1`, '--timeout', '10'], { timeoutMs: 15_000 });
+          const probeMs = probe.json && !probe.json.error && probe.json.status === 200 ? probe.json.ms : null;
+          await sleep(100); // let the server settle before the RSS baseline
+          const args =
+            dir === 'upload'
+              ? ['--url', `${base}/upload`, '--upload', String(CFG.bytes), '--timeout', String(timeoutS)]
+              : ['--url', `${base}/download?bytes=${CFG.bytes}`, '--timeout', String(timeoutS)];
+          const r = await runTransfer(server, args, { timeoutMs: (timeoutS + 15) * 1000 });
+          const died = server.child.exitCode !== null || server.child.signalCode !== null;
+          const hwm = procPeakRssMiB(server.pid);
           await stopServer(server);
-          if (r.error || !r.json || r.json.errors || r.json.requests !== 1) {
-            const why = r.error || (r.json && r.json.first_error) || 'failed';
-            console.log(`  round ${round}  ${name} ${dir} ${fmt(mib)} MiB: FAILED: ${why}`);
+          const j = r.json;
+          let why = r.error || null;
+          if (!why && j.error) why = j.error;
+          if (!why && j.status !== 200) why = `status ${j.status}: ${String(j.body).slice(0, 200)}`;
+          if (!why && dir === 'upload') {
+            const want = `bytes=${CFG.bytes} sha256=${expected.upload}`;
+            if (j.sent !== CFG.bytes) why = `sent ${j.sent} of ${CFG.bytes} bytes`;
+            else if (String(j.body).trim() !== want) why = `server answered ${JSON.stringify(String(j.body).slice(0, 120))}, expected ${JSON.stringify(want)}`;
+          }
+          if (!why && dir === 'download') {
+            if (j.received !== CFG.bytes) why = `received ${j.received} of ${CFG.bytes} bytes`;
+            else if (j.sha256 !== expected.download) why = `sha256 ${j.sha256} != expected ${expected.download}`;
+          }
+          if (!why && died) why = `server died during the transfer${server.stderrTail() ? ': ' + server.stderrTail() : ''}`;
+          if (why) {
+            console.log(`${label} FAILED: ${why}`);
             throughput[name][dir].push({ round, error: why });
             continue;
           }
+          const ms = probeMs !== null && j.ms - probeMs > 0 ? j.ms - probeMs : j.ms;
+          const kib2mib = (x) => (x === null ? null : x / 1024);
           const run = {
             round,
-            mb_per_s: r.json.mb_per_s,
-            duration_s: r.json.duration_s,
-            server_cpu_s: r.server_cpu_s ?? null,
+            mb_per_s: CFG.bytes / 1e6 / (ms / 1000),
+            mb_per_s_raw: CFG.bytes / 1e6 / (j.ms / 1000),
+            transfer_ms: j.ms,
+            probe_ms: probeMs,
+            server_cpu_s: r.server_cpu_s,
             server_cpu_ms_per_mib: r.server_cpu_s != null ? (r.server_cpu_s * 1000) / mib : null,
-            server_peak_rss_mib: peakRss,
-            h3load: r.json,
+            client_cpu_s: r.client_cpu_s,
+            other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+            rss_before_mib: kib2mib(r.rss_before_kib),
+            rss_peak_mib: kib2mib(r.rss_peak_kib),
+            rss_growth_mib: r.rss_peak_kib != null && r.rss_before_kib != null ? (r.rss_peak_kib - r.rss_before_kib) / 1024 : null,
+            rss_samples: r.rss_samples,
+            server_vmhwm_mib: hwm,
+            sha256: j.sha256,
+            reply: dir === 'upload' ? String(j.body).trim() : undefined,
           };
           throughput[name][dir].push(run);
           console.log(
-            `  round ${round}  ${name.padEnd(18)} ${dir.padEnd(8)} ${fmt(mib)} MiB  ${fmt(run.mb_per_s, 1).padStart(7)} MB/s  ` +
-              `server ${fmt(run.server_cpu_ms_per_mib, 2)} ms CPU/MiB  peak RSS ${fmt(peakRss, 1)} MiB`,
+            `${label} ${fmt(run.mb_per_s, 1).padStart(7)} MB/s  server ${fmt(run.server_cpu_ms_per_mib, 2)} ms CPU/MiB  ` +
+              `RSS ${fmt(run.rss_before_mib, 1)} -> peak ${fmt(run.rss_peak_mib, 1)} MiB (+${fmt(run.rss_growth_mib, 1)}, ${run.rss_samples} samples)  ` +
+              `other cores ${fmt(run.other_cores, 2)}  sha256 ok`,
           );
         }
       }
     }
     for (const v of Object.values(throughput)) {
-      for (const dir of ['download', 'upload']) {
+      for (const dir of DIRS) {
         const ok = v[dir].filter((r) => !r.error);
+        const pick = (k) => median(ok.map((r) => r[k]));
         v[`${dir}_median`] = {
-          mb_per_s: median(ok.map((r) => r.mb_per_s)),
-          server_cpu_ms_per_mib: median(ok.map((r) => r.server_cpu_ms_per_mib)),
-          server_peak_rss_mib: median(ok.map((r) => r.server_peak_rss_mib)),
+          mb_per_s: pick('mb_per_s'),
+          server_cpu_ms_per_mib: pick('server_cpu_ms_per_mib'),
+          rss_before_mib: pick('rss_before_mib'),
+          rss_peak_mib: pick('rss_peak_mib'),
+          rss_growth_mib: pick('rss_growth_mib'),
+          rss_growth_max_mib: ok.length ? Math.max(...ok.map((r) => r.rss_growth_mib ?? -Infinity)) : null,
+          other_cores: pick('other_cores'),
           rounds: ok.length,
+          failures: v[dir].length - ok.length,
         };
+      }
+    }
+    // Issue targets: napi-h3 rows vs rust, per direction.
+    for (const [n, v] of Object.entries(throughput)) {
+      for (const dir of DIRS) {
+        const md = v[`${dir}_median`];
+        const ref = throughput.rust && throughput.rust[`${dir}_median`].mb_per_s;
+        md.ratio_vs_rust = n !== 'rust' && ref && md.mb_per_s !== null ? md.mb_per_s / ref : null;
+        md.rate_goal = n === 'rust' ? null : md.ratio_vs_rust === null ? null : md.ratio_vs_rust >= GOAL_RATIO;
+        md.rss_goal = md.rss_growth_mib === null ? null : md.rss_growth_mib <= GOAL_RSS_GROWTH_MIB;
       }
     }
   }
@@ -633,15 +827,49 @@ async function main() {
   }
 
   if (Object.keys(throughput).length) {
-    console.log(`\nThroughput: one ${fmt(CFG.bytes / 1048576)} MiB transfer on one connection, medians over ${CFG.rounds} rounds\n`);
+    console.log(
+      `\nThroughput: one ${fmt(CFG.bytes / 1048576)} MiB transfer on one connection (h3-transfer, SHA-256 checked), ` +
+        `fresh server per transfer, medians over ${CFG.throughputRounds} rounds\n`,
+    );
+    const pf = (b) => (b === null || b === undefined ? '-' : b ? 'PASS' : 'MISS');
     const rows = [];
-    for (const [n, v] of Object.entries(throughput)) {
-      for (const dir of ['download', 'upload']) {
+    for (const dir of DIRS) {
+      for (const [n, v] of Object.entries(throughput)) {
         const md = v[`${dir}_median`];
-        rows.push([n, dir, fmt(md.mb_per_s, 1), fmt(md.server_cpu_ms_per_mib, 2), fmt(md.server_peak_rss_mib, 1), `${md.rounds}/${CFG.rounds}`]);
+        rows.push([
+          n,
+          dir,
+          fmt(md.mb_per_s, 1),
+          n === 'rust' ? 'ref' : ratio(md.ratio_vs_rust, 1),
+          n === 'rust' ? '' : pf(md.rate_goal),
+          fmt(md.server_cpu_ms_per_mib, 2),
+          fmt(md.rss_before_mib, 1),
+          fmt(md.rss_peak_mib, 1),
+          fmt(md.rss_growth_mib, 1),
+          pf(md.rss_goal),
+          fmt(md.other_cores, 2),
+          `${md.rounds}/${CFG.throughputRounds}`,
+        ]);
       }
     }
-    console.log(table(['target', 'direction', 'MB/s', 'server CPU ms/MiB', 'peak RSS MiB', 'ok'], rows, ['l', 'l', 'r', 'r', 'r', 'r']));
+    console.log(
+      table(
+        ['target', 'direction', 'MB/s', 'vs rust', `≥${GOAL_RATIO}x`, 'server CPU ms/MiB', 'RSS before MiB', 'peak RSS MiB', 'RSS growth MiB', `≤${GOAL_RSS_GROWTH_MIB} MiB`, 'other cores', 'ok'],
+        rows,
+        ['l', 'l', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'l', 'r', 'r'],
+      ),
+    );
+    const napiRows = [];
+    for (const [n, v] of Object.entries(throughput)) if (n !== 'rust') for (const dir of DIRS) napiRows.push(v[`${dir}_median`]);
+    const pass = napiRows.filter((md) => md.rate_goal && md.rss_goal).length;
+    console.log(
+      `\nIssue target (napi-h3 ≥ ${GOAL_RATIO}x the rust MB/s and server RSS growth ≤ ${GOAL_RSS_GROWTH_MIB} MiB): ` +
+        `${pass} of ${napiRows.length} napi-h3 rows meet both` +
+        (throughput.rust ? '' : ' (no rust reference row: ratios unavailable)'),
+    );
+    const noisyT = [];
+    for (const [n, v] of Object.entries(throughput)) for (const dir of DIRS) if ((v[`${dir}_median`].other_cores || 0) > 0.2) noisyT.push(`${n} ${dir}`);
+    if (noisyT.length) console.log(`note: other processes used > 0.2 cores during: ${noisyT.join(', ')}; treat those MB/s with care.`);
   }
 
   if (Object.keys(skipped).length) {
@@ -652,7 +880,7 @@ async function main() {
   if (noisy.length) console.log(`\nnote: other processes used > 0.2 cores during: ${noisy.join(', ')}; treat those numbers with care.`);
 
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const out = { meta: { ...meta, elapsed_s: (Date.now() - t0) / 1000 }, rate, ratios, throughput, skipped };
+  const out = { meta: { ...meta, elapsed_s: (Date.now() - t0) / 1000, throughput_expected_sha256: expected }, rate, ratios, throughput, skipped };
   fs.writeFileSync(RESULTS_FILE, JSON.stringify(out, null, 2) + '\n');
   console.log(`\nbench: raw results in ${path.relative(ROOT, RESULTS_FILE)} (${((Date.now() - t0) / 1000).toFixed(0)} s total)`);
 }

@@ -11,14 +11,14 @@ use h3::error::Code;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::body::{self, BodyEvent, BodyPull};
 use crate::error::{H3Error, Result};
-use crate::guard::GuardedConnection;
+use crate::quic::QuicConn;
 use crate::tls::{sha256, PemSource};
 
-type SendRequest = h3::client::SendRequest<crate::guard::GuardedOpener, Bytes>;
+type SendRequest = h3::client::SendRequest<crate::quic::Opener, Bytes>;
 
 /// How the client checks the server's certificate.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub enum UploadCmd {
 struct Handle {
     upload: Option<mpsc::UnboundedSender<UploadCmd>>,
     body: Option<mpsc::UnboundedSender<BodyPull>>,
-    cancel: Option<oneshot::Sender<()>>,
+    cancel: Option<watch::Sender<bool>>,
 }
 
 pub struct RequestSpec {
@@ -222,6 +222,17 @@ fn client_crypto(trust: &Trust) -> Result<Arc<quinn::crypto::rustls::QuicClientC
     Ok(Arc::new(quic))
 }
 
+/// Runs `f` unless the request is cancelled first (then `None`).
+async fn until_cancelled<F: std::future::Future>(
+    cancel: &mut watch::Receiver<bool>,
+    f: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        v = f => Some(v),
+        _ = async { let _ = cancel.wait_for(|c| *c).await; } => None,
+    }
+}
+
 /// Classify a failed connection attempt for JS: TLS problems vs. everything else.
 fn connect_error(e: quinn::ConnectionError, authority: &str) -> H3Error {
     use quinn::ConnectionError as E;
@@ -318,7 +329,7 @@ impl Client {
             }
         };
         self.connections_opened.fetch_add(1, Relaxed);
-        let guarded = GuardedConnection::client(quic.clone(), 4 * 64 * 1024 + 64 * 1024);
+        let guarded = QuicConn::client(quic.clone(), 4 * 64 * 1024 + 64 * 1024);
         let (mut driver, send) = h3::client::builder()
             .send_grease(true)
             .build::<_, _, Bytes>(guarded)
@@ -360,7 +371,7 @@ impl Client {
     ) -> (u64, oneshot::Receiver<Result<ResponseHead>>) {
         let id = self.next_id.fetch_add(1, Relaxed);
         let (head_tx, head_rx) = oneshot::channel();
-        let (cancel_tx, cancel_rx) = oneshot::channel();
+        let (cancel_tx, cancel_rx) = watch::channel(false);
         let (upload_tx, upload_rx) = if spec.streamed {
             let (t, r) = mpsc::unbounded_channel();
             (Some(t), Some(r))
@@ -378,11 +389,9 @@ impl Client {
         );
         let client = self.clone();
         tokio::spawn(async move {
-            tokio::select! {
-                _ = client.run(spec, head_tx, upload_rx, pull_rx) => {}
-                // Cancelled by JS (abort, timeout): dropping the streams resets them.
-                _ = cancel_rx => {}
-            }
+            client
+                .run(spec, head_tx, upload_rx, pull_rx, cancel_rx)
+                .await;
             client.lock_handles().remove(&id);
         });
         (id, head_rx)
@@ -394,14 +403,20 @@ impl Client {
         head_tx: oneshot::Sender<Result<ResponseHead>>,
         upload: Option<mpsc::UnboundedReceiver<UploadCmd>>,
         mut pulls: mpsc::UnboundedReceiver<BodyPull>,
+        cancel: watch::Receiver<bool>,
     ) {
-        let (mut send_request, quic) = match self.sender(&spec.uri).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = head_tx.send(Err(e));
-                return;
-            }
-        };
+        let mut cancel_up = cancel.clone();
+        let mut cancel_down = cancel.clone();
+        let mut cancel = cancel;
+        let (mut send_request, quic) =
+            match until_cancelled(&mut cancel, self.sender(&spec.uri)).await {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    let _ = head_tx.send(Err(e));
+                    return;
+                }
+                None => return,
+            };
         let mut req = http::Request::new(());
         *req.method_mut() = spec.method.clone();
         *req.uri_mut() = spec.uri.clone();
@@ -412,9 +427,10 @@ impl Client {
                 return;
             }
         }
-        let stream = match send_request.send_request(req).await {
-            Ok(s) => s,
-            Err(e) => {
+        let stream = match until_cancelled(&mut cancel, send_request.send_request(req)).await {
+            None => return,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
                 let _ = head_tx.send(Err(H3Error::Connect(
                     spec.uri
                         .authority()
@@ -426,46 +442,61 @@ impl Client {
             }
         };
         let (mut send, mut recv) = stream.split();
+        // Every wait below also watches for cancellation (abort, timeout), which resets the
+        // request stream both ways so the server sees it.
         let uploader = async move {
+            let c = &mut cancel_up;
+            let cancelled = |send: &mut h3::client::RequestStream<_, Bytes>| {
+                send.stop_stream(Code::H3_REQUEST_CANCELLED)
+            };
             if let Some(b) = spec.body.filter(|b| !b.is_empty()) {
-                if send.send_data(b).await.is_err() {
-                    return;
+                match until_cancelled(c, send.send_data(b)).await {
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => return,
+                    None => return cancelled(&mut send),
                 }
             }
             if let Some(mut up) = upload {
-                while let Some(cmd) = up.recv().await {
+                loop {
+                    let Some(cmd) = until_cancelled(c, up.recv()).await else {
+                        return cancelled(&mut send);
+                    };
                     match cmd {
-                        UploadCmd::Data(chunk, ack) => {
-                            let ok = send.send_data(chunk).await.is_ok();
-                            let _ = ack.send(ok);
-                            if !ok {
+                        Some(UploadCmd::Data(chunk, ack)) => {
+                            let Some(r) = until_cancelled(c, send.send_data(chunk)).await else {
+                                let _ = ack.send(false);
+                                return cancelled(&mut send);
+                            };
+                            let _ = ack.send(r.is_ok());
+                            if r.is_err() {
                                 return;
                             }
                         }
-                        UploadCmd::End(trailers) => {
+                        Some(UploadCmd::End(trailers)) => {
                             if !trailers.is_empty() {
                                 if let Ok(map) = crate::response::header_map(&trailers) {
-                                    let _ = send.send_trailers(map).await;
+                                    let _ = until_cancelled(c, send.send_trailers(map)).await;
                                 }
                             }
-                            let _ = send.finish().await;
+                            let _ = until_cancelled(c, send.finish()).await;
                             return;
                         }
+                        // JS dropped the upload without ending it: reset, don't truncate silently.
+                        None => return cancelled(&mut send),
                     }
                 }
-                // JS dropped the upload without ending it: reset rather than truncate silently.
-                send.stop_stream(Code::H3_REQUEST_CANCELLED);
-                return;
             }
-            let _ = send.finish().await;
+            let _ = until_cancelled(c, send.finish()).await;
         };
         let downloader = async move {
-            let head = match recv.recv_response().await {
-                Ok(r) => ResponseHead {
+            let c = &mut cancel_down;
+            let head = match until_cancelled(c, recv.recv_response()).await {
+                None => return recv.stop_sending(Code::H3_REQUEST_CANCELLED),
+                Some(Ok(r)) => ResponseHead {
                     status: r.status().as_u16(),
                     headers: body::flat_headers(r.headers()),
                 },
-                Err(e) => {
+                Some(Err(e)) => {
                     let _ = head_tx.send(Err(H3Error::Connect(
                         String::new(),
                         format!("no response: {e}"),
@@ -476,8 +507,16 @@ impl Client {
             if head_tx.send(Ok(head)).is_err() {
                 return;
             }
-            while let Some(reply) = pulls.recv().await {
-                match body::next_chunk(&mut recv).await {
+            loop {
+                let Some(Some(reply)) = until_cancelled(c, pulls.recv()).await else {
+                    // Cancelled, or JS dropped the body without reading it to the end.
+                    return recv.stop_sending(Code::H3_REQUEST_CANCELLED);
+                };
+                let Some(next) = until_cancelled(c, body::next_chunk(&mut recv)).await else {
+                    let _ = reply.send(BodyEvent::Error(H3Error::Aborted));
+                    return recv.stop_sending(Code::H3_REQUEST_CANCELLED);
+                };
+                match next {
                     Ok(Some(pieces)) => {
                         let _ = reply.send(BodyEvent::Chunk(pieces));
                     }
@@ -525,7 +564,7 @@ impl Client {
     pub fn cancel(&self, id: u64) {
         if let Some(mut h) = self.lock_handles().remove(&id) {
             if let Some(c) = h.cancel.take() {
-                let _ = c.send(());
+                let _ = c.send(true);
             }
         }
     }

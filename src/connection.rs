@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use h3::error::Code;
 use tokio::sync::Notify;
 
-use crate::guard::GuardedConnection;
+use crate::quic::{QuicConn, Stops};
 use crate::server::{wait_state, RunState, Shared, H3_NO_ERROR};
 use crate::stats::GaugeGuard;
 
@@ -18,6 +19,8 @@ use crate::stats::GaugeGuard;
 pub struct ConnCtx {
     pub id: u64,
     pub quic: quinn::Connection,
+    /// STOP_SENDING watchers of this connection's request streams.
+    pub stops: Arc<Stops>,
     inflight: AtomicUsize,
     idle: Notify,
 }
@@ -68,6 +71,7 @@ pub async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
     let ctx = Arc::new(ConnCtx {
         id,
         quic: conn.clone(),
+        stops: Arc::new(Stops::default()),
         inflight: AtomicUsize::new(0),
         idle: Notify::new(),
     });
@@ -93,21 +97,29 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
         .send_grease(true);
     // Non-DATA frames beyond this are refused before h3 buffers them (see guard.rs).
     let frame_limit = 4 * cfg.max_header_list_size + 64 * 1024;
-    let quic = GuardedConnection::server(ctx.quic.clone(), frame_limit);
-    let mut h3conn: h3::server::Connection<GuardedConnection, Bytes> =
-        match builder.build(quic).await {
-            Ok(c) => c,
-            Err(_) => {
-                shared.stats.connection_errors.fetch_add(1, Relaxed);
-                return;
-            }
-        };
+    let quic = QuicConn::server(ctx.quic.clone(), frame_limit, ctx.stops.clone());
+    let mut h3conn: h3::server::Connection<QuicConn, Bytes> = match builder.build(quic).await {
+        Ok(c) => c,
+        Err(_) => {
+            shared.stats.connection_errors.fetch_add(1, Relaxed);
+            return;
+        }
+    };
     let mut state = shared.state.subscribe();
     let mut draining = false;
+    let mut last_id: Option<u64> = None;
+    let mut goaway: Option<u64> = None;
     loop {
         tokio::select! {
             accepted = h3conn.accept() => match accepted {
-                Ok(Some(resolver)) => {
+                Ok(Some(mut resolver)) => {
+                    let id = resolver.frame_stream.id().into_inner();
+                    if goaway.is_some_and(|g| id >= g) {
+                        // Beyond our GOAWAY: the client treats it as unprocessed and retries.
+                        h3::quic::SendStream::reset(&mut resolver.frame_stream, Code::H3_REQUEST_REJECTED.value());
+                        continue;
+                    }
+                    last_id = Some(last_id.map_or(id, |l: u64| l.max(id)));
                     let guard = InflightGuard::new(ctx.clone());
                     tokio::spawn(crate::request::handle(resolver, shared.clone(), ctx.clone(), guard));
                 }
@@ -124,8 +136,11 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
             },
             _ = wait_state(&mut state, |s| s != RunState::Running), if !draining => {
                 draining = true;
-                // GOAWAY naming the last request we accepted; later ones are rejected by h3.
-                if h3conn.shutdown(0).await.is_err() {
+                // RFC 9114 §5.2: GOAWAY carries the first stream id we will NOT process, i.e.
+                // the one after the last request accepted (h3's shutdown(1)); those at or
+                // beyond it are refused above.
+                goaway = Some(last_id.map_or(0, |l| l + 4));
+                if h3conn.shutdown(1).await.is_err() {
                     return;
                 }
             },

@@ -26,6 +26,8 @@ pub enum H3Error {
     BodyTooLarge(u64),
     #[error("connection lost")]
     ConnectionLost,
+    #[error("the request was aborted")]
+    Aborted,
     #[error("cannot connect to {0}: {1}")]
     Connect(String, String),
     #[error("TLS handshake with {0} failed: {1}")]
@@ -49,6 +51,7 @@ impl H3Error {
             H3Error::StreamReset => "ERR_H3_STREAM_RESET",
             H3Error::BodyTooLarge(_) => "ERR_H3_BODY_TOO_LARGE",
             H3Error::ConnectionLost => "ERR_H3_CONNECTION_LOST",
+            H3Error::Aborted => "ERR_H3_ABORTED",
             H3Error::Connect(..) => "ERR_H3_CONNECT",
             H3Error::TlsHandshake(..) => "ERR_H3_TLS",
             H3Error::Io(_) => "ERR_H3_IO",

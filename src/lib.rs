@@ -7,6 +7,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod guard;
+pub mod quic;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -11,14 +11,14 @@ use tokio::sync::mpsc;
 use crate::body::{self, append, BodyEvent};
 use crate::connection::{ConnCtx, InflightGuard};
 use crate::error::H3Error;
-use crate::guard::GuardedConnection;
+use crate::quic::QuicConn;
 use crate::response::{self, H3Stream, ResponseCmd};
 use crate::router::BodyMode;
 use crate::server::{PendingRequest, RequestHead, Shared};
 use crate::stats::GaugeGuard;
 use h3::server::RequestStream;
 
-type Resolver = RequestResolver<GuardedConnection, Bytes>;
+type Resolver = RequestResolver<QuicConn, Bytes>;
 
 /// Removes the request from the pending table however its task ends.
 struct PendingGuard<'a> {
@@ -47,6 +47,8 @@ pub async fn handle(
     _inflight: InflightGuard,
 ) {
     let stats = &shared.stats;
+    // Taken first so the watcher is dropped with this task whatever path it ends on.
+    let stopped = ctx.stops.take(resolver.frame_stream.id().into_inner());
     let (req, mut stream) = match resolver.resolve_request().await {
         Ok(r) => r,
         // Malformed head, oversized header section (h3 answers 431 itself), or reset: the
@@ -199,15 +201,15 @@ pub async fn handle(
                     shared2.dispatcher.abort(id);
                 }
             });
-            respond(&shared, &ctx, id, send, rx, head_only).await;
+            respond(&shared, &ctx, id, send, rx, head_only, stopped).await;
             drop(_pending);
             let _ = reader.await;
         }
-        None => respond(&shared, &ctx, id, send, rx, head_only).await,
+        None => respond(&shared, &ctx, id, send, rx, head_only, stopped).await,
     }
 }
 
-type RecvHalf = RequestStream<crate::guard::Guarded<h3_quinn::RecvStream>, Bytes>;
+type RecvHalf = RequestStream<crate::quic::RecvStream, Bytes>;
 
 #[derive(Debug, PartialEq, Eq)]
 enum BodyOutcome {
@@ -304,6 +306,7 @@ async fn respond<S: h3::quic::SendStream<Bytes>>(
     mut stream: RequestStream<S, Bytes>,
     mut rx: mpsc::UnboundedReceiver<ResponseCmd>,
     head_only: bool,
+    mut stopped: crate::quic::StopFuture,
 ) {
     let closed = ctx.quic.closed();
     tokio::pin!(closed);
@@ -312,6 +315,12 @@ async fn respond<S: h3::quic::SendStream<Bytes>>(
         let cmd = tokio::select! {
             cmd = rx.recv() => cmd,
             _ = &mut closed => {
+                shared.dispatcher.abort(id);
+                return;
+            }
+            // The client cancelled (STOP_SENDING) while JS was still working on it.
+            _ = &mut stopped => {
+                stream.stop_stream(Code::H3_REQUEST_CANCELLED);
                 shared.dispatcher.abort(id);
                 return;
             }

@@ -6,9 +6,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::sync::oneshot;
 
 use crate::error::{H3Error, Result};
-use crate::guard::Guarded;
 
-pub type H3Stream = RequestStream<Guarded<h3_quinn::BidiStream<Bytes>>, Bytes>;
+pub type H3Stream = RequestStream<crate::quic::BidiStream<Bytes>, Bytes>;
 
 /// Commands from JS to the task that owns a request stream.
 #[derive(Debug)]

@@ -159,7 +159,9 @@ impl Shared {
 /// A running server: the endpoint plus the shared state its tasks use.
 pub struct Server {
     pub shared: Arc<Shared>,
-    endpoint: quinn::Endpoint,
+    /// Taken by `stop()`, so the UDP socket is released as soon as the server is stopped
+    /// rather than when JS garbage-collects the server object.
+    endpoint: Mutex<Option<quinn::Endpoint>>,
     pub local_addr: SocketAddr,
 }
 
@@ -264,7 +266,7 @@ impl Server {
         tokio::spawn(accept_loop(endpoint.clone(), shared.clone()));
         Ok(Server {
             shared,
-            endpoint,
+            endpoint: Mutex::new(Some(endpoint)),
             local_addr,
         })
     }
@@ -287,9 +289,18 @@ impl Server {
             }
         }
         shared.state.send_replace(RunState::Closed);
-        self.endpoint.close(H3_NO_ERROR, b"server stopped");
-        // Flush the CONNECTION_CLOSE frames; bounded so a stop never hangs.
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        let endpoint = self
+            .endpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(endpoint) = endpoint {
+            endpoint.close(H3_NO_ERROR, b"server stopped");
+            // Flush the CONNECTION_CLOSE frames; bounded so a stop never hangs.
+            let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+            drop(endpoint);
+            self.wait_port_released().await;
+        }
         // Anything JS still holds can no longer be answered.
         let ids: Vec<u64> = shared.lock_pending().keys().copied().collect();
         for id in ids {
@@ -302,6 +313,22 @@ impl Server {
 /// future stays `Send` across the caller's awaits.
 pub(crate) async fn wait_state(rx: &mut watch::Receiver<RunState>, f: impl Fn(RunState) -> bool) {
     let _ = rx.wait_for(|s| f(*s)).await;
+}
+
+impl Server {
+    /// quinn's endpoint driver lets go of the socket a moment after the last handle; wait for
+    /// that (bounded), so a server started on the same port right after `stop()` can bind.
+    async fn wait_port_released(&self) {
+        if self.shared.config.reuse_port {
+            return;
+        }
+        for _ in 0..50 {
+            if std::net::UdpSocket::bind(self.local_addr).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {

@@ -3,6 +3,7 @@
 //! Routes:
 //! - `GET /download?bytes=N` → N bytes, streamed in 64 KiB chunks
 //! - `POST /upload` (any POST) → reads the whole body, SHA-256 over it, replies `bytes=N sha256=HEX`
+//!   (no trailing newline: byte-identical to bench/servers/napi-h3-stream.js)
 //! - any other `GET` / `HEAD` → 200 `hello` (text/plain)
 //!
 //! Prints exactly one line `LISTENING <port>` on stdout once bound, then serves until killed.
@@ -237,7 +238,6 @@ async fn handle_request(
             for b in digest {
                 body.push_str(&format!("{b:02x}"));
             }
-            body.push('\n');
             stream
                 .send_response(head(StatusCode::OK, Some(body.len() as u64)))
                 .await?;

@@ -1,0 +1,478 @@
+//! h3's QUIC traits implemented directly on quinn.
+//!
+//! Our own adapter rather than h3-quinn's, for three reasons: every incoming stream passes a
+//! [`FrameGuard`] before h3 sees it (bounded memory whatever frame length a peer claims);
+//! STOP_SENDING from the peer is observable while a request waits for JS (h3 never writes then,
+//! so nothing else would notice), through [`Stops`]; and no call here can panic (h3-quinn's
+//! `stop_sending`/`recv_id` unwrap while a read is in flight).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
+use h3_datagram::quic_traits::DatagramConnectionExt;
+use quinn::VarInt;
+
+use crate::guard::{FrameGuard, H3_EXCESSIVE_LOAD};
+
+pub type StopFuture = Pin<Box<dyn Future<Output = Option<u64>> + Send + Sync>>;
+
+/// For each accepted request stream, a future that resolves with the peer's STOP_SENDING
+/// code. The request task takes its entry by stream id.
+#[derive(Default)]
+pub struct Stops(Mutex<HashMap<u64, StopFuture>>);
+
+impl Stops {
+    fn put(&self, id: u64, send: &quinn::SendStream) {
+        let stopped = send.stopped();
+        let fut: StopFuture = Box::pin(async move {
+            match stopped.await {
+                Ok(Some(code)) => Some(code.into_inner()),
+                // Finished and acknowledged, or the connection went: not a peer cancel.
+                _ => std::future::pending().await,
+            }
+        });
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, fut);
+    }
+
+    /// Resolves with the peer's STOP_SENDING code; never resolves if there is none to watch.
+    pub fn take(&self, id: u64) -> StopFuture {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .unwrap_or_else(|| Box::pin(std::future::pending()))
+    }
+}
+
+fn conn_error(e: quinn::ConnectionError) -> ConnectionErrorIncoming {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => ConnectionErrorIncoming::ApplicationClose {
+            error_code: c.error_code.into_inner(),
+        },
+        quinn::ConnectionError::TimedOut => ConnectionErrorIncoming::Timeout,
+        other => ConnectionErrorIncoming::Undefined(Arc::new(other)),
+    }
+}
+
+fn stream_conn_error(e: quinn::ConnectionError) -> StreamErrorIncoming {
+    StreamErrorIncoming::ConnectionErrorIncoming {
+        connection_error: conn_error(e),
+    }
+}
+
+fn stream_id(id: quinn::StreamId) -> StreamId {
+    // A QUIC stream id is a 62-bit varint, exactly h3's StreamId range.
+    let v = u64::from(VarInt::from(id)) & ((1 << 62) - 1);
+    match StreamId::try_from(v) {
+        Ok(s) => s,
+        Err(_) => unreachable!("62-bit value rejected as stream id"), // ok: masked to 62 bits above
+    }
+}
+
+fn varint(code: u64) -> VarInt {
+    VarInt::from_u64(code).unwrap_or(VarInt::MAX)
+}
+
+/// Receiving half, with the frame guard in front of h3.
+pub struct RecvStream {
+    stream: quinn::RecvStream,
+    guard: FrameGuard,
+}
+
+impl quic::RecvStream for RecvStream {
+    type Buf = Bytes;
+
+    fn poll_data(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
+        // read_chunk is cancel-safe: a fresh future per poll loses nothing and keeps the
+        // stream ours between polls (so stop_sending is always possible).
+        let fut = self.stream.read_chunk(usize::MAX, true);
+        let chunk = match ready!(std::pin::pin!(fut).poll(cx)) {
+            Ok(c) => c,
+            Err(quinn::ReadError::Reset(code)) => {
+                return Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
+                    error_code: code.into_inner(),
+                }))
+            }
+            Err(quinn::ReadError::ConnectionLost(e)) => {
+                return Poll::Ready(Err(stream_conn_error(e)))
+            }
+            Err(e) => return Poll::Ready(Err(StreamErrorIncoming::Unknown(Box::new(e)))),
+        };
+        let Some(chunk) = chunk else {
+            return Poll::Ready(Ok(None));
+        };
+        if self.guard.observe(&chunk.bytes).is_err() {
+            let _ = self.stream.stop(varint(H3_EXCESSIVE_LOAD));
+            return Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
+                error_code: H3_EXCESSIVE_LOAD,
+            }));
+        }
+        Poll::Ready(Ok(Some(chunk.bytes)))
+    }
+
+    fn stop_sending(&mut self, error_code: u64) {
+        let _ = self.stream.stop(varint(error_code));
+    }
+
+    fn recv_id(&self) -> StreamId {
+        stream_id(self.stream.id())
+    }
+}
+
+/// Sending half.
+pub struct SendStream<B: Buf> {
+    stream: quinn::SendStream,
+    writing: Option<WriteBuf<B>>,
+}
+
+fn write_error(e: quinn::WriteError) -> StreamErrorIncoming {
+    match e {
+        quinn::WriteError::Stopped(code) => StreamErrorIncoming::StreamTerminated {
+            error_code: code.into_inner(),
+        },
+        quinn::WriteError::ConnectionLost(e) => stream_conn_error(e),
+        other => StreamErrorIncoming::Unknown(Box::new(other)),
+    }
+}
+
+impl<B: Buf> quic::SendStream<B> for SendStream<B> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
+        if let Some(data) = self.writing.as_mut() {
+            while data.has_remaining() {
+                let n = ready!(Pin::new(&mut self.stream).poll_write(cx, data.chunk()))
+                    .map_err(write_error)?;
+                data.advance(n);
+            }
+        }
+        self.writing = None;
+        Poll::Ready(Ok(()))
+    }
+
+    fn send_data<T: Into<WriteBuf<B>>>(&mut self, data: T) -> Result<(), StreamErrorIncoming> {
+        if self.writing.is_some() {
+            // h3 always waits for poll_ready first; anything else is a bug, not a peer's doing.
+            return Err(StreamErrorIncoming::ConnectionErrorIncoming {
+                connection_error: ConnectionErrorIncoming::InternalError(
+                    "send_data while a write is pending".into(),
+                ),
+            });
+        }
+        self.writing = Some(data.into());
+        Ok(())
+    }
+
+    fn poll_finish(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
+        Poll::Ready(
+            self.stream
+                .finish()
+                .map_err(|e| StreamErrorIncoming::Unknown(Box::new(e))),
+        )
+    }
+
+    fn reset(&mut self, reset_code: u64) {
+        let _ = self.stream.reset(varint(reset_code));
+    }
+
+    fn send_id(&self) -> StreamId {
+        stream_id(self.stream.id())
+    }
+}
+
+impl<B: Buf> quic::SendStreamUnframed<B> for SendStream<B> {
+    fn poll_send<D: Buf>(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut D,
+    ) -> Poll<Result<usize, StreamErrorIncoming>> {
+        // Finish any framed write first, so bytes never interleave.
+        ready!(quic::SendStream::<B>::poll_ready(self, cx))?;
+        let n =
+            ready!(Pin::new(&mut self.stream).poll_write(cx, buf.chunk())).map_err(write_error)?;
+        buf.advance(n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// Both halves of a bidirectional stream.
+pub struct BidiStream<B: Buf> {
+    send: SendStream<B>,
+    recv: RecvStream,
+}
+
+impl<B: Buf> BidiStream<B> {
+    fn new(send: quinn::SendStream, recv: quinn::RecvStream, guard: FrameGuard) -> Self {
+        BidiStream {
+            send: SendStream {
+                stream: send,
+                writing: None,
+            },
+            recv: RecvStream {
+                stream: recv,
+                guard,
+            },
+        }
+    }
+}
+
+impl<B: Buf> quic::BidiStream<B> for BidiStream<B> {
+    type SendStream = SendStream<B>;
+    type RecvStream = RecvStream;
+
+    fn split(self) -> (SendStream<B>, RecvStream) {
+        (self.send, self.recv)
+    }
+}
+
+impl<B: Buf> quic::RecvStream for BidiStream<B> {
+    type Buf = Bytes;
+    fn poll_data(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
+        self.recv.poll_data(cx)
+    }
+    fn stop_sending(&mut self, error_code: u64) {
+        self.recv.stop_sending(error_code)
+    }
+    fn recv_id(&self) -> StreamId {
+        self.recv.recv_id()
+    }
+}
+
+impl<B: Buf> quic::SendStream<B> for BidiStream<B> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
+        self.send.poll_ready(cx)
+    }
+    fn send_data<T: Into<WriteBuf<B>>>(&mut self, data: T) -> Result<(), StreamErrorIncoming> {
+        self.send.send_data(data)
+    }
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
+        self.send.poll_finish(cx)
+    }
+    fn reset(&mut self, reset_code: u64) {
+        quic::SendStream::<B>::reset(&mut self.send, reset_code)
+    }
+    fn send_id(&self) -> StreamId {
+        quic::SendStream::<B>::send_id(&self.send)
+    }
+}
+
+impl<B: Buf> quic::SendStreamUnframed<B> for BidiStream<B> {
+    fn poll_send<D: Buf>(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut D,
+    ) -> Poll<Result<usize, StreamErrorIncoming>> {
+        self.send.poll_send(cx, buf)
+    }
+}
+
+type Opening<T> = Pin<Box<dyn Future<Output = Result<T, quinn::ConnectionError>> + Send + Sync>>;
+
+/// Opens streams on our side.
+pub struct Opener {
+    conn: quinn::Connection,
+    /// Guard for the incoming half of bidi streams we open: clients open request streams
+    /// (framed responses); a server opens only WebTransport streams (raw bytes).
+    local_bidi: FrameGuard,
+    opening_bi: Option<Opening<(quinn::SendStream, quinn::RecvStream)>>,
+    opening_uni: Option<Opening<quinn::SendStream>>,
+}
+
+impl Clone for Opener {
+    fn clone(&self) -> Self {
+        Opener {
+            conn: self.conn.clone(),
+            local_bidi: self.local_bidi.clone(),
+            opening_bi: None,
+            opening_uni: None,
+        }
+    }
+}
+
+impl<B: Buf> quic::OpenStreams<B> for Opener {
+    type BidiStream = BidiStream<B>;
+    type SendStream = SendStream<B>;
+
+    fn poll_open_bidi(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<BidiStream<B>, StreamErrorIncoming>> {
+        let conn = &self.conn;
+        let fut = self.opening_bi.get_or_insert_with(|| {
+            let c = conn.clone();
+            Box::pin(async move { c.open_bi().await })
+        });
+        let res = ready!(fut.as_mut().poll(cx));
+        self.opening_bi = None;
+        let (send, recv) = res.map_err(stream_conn_error)?;
+        Poll::Ready(Ok(BidiStream::new(send, recv, self.local_bidi.clone())))
+    }
+
+    fn poll_open_send(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<SendStream<B>, StreamErrorIncoming>> {
+        let conn = &self.conn;
+        let fut = self.opening_uni.get_or_insert_with(|| {
+            let c = conn.clone();
+            Box::pin(async move { c.open_uni().await })
+        });
+        let res = ready!(fut.as_mut().poll(cx));
+        self.opening_uni = None;
+        let stream = res.map_err(stream_conn_error)?;
+        Poll::Ready(Ok(SendStream {
+            stream,
+            writing: None,
+        }))
+    }
+
+    fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
+        self.conn.close(varint(code.value()), reason);
+    }
+}
+
+type Incoming<T> = BoxStream<'static, Result<T, quinn::ConnectionError>>;
+
+/// A quinn connection as h3 sees it.
+pub struct QuicConn {
+    conn: quinn::Connection,
+    limit: u64,
+    incoming_bi: Incoming<(quinn::SendStream, quinn::RecvStream)>,
+    incoming_uni: Incoming<quinn::RecvStream>,
+    opener: Opener,
+    stops: Option<Arc<Stops>>,
+    /// Only for its datagram handlers (its own stream acceptors are never polled).
+    datagrams: h3_quinn::Connection,
+}
+
+impl QuicConn {
+    fn new(
+        conn: quinn::Connection,
+        limit: u64,
+        local_bidi: FrameGuard,
+        stops: Option<Arc<Stops>>,
+    ) -> Self {
+        let bi = conn.clone();
+        let uni = conn.clone();
+        QuicConn {
+            incoming_bi: stream::unfold(bi, |c| async { Some((c.accept_bi().await, c)) }).boxed(),
+            incoming_uni: stream::unfold(uni, |c| async { Some((c.accept_uni().await, c)) })
+                .boxed(),
+            opener: Opener {
+                conn: conn.clone(),
+                local_bidi,
+                opening_bi: None,
+                opening_uni: None,
+            },
+            datagrams: h3_quinn::Connection::new(conn.clone()),
+            conn,
+            limit,
+            stops,
+        }
+    }
+
+    /// Server side: request streams are guarded and their STOP_SENDING watched via `stops`.
+    pub fn server(conn: quinn::Connection, limit: u64, stops: Arc<Stops>) -> Self {
+        Self::new(conn, limit, FrameGuard::passthrough(), Some(stops))
+    }
+
+    /// Client side: responses on the request streams we open are guarded.
+    pub fn client(conn: quinn::Connection, limit: u64) -> Self {
+        Self::new(conn, limit, FrameGuard::request(limit), None)
+    }
+}
+
+impl<B: Buf> quic::OpenStreams<B> for QuicConn {
+    type BidiStream = BidiStream<B>;
+    type SendStream = SendStream<B>;
+
+    fn poll_open_bidi(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<BidiStream<B>, StreamErrorIncoming>> {
+        quic::OpenStreams::<B>::poll_open_bidi(&mut self.opener, cx)
+    }
+    fn poll_open_send(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<SendStream<B>, StreamErrorIncoming>> {
+        quic::OpenStreams::<B>::poll_open_send(&mut self.opener, cx)
+    }
+    fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
+        self.conn.close(varint(code.value()), reason);
+    }
+}
+
+impl<B: Buf> quic::Connection<B> for QuicConn {
+    type RecvStream = RecvStream;
+    type OpenStreams = Opener;
+
+    fn poll_accept_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<RecvStream, ConnectionErrorIncoming>> {
+        match ready!(self.incoming_uni.poll_next_unpin(cx)) {
+            Some(Ok(stream)) => Poll::Ready(Ok(RecvStream {
+                stream,
+                guard: FrameGuard::uni(self.limit),
+            })),
+            Some(Err(e)) => Poll::Ready(Err(conn_error(e))),
+            None => Poll::Ready(Err(ConnectionErrorIncoming::InternalError(
+                "acceptor ended".into(),
+            ))),
+        }
+    }
+
+    fn poll_accept_bidi(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<BidiStream<B>, ConnectionErrorIncoming>> {
+        match ready!(self.incoming_bi.poll_next_unpin(cx)) {
+            Some(Ok((send, recv))) => {
+                if let Some(stops) = &self.stops {
+                    stops.put(u64::from(VarInt::from(send.id())), &send);
+                }
+                Poll::Ready(Ok(BidiStream::new(
+                    send,
+                    recv,
+                    FrameGuard::request(self.limit),
+                )))
+            }
+            Some(Err(e)) => Poll::Ready(Err(conn_error(e))),
+            None => Poll::Ready(Err(ConnectionErrorIncoming::InternalError(
+                "acceptor ended".into(),
+            ))),
+        }
+    }
+
+    fn opener(&self) -> Opener {
+        self.opener.clone()
+    }
+}
+
+impl<B: Buf> DatagramConnectionExt<B> for QuicConn {
+    type SendDatagramHandler =
+        <h3_quinn::Connection as DatagramConnectionExt<B>>::SendDatagramHandler;
+    type RecvDatagramHandler =
+        <h3_quinn::Connection as DatagramConnectionExt<B>>::RecvDatagramHandler;
+
+    fn send_datagram_handler(&self) -> Self::SendDatagramHandler {
+        DatagramConnectionExt::<B>::send_datagram_handler(&self.datagrams)
+    }
+    fn recv_datagram_handler(&self) -> Self::RecvDatagramHandler {
+        DatagramConnectionExt::<B>::recv_datagram_handler(&self.datagrams)
+    }
+}
