@@ -166,6 +166,47 @@ function requestInit (method, pairs, body) {
   return init
 }
 
+/** Server-level QUIC datagram context (SPEC `QUICDatagramContext`). */
+class QUICDatagramContext {
+  #native
+  #conn
+  constructor (nat, connId) { this.#native = nat; this.#conn = connId }
+  /** Server-local, stable id of the QUIC connection (8 bytes, big-endian; not the wire CID). */
+  get connectionId () {
+    const b = new Uint8Array(8)
+    new DataView(b.buffer).setBigUint64(0, BigInt(this.#conn))
+    return b
+  }
+
+  get connectionIdHex () { return Buffer.from(this.connectionId).toString('hex') }
+  /** Largest payload sendReply() accepts right now, or null. */
+  get maxDatagramSize () { return this.#native.maxDatagramSize(this.#conn, null) }
+  sendReply (data) {
+    try { this.#native.sendDatagram(this.#conn, null, asBytes(data)) } catch (e) { throw liftError(e) }
+  }
+}
+
+/** RFC 9297 datagram context of one request stream (SPEC `H3DatagramContext`). */
+class H3DatagramContext {
+  #native
+  #conn
+  #stream
+  constructor (nat, connId, streamId, request) {
+    this.#native = nat
+    this.#conn = connId
+    this.#stream = streamId
+    this.request = request
+  }
+
+  get streamId () { return BigInt(this.#stream) }
+  /** The quarter stream id that prefixes the datagram on the wire. */
+  get flowId () { return BigInt(this.#stream) / 4n }
+  get maxDatagramSize () { return this.#native.maxDatagramSize(this.#conn, this.#stream) }
+  sendReply (data) {
+    try { this.#native.sendDatagram(this.#conn, this.#stream, asBytes(data)) } catch (e) { throw liftError(e) }
+  }
+}
+
 class H3Server {
   #native
   #gens = new Map()
@@ -175,6 +216,7 @@ class H3Server {
   #stopped = null
   #hostname
   #errorHandler
+  #quicDatagram
 
   constructor (options) {
     if (options == null) options = {}
@@ -197,6 +239,8 @@ class H3Server {
     if (options.reusePort != null && typeof options.reusePort !== 'boolean') throw configError('reusePort must be a boolean')
     this.#hostname = options.hostname || '0.0.0.0'
     this.#errorHandler = options.error
+    if (options.quicDatagram != null && typeof options.quicDatagram !== 'function') throw configError('quicDatagram must be a function')
+    this.#quicDatagram = options.quicDatagram
     this.#gens.set(1, { routes, fetch: options.fetch, error: options.error })
     try {
       this.#native = native.createNativeServer({
@@ -211,8 +255,9 @@ class H3Server {
         maxHeaderListSize: options.maxHeaderListSize,
         reusePort: options.reusePort,
         routes: nativeRoutes(routes),
-        hasFallback: typeof options.fetch === 'function'
-      }, this.#onBatch.bind(this), this.#onAbort.bind(this))
+        hasFallback: typeof options.fetch === 'function',
+        quicDatagram: typeof options.quicDatagram === 'function'
+      }, this.#onBatch.bind(this), this.#onAbort.bind(this), this.#onDatagrams.bind(this))
     } catch (e) {
       throw liftError(e)
     }
@@ -305,17 +350,44 @@ class H3Server {
   #onAbort (id) {
     const st = this.#inflight.get(id)
     if (!st) return
-    this.#inflight.delete(id)
+    this.#done(id)
     st.aborted = true
     if (st.controller) {
       try { st.controller.abort(new DOMException('The client went away', 'AbortError')) } catch {}
     }
   }
 
-  /** Requests arrive in batches: 9 cells each (see create_native_server in Rust). */
+  /** Requests arrive in batches: 11 cells each (see create_native_server in Rust). */
   #onBatch (cells) {
-    for (let i = 0; i < cells.length; i += 9) {
-      this.#onRequest(cells[i], cells[i + 1], cells[i + 2], cells[i + 3], cells[i + 4], cells[i + 5], cells[i + 6], cells[i + 7], cells[i + 8])
+    for (let i = 0; i < cells.length; i += 11) {
+      this.#onRequest(cells[i], cells[i + 1], cells[i + 2], cells[i + 3], cells[i + 4], cells[i + 5], cells[i + 6], cells[i + 7], cells[i + 8], cells[i + 9], cells[i + 10])
+    }
+  }
+
+  /** The request is answered or gone: forget its JS-side state. */
+  #done (id) {
+    this.#inflight.delete(id)
+    if (this.#datagramRequests.size) this.#datagramRequests.delete(id)
+  }
+
+  #datagramRequests = new Map()
+
+  /** Datagrams arrive in batches: connId, requestId (-1: server level), streamId, payload. */
+  #onDatagrams (cells) {
+    for (let i = 0; i < cells.length; i += 4) {
+      const connId = cells[i]
+      const reqId = cells[i + 1]
+      const payload = cells[i + 3]
+      try {
+        if (reqId >= 0) {
+          const e = this.#datagramRequests.get(reqId)
+          if (e) e.route.h3Datagram(payload, new H3DatagramContext(this.#native, connId, cells[i + 2], e.request))
+        } else if (typeof this.#quicDatagram === 'function') {
+          this.#quicDatagram(payload, new QUICDatagramContext(this.#native, connId))
+        }
+      } catch {
+        // A throwing datagram handler loses that datagram only.
+      }
     }
   }
 
@@ -334,7 +406,7 @@ class H3Server {
     try { this.#native.respondBatch(q) } catch {}
   }
 
-  #onRequest (id, method, url, headers, body, routeIdx, params, gen, streaming) {
+  #onRequest (id, method, url, headers, body, routeIdx, params, gen, streaming, connId, streamId) {
     try {
       const g = this.#gens.get(gen) || this.#gens.get(this.#gen)
       const route = routeIdx >= 0 ? g.routes[routeIdx] : undefined
@@ -372,6 +444,7 @@ class H3Server {
         }
       }
       req.params = p
+      if (route && route.h3Datagram) this.#datagramRequests.set(id, { route, request: req })
       if (typeof handler !== 'function') {
         this.#send(id, new Response('Not Found', { status: 404 }), g.error)
         return
@@ -389,7 +462,7 @@ class H3Server {
         this.#send(id, res, g.error)
       }
     } catch (e) {
-      this.#inflight.delete(id)
+      this.#done(id)
       this.#respond(id, 500, [], 'Internal Server Error')
     }
   }
@@ -412,7 +485,7 @@ class H3Server {
   }
 
   #internalError (id) {
-    this.#inflight.delete(id)
+    this.#done(id)
     this.#respond(id, 500, ['content-type', 'text/plain;charset=utf-8'], 'Internal Server Error')
   }
 
@@ -431,13 +504,13 @@ class H3Server {
     const headers = flatHeaders(res.headers)
     const body = res.body
     if (body === null) {
-      this.#inflight.delete(id)
+      this.#done(id)
       this.#respond(id, res.status, headers, null)
       return
     }
     pumpBody(this.#native, this.#respondFn, id, res.status, headers, body.getReader(), res[kTrailers])
       .catch(noop)
-      .finally(() => this.#inflight.delete(id))
+      .finally(() => this.#done(id))
   }
 }
 
@@ -449,51 +522,44 @@ function asBytes (chunk) {
   throw new TypeError('response body chunks must be bytes or strings')
 }
 
+const NOT_YET = Symbol('not yet')
+const notYet = Promise.resolve(NOT_YET)
+
 /**
- * Streams a response body to Rust. A body that is done after its first chunk (strings, bytes,
- * small blobs) goes in a single native call; longer ones are written chunk by chunk, each write
- * awaiting QUIC's acceptance, so a slow client holds the producer instead of our memory.
+ * Streams a response body to Rust. A body whose data is at hand and ends after one chunk
+ * (strings, bytes, small blobs) goes out in a single native call. A body with nothing ready yet
+ * (a live stream, an echo) gets its head sent at once, then streams: each write waits for QUIC to
+ * accept the chunk, so a slow client holds the producer instead of our memory.
  */
 async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
-  let first
+  let headSent = false
+  const startHead = () => {
+    headSent = true
+    return nat.startResponse(id, status, headers)
+  }
+  let chunk
   try {
-    first = await reader.read()
-  } catch (e) {
-    respond(id, 500, [], 'Internal Server Error')
-    return
-  }
-  if (first.done) {
-    respond(id, status, headers, null)
-    return
-  }
-  let second
-  try {
-    second = await reader.read()
-  } catch {
-    respond(id, 500, [], 'Internal Server Error')
-    return
-  }
-  if (second.done && !trailers) {
-    let bytes
-    try {
-      bytes = asBytes(first.value)
-    } catch {
-      respond(id, 500, [], 'Internal Server Error')
-      return
+    const p1 = reader.read()
+    chunk = await Promise.race([p1, notYet])
+    if (chunk === NOT_YET) {
+      if (!startHead()) return reader.cancel().catch(noop)
+      chunk = await p1
     }
-    respond(id, status, headers, bytes)
-    return
-  }
-  if (!nat.startResponse(id, status, headers)) return reader.cancel().catch(noop)
-  try {
-    let chunk = first
+    if (!headSent) {
+      if (chunk.done) return respond(id, status, headers, null)
+      const p2 = reader.read()
+      const second = await Promise.race([p2, notYet])
+      if (second !== NOT_YET && second.done && !trailers) return respond(id, status, headers, asBytes(chunk.value))
+      if (!startHead()) return reader.cancel().catch(noop)
+      if (!(await nat.write(id, asBytes(chunk.value)))) return reader.cancel().catch(noop)
+      chunk = second === NOT_YET ? await p2 : second
+    }
     while (!chunk.done) {
       if (!(await nat.write(id, asBytes(chunk.value)))) {
         await reader.cancel().catch(noop)
         return
       }
-      chunk = second !== undefined ? second : await reader.read()
-      second = undefined
+      chunk = await reader.read()
     }
     let trailerList = null
     if (trailers) {
@@ -502,7 +568,8 @@ async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
     }
     nat.end(id, trailerList)
   } catch (e) {
-    nat.abort(id)
+    if (headSent) nat.abort(id)
+    else respond(id, 500, [], 'Internal Server Error')
     await reader.cancel(e).catch(noop)
   }
 }

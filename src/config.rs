@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub reuse_port: bool,
     pub enable_datagram: bool,
     pub enable_webtransport: bool,
+    /// A server-level `quicDatagram` handler exists (QUIC datagrams are enabled for it).
+    pub quic_datagram_handler: bool,
 }
 
 /// Raw option values as they come from JS (all optional), validated by [`ServerConfig::build`].
@@ -104,6 +106,7 @@ impl ServerConfig {
             reuse_port: o.reuse_port.unwrap_or(false),
             enable_datagram,
             enable_webtransport,
+            quic_datagram_handler: false,
         })
     }
 }

@@ -21,6 +21,8 @@ pub struct ConnCtx {
     pub quic: quinn::Connection,
     /// STOP_SENDING watchers of this connection's request streams.
     pub stops: Arc<Stops>,
+    /// Request streams that take HTTP datagrams.
+    pub datagram_routes: Arc<crate::datagram::Routes>,
     inflight: AtomicUsize,
     idle: Notify,
 }
@@ -72,11 +74,25 @@ pub async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
         id,
         quic: conn.clone(),
         stops: Arc::new(Stops::default()),
+        datagram_routes: Arc::default(),
         inflight: AtomicUsize::new(0),
         idle: Notify::new(),
     });
 
+    let datagrams =
+        (shared.config.enable_datagram || shared.config.quic_datagram_handler).then(|| {
+            tokio::spawn(crate::datagram::read_loop(
+                shared.clone(),
+                id,
+                conn.clone(),
+                ctx.datagram_routes.clone(),
+            ))
+        });
+
     drive(&shared, &ctx).await;
+    if let Some(reader) = datagrams {
+        reader.abort();
+    }
 
     shared.lock_conns().remove(&id);
     let s = conn.stats();

@@ -28,6 +28,10 @@ pub enum H3Error {
     ConnectionLost,
     #[error("the request was aborted")]
     Aborted,
+    #[error("datagram of {0} bytes exceeds the current maximum of {1}")]
+    DatagramTooLarge(usize, usize),
+    #[error("datagrams are not enabled on this connection (or the peer does not accept them)")]
+    DatagramUnsupported,
     #[error("cannot connect to {0}: {1}")]
     Connect(String, String),
     #[error("TLS handshake with {0} failed: {1}")]
@@ -52,6 +56,8 @@ impl H3Error {
             H3Error::BodyTooLarge(_) => "ERR_H3_BODY_TOO_LARGE",
             H3Error::ConnectionLost => "ERR_H3_CONNECTION_LOST",
             H3Error::Aborted => "ERR_H3_ABORTED",
+            H3Error::DatagramTooLarge(..) => "ERR_H3_DATAGRAM_TOO_LARGE",
+            H3Error::DatagramUnsupported => "ERR_H3_DATAGRAM_UNSUPPORTED",
             H3Error::Connect(..) => "ERR_H3_CONNECT",
             H3Error::TlsHandshake(..) => "ERR_H3_TLS",
             H3Error::Io(_) => "ERR_H3_IO",

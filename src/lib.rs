@@ -5,6 +5,7 @@ pub mod body;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod datagram;
 pub mod error;
 pub mod guard;
 pub mod quic;

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::body::BodyEvent;
 use crate::config::{RawOptions, ServerConfig};
+use crate::datagram::{Datagram, Target};
 use crate::error::H3Error;
 use crate::response::ResponseCmd;
 use crate::router::{BodyMode, RouteSpec, RouteTable, StaticResponse};
@@ -39,8 +40,8 @@ impl ToNapiValue for Cell {
 }
 
 /// Cells per request in a batch:
-/// id, method, url, headers, body, routeIndex, params, generation, streaming.
-const CELLS_PER_REQUEST: usize = 9;
+/// id, method, url, headers, body, routeIndex, params, generation, streaming, connId, streamId.
+const CELLS_PER_REQUEST: usize = 11;
 
 /// Weak (never keeps the process alive by itself; index.js holds a ref'able handle instead),
 /// not callee-handled, unbounded queue (bounded upstream by stream limits).
@@ -53,53 +54,90 @@ pub(crate) fn to_js(e: H3Error) -> Error {
     Error::new(Status::GenericFailure, format!("[{}] {e}", e.code()))
 }
 
-/// Requests wait here until the JS thread runs; one threadsafe call drains them all, so a busy
-/// server wakes JS once per batch rather than once per request.
-#[derive(Default)]
-struct RequestQueue(std::sync::Mutex<Vec<RequestHead>>);
+/// Items wait here until the JS thread runs; one threadsafe call drains them all, so a busy
+/// server wakes JS once per batch rather than once per request or datagram.
+struct Batch<T>(std::sync::Mutex<Vec<T>>);
 
-impl RequestQueue {
-    /// Returns true when the queue was empty, i.e. a JS call must be scheduled.
-    fn push(&self, head: RequestHead) -> bool {
-        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        q.push(head);
-        q.len() == 1
-    }
-
-    fn drain_cells(&self) -> Vec<Cell> {
-        let heads = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut cells = Vec::with_capacity(heads.len() * CELLS_PER_REQUEST);
-        for h in heads {
-            let (route, params) = match h.route {
-                Some(m) if m.params.is_empty() => (m.index as i64, Cell::Null),
-                Some(m) => (m.index as i64, Cell::Strs(m.params)),
-                None => (-1, Cell::Null),
-            };
-            cells.extend([
-                Cell::Int(h.id as i64),
-                Cell::Str(h.method),
-                Cell::Str(h.url),
-                Cell::Strs(h.headers),
-                h.body.map_or(Cell::Null, Cell::Bytes),
-                Cell::Int(route),
-                params,
-                Cell::Int(h.generation.into()),
-                Cell::Int(h.streaming.into()),
-            ]);
-        }
-        cells
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch(std::sync::Mutex::new(Vec::new()))
     }
 }
 
+impl<T> Batch<T> {
+    /// `Some(true)` when the batch was empty (a JS call must be scheduled); `None` when full.
+    fn push(&self, item: T, cap: usize) -> Option<bool> {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= cap {
+            return None;
+        }
+        q.push(item);
+        Some(q.len() == 1)
+    }
+
+    fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+fn request_cells(heads: Vec<RequestHead>) -> Vec<Cell> {
+    let mut cells = Vec::with_capacity(heads.len() * CELLS_PER_REQUEST);
+    for h in heads {
+        let (route, params) = match h.route {
+            Some(m) if m.params.is_empty() => (m.index as i64, Cell::Null),
+            Some(m) => (m.index as i64, Cell::Strs(m.params)),
+            None => (-1, Cell::Null),
+        };
+        cells.extend([
+            Cell::Int(h.id as i64),
+            Cell::Str(h.method),
+            Cell::Str(h.url),
+            Cell::Strs(h.headers),
+            h.body.map_or(Cell::Null, Cell::Bytes),
+            Cell::Int(route),
+            params,
+            Cell::Int(h.generation.into()),
+            Cell::Int(h.streaming.into()),
+            Cell::Int(h.conn_id as i64),
+            Cell::Int(h.stream_id as i64),
+        ]);
+    }
+    cells
+}
+
+/// Cells per datagram: connId, requestId (-1: server-level quicDatagram), streamId, payload.
+fn datagram_cells(items: Vec<Datagram>) -> Vec<Cell> {
+    let mut cells = Vec::with_capacity(items.len() * 4);
+    for d in items {
+        let (req, stream) = match d.target {
+            Target::H3 {
+                request_id,
+                stream_id,
+            } => (request_id as i64, stream_id as i64),
+            Target::Quic => (-1, -1),
+        };
+        cells.extend([
+            Cell::Int(d.conn_id as i64),
+            Cell::Int(req),
+            Cell::Int(stream),
+            Cell::Bytes(d.payload.to_vec()),
+        ]);
+    }
+    cells
+}
+
 struct JsDispatcher {
-    queue: Arc<RequestQueue>,
+    requests: Arc<Batch<RequestHead>>,
     on_batch: BatchTsfn,
     on_abort: AbortTsfn,
+    datagrams: Arc<Batch<Datagram>>,
+    on_datagrams: Option<BatchTsfn>,
 }
 
 impl Dispatcher for JsDispatcher {
     fn request(&self, head: RequestHead) -> bool {
-        if self.queue.push(head) {
+        // Requests are bounded upstream (streams per connection × connections).
+        if self.requests.push(head, usize::MAX) == Some(true) {
             return self
                 .on_batch
                 .call((), ThreadsafeFunctionCallMode::NonBlocking)
@@ -111,6 +149,16 @@ impl Dispatcher for JsDispatcher {
         let _ = self
             .on_abort
             .call(id as i64, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    fn datagram(&self, d: Datagram) -> bool {
+        let Some(tsfn) = &self.on_datagrams else {
+            return false;
+        };
+        match self.datagrams.push(d, crate::datagram::MAX_PENDING_TO_JS) {
+            None => false,
+            Some(true) => tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok,
+            Some(false) => true,
+        }
     }
 }
 
@@ -177,6 +225,8 @@ pub struct NativeServerOptions {
     pub reuse_port: Option<bool>,
     pub routes: Vec<NativeRoute>,
     pub has_fallback: bool,
+    /// A server-level `quicDatagram` handler exists.
+    pub quic_datagram: Option<bool>,
 }
 
 /// Server counters (SPEC `ServerStats`, plus rejection counters).
@@ -412,6 +462,35 @@ impl NativeServer {
         self.inner.shared.cancel_body(id as u64)
     }
 
+    /// Send a datagram on connection `conn_id`: an HTTP datagram of request stream `stream_id`
+    /// when given (RFC 9297), else a bare QUIC datagram. A full send buffer drops it (counted).
+    #[napi]
+    pub fn send_datagram(
+        &self,
+        conn_id: i64,
+        stream_id: Option<i64>,
+        payload: Buffer,
+    ) -> Result<()> {
+        crate::datagram::send(
+            &self.inner.shared,
+            conn_id as u64,
+            stream_id.map(|s| s as u64),
+            &payload,
+        )
+        .map_err(to_js)
+    }
+
+    /// Largest datagram payload the connection accepts right now (null when it has none).
+    #[napi]
+    pub fn max_datagram_size(&self, conn_id: i64, stream_id: Option<i64>) -> Option<u32> {
+        crate::datagram::max_size(
+            &self.inner.shared,
+            conn_id as u64,
+            stream_id.map(|s| s as u64),
+        )
+        .map(|n| n as u32)
+    }
+
     /// Reset the response stream (the handler's body stream failed mid-way).
     #[napi]
     pub fn abort(&self, id: i64) -> bool {
@@ -470,14 +549,17 @@ impl NativeServer {
     }
 }
 
-/// Create and bind a server. `on_request(batch)` gets a flat array, 9 cells per request:
-/// `id, method, url, headers, body, routeIndex, params, generation, streaming (0/1)`;
+/// Create and bind a server. `on_request(batch)` gets a flat array, 11 cells per request:
+/// `id, method, url, headers, body, routeIndex, params, generation, streaming (0/1), connId,
+/// streamId`; `on_datagram(batch)` 4 cells per datagram: `connId, requestId (-1 for
+/// quicDatagram), streamId, payload`;
 /// and `on_abort(id)` are called on the JS thread; neither may throw (index.js guards them).
 #[napi]
 pub fn create_native_server(
     options: NativeServerOptions,
     on_request: Function<'_, Vec<Cell>, ()>,
     on_abort: Function<'_, i64, ()>,
+    on_datagram: Option<Function<'_, Vec<Cell>, ()>>,
 ) -> Result<NativeServer> {
     let table = route_table(options.routes).map_err(to_js)?;
     let raw = RawOptions {
@@ -490,8 +572,9 @@ pub fn create_native_server(
         max_header_list_size: options.max_header_list_size,
         reuse_port: options.reuse_port,
     };
-    let config =
+    let mut config =
         ServerConfig::build(&raw, table.any_datagram(), table.any_webtransport()).map_err(to_js)?;
+    config.quic_datagram_handler = options.quic_datagram.unwrap_or(false);
     let (identity, generated) = match (options.cert, options.key) {
         (Some(c), Some(k)) => (Identity::from_pem(&pem(c), &pem(k)).map_err(to_js)?, false),
         (None, None) => {
@@ -504,13 +587,24 @@ pub fn create_native_server(
             )))
         }
     };
-    let queue = Arc::new(RequestQueue::default());
-    let drain = queue.clone();
+    let requests = Arc::new(Batch::default());
+    let drain = requests.clone();
     let on_batch: BatchTsfn = on_request
         .build_threadsafe_function::<()>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(move |_| Ok(drain.drain_cells()))?;
+        .build_callback(move |_| Ok(request_cells(drain.take())))?;
+    let datagrams = Arc::new(Batch::default());
+    let drain = datagrams.clone();
+    let on_datagrams: Option<BatchTsfn> = match on_datagram {
+        Some(f) => Some(
+            f.build_threadsafe_function::<()>()
+                .weak::<true>()
+                .callee_handled::<false>()
+                .build_callback(move |_| Ok(datagram_cells(drain.take())))?,
+        ),
+        None => None,
+    };
     let on_abort: AbortTsfn = on_abort
         .build_threadsafe_function::<i64>()
         .weak::<true>()
@@ -522,9 +616,11 @@ pub fn create_native_server(
         has_fallback: options.has_fallback,
     };
     let dispatcher = Box::new(JsDispatcher {
-        queue,
+        requests,
         on_batch,
         on_abort,
+        datagrams,
+        on_datagrams,
     });
     let server = napi::bindgen_prelude::within_runtime_if_available(|| {
         Server::start(config, &identity, routing, dispatcher)

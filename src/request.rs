@@ -20,6 +20,15 @@ use h3::server::RequestStream;
 
 type Resolver = RequestResolver<QuicConn, Bytes>;
 
+/// Unregisters a request stream from HTTP datagram routing when its task ends.
+struct DatagramRoute<'a>(&'a crate::datagram::Routes, u64);
+
+impl Drop for DatagramRoute<'_> {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
 /// Removes the request from the pending table however its task ends.
 struct PendingGuard<'a> {
     shared: &'a Shared,
@@ -173,6 +182,11 @@ pub async fn handle(
         shared: &shared,
         id,
     };
+    let stream_id = send.send_id().into_inner();
+    let _datagrams = route.filter(|r| r.h3_datagram).map(|_| {
+        ctx.datagram_routes.add(stream_id, id);
+        DatagramRoute(&ctx.datagram_routes, stream_id)
+    });
     let head = RequestHead {
         id,
         conn_id: ctx.id,
@@ -183,6 +197,7 @@ pub async fn handle(
         generation: routing.generation,
         body,
         streaming,
+        stream_id,
     };
     drop(routing);
     let mut send = send;

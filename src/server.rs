@@ -34,6 +34,8 @@ pub struct RequestHead {
     pub body: Option<Vec<u8>>,
     /// Streaming route: the body is pulled with [`Shared::pull_body`].
     pub streaming: bool,
+    /// QUIC stream id of the request (HTTP datagrams name it).
+    pub stream_id: u64,
 }
 
 /// How the protocol side reaches the JS side. Implemented at the napi edge with
@@ -43,6 +45,8 @@ pub trait Dispatcher: Send + Sync + 'static {
     fn request(&self, head: RequestHead) -> bool;
     /// The peer went away (stream reset or connection closed) before JS answered.
     fn abort(&self, id: u64);
+    /// Deliver a datagram; false when it was dropped (JS is behind or unreachable).
+    fn datagram(&self, d: crate::datagram::Datagram) -> bool;
 }
 
 /// Routes plus the handler generation JS uses to find the matching handler array.
@@ -216,7 +220,7 @@ fn transport_config(cfg: &ServerConfig) -> Result<quinn::TransportConfig> {
         )
     };
     t.max_idle_timeout(idle);
-    if cfg.enable_datagram {
+    if cfg.enable_datagram || cfg.quic_datagram_handler {
         t.datagram_receive_buffer_size(Some(1024 * 1024));
         t.datagram_send_buffer_size(1024 * 1024);
     } else {

@@ -28,10 +28,11 @@ from typing import Any
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.buffer import encode_uint_var
-from aioquic.h3.connection import H3_ALPN, ErrorCode as H3ErrorCode, H3Connection
-from aioquic.h3.events import DataReceived, HeadersReceived
+from aioquic.h3.connection import H3_ALPN, ErrorCode as H3ErrorCode, H3Connection, Setting
+from aioquic.h3.events import DataReceived, DatagramReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, StreamReset, QuicEvent
+from aioquic.quic.events import (ConnectionTerminated, DatagramFrameReceived, StreamReset,
+                                 QuicEvent)
 
 try:  # present in aioquic >= 0.9.x
     from aioquic.quic.events import StopSendingReceived
@@ -167,10 +168,37 @@ class StreamState:
         self.done.set()
 
 
+class DatagramH3Connection(H3Connection):
+    """H3Connection that can advertise SETTINGS_H3_DATAGRAM=1 (RFC 9297) on its own.
+
+    aioquic only sends H3_DATAGRAM together with ENABLE_WEBTRANSPORT
+    (enable_webtransport=True); this subclass adds the datagram setting alone.
+    aioquic parses incoming DATAGRAM frames as HTTP/3 datagrams whatever was
+    negotiated."""
+
+    def __init__(self, quic: Any, h3_datagram: bool = False,
+                 enable_webtransport: bool = False) -> None:
+        self._h3_datagram_setting = h3_datagram  # read by _get_local_settings()
+        super().__init__(quic, enable_webtransport=enable_webtransport)
+
+    def _get_local_settings(self) -> dict[int, int]:
+        settings = super()._get_local_settings()
+        if self._h3_datagram_setting:
+            settings[Setting.H3_DATAGRAM] = 1
+        return settings
+
+
 class H3ClientProtocol(QuicConnectionProtocol):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, h3_datagram: bool = False, webtransport: bool = False,
+                 raw_datagrams: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.h3 = H3Connection(self._quic)
+        self.h3 = DatagramH3Connection(self._quic, h3_datagram=h3_datagram,
+                                       enable_webtransport=webtransport)
+        # raw_datagrams: QUIC DATAGRAM frames are recorded as they are and not
+        # given to the HTTP/3 layer (which would parse a quarter stream id).
+        self.raw_datagrams = raw_datagrams
+        self.quic_datagrams: list[bytes] = []  # every DatagramFrameReceived payload
+        self.h3_datagrams: list[tuple[int, bytes]] = []  # H3 DatagramReceived (stream_id, data)
         self.streams: dict[int, StreamState] = {}
         self.terminated: dict[str, Any] | None = None
         self.closed_evt = asyncio.Event()
@@ -233,6 +261,11 @@ class H3ClientProtocol(QuicConnectionProtocol):
             for st in self.streams.values():
                 st.mark_done()
             self.closed_evt.set()
+        elif isinstance(event, DatagramFrameReceived):
+            self.quic_datagrams.append(bytes(event.data))
+            if self.raw_datagrams:
+                self.activity.set()
+                return
 
         for ev in self.h3.handle_event(event):
             if isinstance(ev, HeadersReceived):
@@ -264,6 +297,8 @@ class H3ClientProtocol(QuicConnectionProtocol):
                 if ev.stream_ended:
                     st.ended = True
                     st.mark_done()
+            elif isinstance(ev, DatagramReceived):
+                self.h3_datagrams.append((ev.stream_id, bytes(ev.data)))
         # an H3-layer protocol error makes h3 close the connection locally
         self.activity.set()
 
@@ -282,6 +317,18 @@ class H3ClientProtocol(QuicConnectionProtocol):
                 name = hex(k)
             out[name] = v
         return out
+
+    def peer_max_datagram_frame_size(self) -> int | None:
+        """The peer's max_datagram_frame_size transport parameter (None: not sent)."""
+        v = getattr(self._quic, "_remote_max_datagram_frame_size", None)
+        return int(v) if v is not None else None
+
+    def datagrams_unsent(self) -> int:
+        """DATAGRAM frames still queued in aioquic (e.g. too large for a packet)."""
+        try:
+            return len(self._quic._datagrams_pending)
+        except Exception:
+            return 0
 
     def stream_bytes_sent(self, stream_id: int, written: int | None = None) -> int | None:
         """Highest stream offset transmitted (what flow control let through).
@@ -339,6 +386,10 @@ def make_config(args: argparse.Namespace) -> QuicConfiguration:
         max_stream_data=16 * 1024 * 1024,
         idle_timeout=max(30.0, args.timeout * 3),
     )
+    if getattr(args, "quic_datagrams", False):
+        cfg.max_datagram_frame_size = args.max_datagram_frame_size
+    if getattr(args, "max_udp_payload", None):
+        cfg.max_datagram_size = args.max_udp_payload
     if args.verify:
         cfg.verify_mode = ssl.CERT_REQUIRED
         if args.cafile:
@@ -368,7 +419,11 @@ async def open_conn(args: argparse.Namespace):
 
     quic = QuicConnection(configuration=make_config(args))
     transport, proto = await loop.create_datagram_endpoint(
-        lambda: H3ClientProtocol(quic), sock=sock
+        lambda: H3ClientProtocol(quic,
+                                 h3_datagram=getattr(args, "h3_datagram_setting", False),
+                                 webtransport=getattr(args, "webtransport_setting", False),
+                                 raw_datagrams=getattr(args, "raw_datagrams", False)),
+        sock=sock
     )
     connected = False
     try:
@@ -862,6 +917,176 @@ async def cmd_many_streams(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
+# datagrams (RFC 9221 QUIC DATAGRAM, RFC 9297 HTTP/3 datagrams)
+# --------------------------------------------------------------------------
+
+HEX_PREVIEW_BYTES = 256  # each received_payloads_hex entry shows at most this many bytes
+
+
+def datagram_payload(seq: int, size: int) -> bytes:
+    """4-byte big-endian sequence number + (size-4) pattern bytes (i % 251).
+    With size < 4 only the low-order `size` bytes of the number are kept."""
+    head = (seq & 0xFFFFFFFF).to_bytes(4, "big")
+    if size < 4:
+        return head[4 - size:] if size > 0 else b""
+    return head + deterministic_bytes(size - 4)
+
+
+def payload_stats(sent: list[bytes], received: list[bytes]) -> dict[str, Any]:
+    sent_set = set(sent)
+    matched = [d for d in received if d in sent_set]
+    return {
+        "received": len(received),
+        "received_bytes": sum(len(d) for d in received),
+        "received_payloads_hex": [d[:HEX_PREVIEW_BYTES].hex() for d in received[:5]],
+        "echo_ok": len(matched),
+        "echo_distinct": len(set(matched)),
+    }
+
+
+async def send_datagrams(proto: H3ClientProtocol, args: argparse.Namespace,
+                         send) -> tuple[list[bytes], str | None]:
+    """Queue args.count payloads with send(payload); returns (queued, error)."""
+    sent: list[bytes] = []
+    for i in range(max(0, args.count)):
+        if proto.is_closed:
+            return sent, "connection_closed"
+        payload = datagram_payload(i, args.size)
+        try:
+            send(payload)
+        except Exception as exc:
+            return sent, repr(exc)
+        sent.append(payload)
+        proto.transmit()
+        if args.interval_ms > 0:
+            await asyncio.sleep(args.interval_ms / 1000.0)
+        elif i % 32 == 31:
+            await asyncio.sleep(0)  # let ACKs / echoes in
+    return sent, None
+
+
+async def collect_datagrams(proto: H3ClientProtocol, args: argparse.Namespace,
+                            got, expected: int) -> None:
+    """Wait up to min(--wait, --timeout) after the last send; stop early (after a
+    short grace for extras) once `expected` datagrams came back and aioquic has
+    nothing left queued, or when the connection is gone."""
+    deadline = time.monotonic() + min(args.wait, args.timeout)
+
+    def enough() -> bool:
+        return proto.is_closed or (got() >= expected and proto.datagrams_unsent() == 0)
+
+    if await wait_until(proto, enough, deadline, poll=0.02) and not proto.is_closed:
+        await wait_until(proto, lambda: proto.is_closed,
+                         min(deadline, time.monotonic() + 0.1), poll=0.02)
+
+
+def datagram_common(proto: H3ClientProtocol, args: argparse.Namespace) -> dict[str, Any]:
+    settings = proto.h3.received_settings or {}
+    return {
+        "max_datagram_frame_size_peer": proto.peer_max_datagram_frame_size(),
+        "max_datagram_frame_size_local": args.max_datagram_frame_size,
+        "local_settings": {Setting(k).name if k in Setting._value2member_map_ else hex(k): v
+                           for k, v in (proto.h3.sent_settings or {}).items()},
+        "server_settings": proto.server_settings(),
+        "peer_h3_datagram": settings.get(Setting.H3_DATAGRAM),
+        "peer_enable_connect_protocol": settings.get(Setting.ENABLE_CONNECT_PROTOCOL),
+        "datagrams_unsent": proto.datagrams_unsent(),
+    }
+
+
+async def cmd_quic_datagram(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.monotonic()
+    async with open_conn(args) as proto:
+        await wait_settings(proto, min(1.0, args.timeout))
+        sent, send_error = await send_datagrams(proto, args, proto._quic.send_datagram_frame)
+        await collect_datagrams(proto, args, lambda: len(proto.quic_datagrams), len(sent))
+        out: dict[str, Any] = {"count": args.count, "size": args.size, "sent": len(sent),
+                               "send_error": send_error}
+        out.update(payload_stats(sent, proto.quic_datagrams))
+        out.update(datagram_common(proto, args))
+        out["elapsed_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        out.update(proto.close_info())
+        out.update(await followup(args, proto))
+        return out
+
+
+async def cmd_h3_datagram(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.monotonic()
+    method = (args.method or ("CONNECT" if args.protocol else "POST")).upper()
+    extra = [parse_header_arg(h) for h in args.header]
+    if args.protocol:
+        extra.insert(0, (":protocol", args.protocol))
+        if (args.protocol == "connect-udp" and not args.no_capsule_protocol
+                and not any(n.lower() == "capsule-protocol" for n, _ in extra)):
+            extra.append(("capsule-protocol", "?1"))
+    headers = build_headers(args, method, args.path, extra)
+    if method == "CONNECT" and not args.protocol:
+        # classic CONNECT (RFC 9114 4.4): only :method and :authority
+        headers = [(k, v) for k, v in headers if k not in (b":scheme", b":path")]
+    async with open_conn(args) as proto:
+        q = proto._quic
+        # RFC 9297 / 9220: wait for the server SETTINGS before datagrams / extended CONNECT
+        await wait_settings(proto, args.timeout)
+        sid = q.get_next_available_stream_id()
+        st = proto.state(sid)
+        proto.h3.send_headers(sid, headers, end_stream=False)  # stream stays open
+        proto.transmit()
+        await wait_until(proto, lambda: st.headers is not None or st.done.is_set() or proto.is_closed,
+                         time.monotonic() + args.timeout)
+        headers_timeout = st.headers is None and not st.done.is_set() and not proto.is_closed
+        complete_before = st.ended
+
+        sent, send_error = await send_datagrams(
+            proto, args, lambda payload: proto.h3.send_datagram(sid, payload))
+        await collect_datagrams(proto, args, lambda: len(proto.h3_datagrams), len(sent))
+        h3_dgrams = list(proto.h3_datagrams)  # snapshot before ending the stream
+
+        end_stream_error = None
+        if proto.is_closed:
+            end_stream_error = "connection_closed"
+        else:
+            try:  # FIN only (an empty STREAM frame), no DATA frame
+                q.send_stream_data(sid, b"", True)
+                proto.transmit()
+            except Exception as exc:
+                end_stream_error = repr(exc)
+            await wait_until(proto, lambda: st.done.is_set() or proto.is_closed,
+                             time.monotonic() + min(1.0, args.timeout))
+        received = [d for _, d in h3_dgrams]
+        same = [d for s, d in h3_dgrams if s == sid]
+        out: dict[str, Any] = {
+            "method": method,
+            "protocol": args.protocol,
+            "status": st.status,
+            "response_headers": [[b2s(k), b2s(v)] for k, v in (st.headers or [])
+                                 if not k.startswith(b":")],
+            "headers_timeout": headers_timeout,
+            "response_complete_before_datagrams": complete_before,
+            "response_complete": st.ended,
+            "body_len": len(st.body),
+            "stream_id": sid,
+            "stream_reset": st.reset_code,
+            "stream_reset_name": error_name(st.reset_code),
+            "stop_sending": st.stop_sending_code,
+            "count": args.count,
+            "size": args.size,
+            "sent": len(sent),
+            "send_error": send_error,
+        }
+        out.update(payload_stats(sent, received))
+        sent_set = set(sent)
+        out["echo_ok_same_stream"] = sum(1 for d in same if d in sent_set)
+        out["received_stream_ids"] = sorted({s for s, _ in h3_dgrams})
+        out["quic_datagrams_received"] = len(proto.quic_datagrams)
+        out["end_stream_error"] = end_stream_error
+        out.update(datagram_common(proto, args))
+        out["elapsed_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        out.update(proto.close_info())
+        out.update(await followup(args, proto))
+        return out
+
+
+# --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
 
@@ -938,6 +1163,40 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("many-streams", parents=[common])
     s.add_argument("--count", type=int, required=True)
     s.add_argument("--path", default="/")
+
+    dg = argparse.ArgumentParser(add_help=False)
+    dg.add_argument("--count", type=int, required=True, help="datagrams to send")
+    dg.add_argument("--size", type=int, required=True,
+                    help="payload bytes per datagram (4-byte BE seq + pattern)")
+    dg.add_argument("--interval-ms", type=float, default=0.0, help="pause between sends")
+    dg.add_argument("--wait", type=float, default=2.0,
+                    help="max wait for echoes after the last send (capped by --timeout)")
+    dg.add_argument("--max-datagram-frame-size", type=int, default=65536,
+                    help="our max_datagram_frame_size transport parameter")
+    dg.add_argument("--max-udp-payload", type=int, default=None,
+                    help="aioquic max_datagram_size (UDP payload per packet, default 1200); "
+                         "raise it to send DATAGRAM frames larger than ~1150 bytes")
+
+    qd = sub.add_parser("quic-datagram", parents=[common, dg])
+    qd.set_defaults(quic_datagrams=True, raw_datagrams=True, h3_datagram_setting=False)
+    qd.add_argument("--h3-datagram-setting", dest="h3_datagram_setting", action="store_true",
+                    help="also advertise SETTINGS_H3_DATAGRAM=1 (default: not advertised)")
+    qd.add_argument("--no-h3-datagram", dest="h3_datagram_setting", action="store_false",
+                    help="do not advertise SETTINGS_H3_DATAGRAM (the default)")
+
+    hd = sub.add_parser("h3-datagram", parents=[common, dg])
+    hd.set_defaults(quic_datagrams=True, raw_datagrams=False)
+    hd.add_argument("--path", default="/")
+    hd.add_argument("--method", default=None,
+                    help="default CONNECT with --protocol, else POST")
+    hd.add_argument("--protocol", default=None, help=":protocol (extended CONNECT), e.g. connect-udp")
+    hd.add_argument("--header", action="append", default=[], help="'name: value' (repeatable)")
+    hd.add_argument("--no-capsule-protocol", action="store_true",
+                    help="do not add 'capsule-protocol: ?1' for --protocol connect-udp")
+    hd.add_argument("--no-h3-datagram-setting", dest="h3_datagram_setting", action="store_false",
+                    default=True, help="do not advertise SETTINGS_H3_DATAGRAM=1")
+    hd.add_argument("--webtransport-setting", dest="webtransport_setting", action="store_true",
+                    help="also advertise ENABLE_WEBTRANSPORT=1 (aioquic enable_webtransport)")
     return p
 
 
@@ -948,6 +1207,8 @@ SCENARIOS = {
     "reset-mid-request": cmd_reset_mid_request,
     "raw-stream": cmd_raw_stream,
     "many-streams": cmd_many_streams,
+    "quic-datagram": cmd_quic_datagram,
+    "h3-datagram": cmd_h3_datagram,
 }
 
 
@@ -957,6 +1218,8 @@ def default_hard_timeout(args: argparse.Namespace) -> float:
         per_conn = -(-max(1, args.repeat) // max(1, args.connections))
         rounds = -(-per_conn // max(1, args.concurrency))
         return t * (rounds + 1) + 15
+    if args.cmd in ("quic-datagram", "h3-datagram"):
+        return t * 5 + 15 + max(0, args.count) * max(0.0, args.interval_ms) / 1000.0 + args.wait
     return t * 5 + 15
 
 
