@@ -1,20 +1,30 @@
 // Type definitions for napi-h3 — HTTP/3 for Node.js (>= 20) and Bun (>= 1.2).
 //
-// `Request`, `Response` and `URL` are the runtime's global WHATWG types: they come from
-// `lib: ["dom"]`, from `@types/node` or from `@types/bun`, whichever the project uses.
+// `Request`, `Response`, `Headers`, `URL`, `ReadableStream` and `RequestInit` are the runtime's
+// global WHATWG types: they come from `lib: ["dom"]`, from `@types/node` or from `@types/bun`,
+// whichever the project uses.
 
 /** HTTP methods accepted as keys of a route's method map (case-insensitive at runtime). */
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'OPTIONS' | 'CONNECT' | 'TRACE'
 
+// ---------------------------------------------------------------------------------------------
+// Server
+
 /**
- * A request as handlers see it: a WHATWG `Request` plus the route parameters.
+ * A request as handlers see it: a WHATWG `Request` plus the route parameters (and, on streaming
+ * routes, the request trailers).
  *
  * - `url` is `https://<authority><path>?<query>` (`:authority`, else `Host`, else `localhost`).
  * - Header names are lower-case; pseudo-headers are not included.
- * - `signal` aborts (reason: `DOMException` named `AbortError`) when the connection dies (peer
- *   closed it, idle timeout, forced stop) or the peer stops reading the response stream.
- * - `body` holds the whole request body, read before the handler is called (at most
- *   `maxRequestBodySize` bytes). `GET` and `HEAD` requests never have a body.
+ * - `body`: on buffered routes (the default) the whole body, read before the handler is called
+ *   (at most `maxRequestBodySize` bytes). On `mode: "streaming"` routes a `ReadableStream`
+ *   pulled from QUIC as the handler reads it (see {@link H3StreamingRequest}). `GET` and `HEAD`
+ *   requests never have a body (`null`).
+ * - `signal` aborts (reason: a `DOMException` named `AbortError`) when the client cancels the
+ *   request (STOP_SENDING) while the handler runs or while a streamed response is being sent,
+ *   when the connection dies (peer closed it, idle timeout, `stop(true)`),
+ *   and on streaming routes when the upload is reset or exceeds `maxRequestBodySize`. It is
+ *   created on first access; an abort that happened earlier is reflected then.
  */
 export type H3Request = Request & {
   /**
@@ -23,6 +33,33 @@ export type H3Request = Request & {
    * `{}` for the fallback `fetch` and for routes without parameters.
    */
   params: Record<string, string>
+  /**
+   * Streaming routes only (`undefined` on buffered routes): settles with the request trailers
+   * once the body stream has ended — an empty `Headers` when there were none, or when the body
+   * errored or was cancelled. It settles only after the body was read to its end or cancelled
+   * (for `GET`/`HEAD`, which have no body stream, it currently never settles).
+   */
+  trailers?: Promise<Headers>
+}
+
+/**
+ * The request of a `mode: "streaming"` route. The handler is called as soon as the request
+ * headers arrive:
+ *
+ * - `body` is a `ReadableStream<Uint8Array>` pulled from QUIC on demand: each read is one QUIC
+ *   read of up to ~128 KiB of what has arrived; nothing is read ahead, so a slow handler holds the
+ *   sender through QUIC flow control (the per-stream window, 1 MiB, bounds what is buffered).
+ * - `maxRequestBodySize` applies only if it was set explicitly; going over it errors the stream
+ *   with `ERR_H3_BODY_TOO_LARGE` and the client gets `413` (or, once a response has started, a
+ *   reset with H3_REQUEST_REJECTED).
+ * - A client reset mid-upload errors the stream with `ERR_H3_STREAM_RESET`
+ *   (`ERR_H3_CONNECTION_LOST` if the connection died); `signal` aborts before the error is seen.
+ * - The handler may respond before reading the body (the rest is refused with STOP_SENDING
+ *   H3_NO_ERROR) or stream its response while reading (`new Response(req.body)` echoes).
+ */
+export type H3StreamingRequest = H3Request & {
+  /** Settles with the request trailers once the body ended (empty `Headers` if none, on error or cancel). */
+  trailers: Promise<Headers>
 }
 
 /**
@@ -40,6 +77,8 @@ export type MethodKey = Method | Lowercase<Method> | '*'
  * - a static `Response`, served for every method (from Rust, without calling JS, once its body
  *   has been read),
  * - or a map from method (or `"*"`) to a handler or a static `Response`.
+ *
+ * Routes of the object form are always buffered; use the array form for `mode: "streaming"`.
  */
 export type RouteMap = Record<string, Handler | Response | Partial<Record<MethodKey, Handler | Response>>>
 
@@ -103,14 +142,19 @@ export interface RouteDefinition {
    */
   pattern: string
   /**
-   * How the request body reaches the handler. Default `"buffered"`: read whole (up to
-   * `maxRequestBodySize`) before the handler is called.
-   * `"streaming"` is accepted but **currently behaves like `"buffered"`** (true streaming bodies
-   * are being built).
+   * How the request body reaches the handler.
+   * - `"buffered"` (default): read whole (up to `maxRequestBodySize`, default 1 MiB; more → `413`
+   *   from Rust, JS not called) before the handler is called.
+   * - `"streaming"`: the handler is called when the headers arrive; `req.body` is a
+   *   `ReadableStream` pulled from QUIC on demand and `req.trailers` settles at its end (see
+   *   {@link H3StreamingRequest}). No size limit unless `maxRequestBodySize` is set explicitly.
    */
   mode?: 'buffered' | 'streaming'
-  /** The handler. A route needs `fetch`, `response`, `h3Datagram` or `webtransport`. */
-  fetch?: Handler
+  /**
+   * The handler. A route needs `fetch`, `response`, `h3Datagram` or `webtransport`. On a
+   * streaming route the request may be annotated as {@link H3StreamingRequest}.
+   */
+  fetch?(req: H3Request, server: H3Server): Response | Promise<Response>
   /**
    * A static response for this route, used when `fetch` is absent. Its body is read once; from
    * then on Rust answers without calling JS. Replace it with `server.reload()`.
@@ -158,7 +202,8 @@ export interface ServeOptions {
   /** Routes, as an array of definitions or a `Bun.serve`-style object map. Default none. */
   routes?: RouteDefinition[] | RouteMap
   /**
-   * Fallback for requests no route matches. Without it they get `404 Not Found` from Rust.
+   * Fallback for requests no route matches (buffered). Without it they get `404 Not Found` from
+   * Rust.
    */
   fetch?: Handler
   /**
@@ -167,9 +212,13 @@ export interface ServeOptions {
    */
   error?: (err: unknown) => Response | Promise<Response>
   /**
-   * Largest request body in bytes. Default `1048576` (1 MiB). Integer 0..2^53-1. A larger body
-   * (declared by `content-length` or counted as it arrives) is answered `413` by Rust; JS is
-   * not called and the connection stays usable.
+   * Largest request body in bytes. Integer 0..2^53-1.
+   * - Buffered routes: default `1048576` (1 MiB). A larger body (declared by `content-length` or
+   *   counted as it arrives) is answered `413` by Rust; JS is not called and the connection stays
+   *   usable.
+   * - Streaming routes: no limit unless this option is set. When set, a larger `content-length`
+   *   gets `413` without calling JS, and a body that grows past it errors `req.body` with
+   *   `ERR_H3_BODY_TOO_LARGE` (the client gets `413`, or a reset once a response has started).
    */
   maxRequestBodySize?: number
   /**
@@ -206,9 +255,9 @@ export interface ReloadOptions {
   /** New route table; omitted → the current routes stay. */
   routes?: RouteDefinition[] | RouteMap
   /** New fallback; present with `undefined` → no fallback (unmatched requests get 404). */
-  fetch?: Handler
+  fetch?: Handler | undefined
   /** New error handler; present with `undefined` → none. */
-  error?: (err: unknown) => Response | Promise<Response>
+  error?: ((err: unknown) => Response | Promise<Response>) | undefined
 }
 
 /** Counters returned by `server.getStats()`. All are plain numbers. */
@@ -237,10 +286,11 @@ export interface ServerStats {
   webtransportSessionsActive: number
   /**
    * Requests refused or lost before reaching JS: malformed or oversized header sections,
-   * bodies over `maxRequestBodySize` (413), streams reset by the peer while the body was read.
+   * `413`s decided before JS (buffered bodies over `maxRequestBodySize`, too large
+   * `content-length`), streams reset by the peer while a buffered body was read.
    */
   requestsRejected: number
-  /** Failed handshakes, refused connections (over `maxConnections`) and connections closed with an error code. */
+  /** Failed handshakes, refused connections (over `maxConnections`) and connections we closed for a protocol error. */
   connectionErrors: number
 }
 
@@ -263,23 +313,29 @@ export declare class H3Server {
   readonly port: number
   /** The `hostname` option as given (default `"0.0.0.0"`). */
   readonly hostname: string
-  /** `https://<host>:<port>/`; `localhost` when bound to `0.0.0.0` or `::`, brackets for IPv6. */
+  /**
+   * `https://<host>:<port>/`: `127.0.0.1` when bound to `0.0.0.0`, `localhost` when bound to
+   * `::`, brackets around other IPv6 addresses, else the `hostname` as given.
+   */
   readonly url: URL
   /**
    * SHA-256 of the leaf certificate (DER), 32 bytes — the value for WebTransport
-   * `serverCertificateHashes`. Set for self-signed and supplied certificates.
+   * `serverCertificateHashes` (and `h3Fetch`'s `tls.serverCertificateHashes`). Set for
+   * self-signed and supplied certificates.
    */
   readonly certificateHash: Uint8Array
-  /** PEM of the generated self-signed certificate; `undefined` when `tls` supplied one. */
+  /** PEM of the generated self-signed certificate (a client can trust it as `tls.ca`); `undefined` when `tls` supplied one. */
   readonly certificatePem: string | undefined
   /** Requests in flight right now (same as `getStats().requestsActive`). */
   readonly pendingRequests: number
   /**
-   * Stop the server. Graceful (default): new connections are refused, every connection gets a
-   * GOAWAY, in-flight requests finish, then connections close. `force: true` closes every
-   * connection now; in-flight requests see their `signal` abort. Resolves when the socket is
-   * closed; repeated calls return the same promise, and `stop(true)` during a graceful stop
-   * finishes it at once. A graceful stop waits as long as requests keep running.
+   * Stop the server. Graceful (default): new connections are refused; every connection gets a
+   * GOAWAY naming the first request stream that was not processed (later requests are refused
+   * with H3_REQUEST_REJECTED, which clients may safely retry elsewhere); in-flight requests
+   * finish; then connections close. `force: true` closes every connection now; in-flight requests
+   * see their `signal` abort. Resolves when the socket is closed and (without `reusePort`) the
+   * port can be bound again. Repeated calls return the same promise, and `stop(true)` during a
+   * graceful stop finishes it at once. A graceful stop waits as long as requests keep running.
    */
   stop(force?: boolean): Promise<void>
   /**
@@ -301,23 +357,207 @@ export declare class H3Server {
   unref(): void
 }
 
+/**
+ * Create an HTTP/3 server and bind its UDP socket (synchronously, like `Bun.serve`).
+ * Throws an `H3Error`: `TypeError` with `ERR_H3_INVALID_ARG` / `ERR_H3_ROUTE` for bad options,
+ * `ERR_H3_TLS` for bad certificates, `Error` with `ERR_H3_BIND` when the port is taken.
+ */
+export declare function createH3Server(options?: ServeOptions): H3Server
+
+// ---------------------------------------------------------------------------------------------
+// Response trailers
+
+/** Anything `new Headers()` accepts (`HeadersInit`), or nothing (no trailers). */
+export type TrailersValue = ConstructorParameters<typeof Headers>[0] | null
+
+/**
+ * Trailers for {@link withTrailers}: headers, a promise of them, or a function (sync or async)
+ * called once the whole body has been written — so a trailer can carry e.g. a checksum of the
+ * body.
+ */
+export type ResponseTrailers = TrailersValue | Promise<TrailersValue> | (() => TrailersValue | Promise<TrailersValue>)
+
+/**
+ * Attach HTTP trailers to a `Response` a handler returns (an extension; WHATWG `Response` has
+ * none). They are sent as a trailing HEADERS frame after the body; the response always takes the
+ * streamed path. Returns the same `Response`. If the trailers function throws or its promise
+ * rejects, the response stream is reset. A response with a `null` or empty body currently sends no
+ * trailers. Throws `TypeError` (`ERR_H3_INVALID_ARG`) if `response` is not a `Response`.
+ */
+export declare function withTrailers<R extends Response>(response: R, trailers: ResponseTrailers): R
+
+/**
+ * `Symbol.for('napi-h3.trailers')`: the property {@link withTrailers} sets on a `Response`.
+ * `response[trailersSymbol] = trailers` is equivalent to `withTrailers(response, trailers)`.
+ */
+export declare const trailersSymbol: unique symbol
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+/** How an HTTP/3 client checks the server's certificate. Default: the system root store. */
+export interface ClientTlsOptions {
+  /**
+   * CA certificates to trust **instead of** the system roots: PEM text, PEM bytes, a PEM file
+   * path, or an array of them (e.g. `server.certificatePem`). The host name is verified.
+   */
+  ca?: PemInput | PemInput[]
+  /** `false`: accept any certificate (tests only). Default `true`. */
+  rejectUnauthorized?: boolean
+  /**
+   * Accept exactly the certificates whose SHA-256 (of the DER) is listed, as W3C WebTransport
+   * does — plain 32-byte digests or `{ algorithm: "sha-256", value }` objects (e.g.
+   * `server.certificateHash`). No CA or host-name check; unlike browsers, the validity-period
+   * and ECDSA rules are not enforced, only the hash. When non-empty it takes precedence over
+   * `rejectUnauthorized` and `ca`.
+   */
+  serverCertificateHashes?: Array<ArrayBuffer | ArrayBufferView | { algorithm?: string; value: ArrayBuffer | ArrayBufferView }>
+}
+
+/** Options of {@link createH3Client}. */
+export interface H3ClientOptions {
+  /** Certificate checks, see {@link ClientTlsOptions}. */
+  tls?: ClientTlsOptions
+  /** Seconds before an idle connection is closed (QUIC max_idle_timeout). Default `30`; (0, 3600]. */
+  idleTimeout?: number
+  /**
+   * Seconds to wait for the QUIC + TLS handshake of a new connection (name resolution, before
+   * it, is bounded by the system resolver). Default `10`; (0, 3600]. QUIC ignores ICMP errors, so
+   * an unreachable port takes the full timeout before `ERR_H3_CONNECT`.
+   */
+  connectTimeout?: number
+}
+
+/**
+ * Request bodies the client accepts: everything `fetch` takes (strings, `ArrayBuffer` and views,
+ * `Blob`, `URLSearchParams`, `FormData`, `ReadableStream`) plus async iterables of bytes or strings.
+ */
+export type H3BodyInit = NonNullable<RequestInit['body']> | AsyncIterable<Uint8Array | string>
+
+/** `fetch`'s `RequestInit` as `H3Client.fetch` reads it. */
+export interface H3RequestInit extends Omit<RequestInit, 'body'> {
+  /**
+   * The request body (not for `GET`/`HEAD`: `TypeError`). Strings, bytes, `URLSearchParams` and
+   * `Blob`s up to 1 MiB are sent in one piece with `content-length`; bigger `Blob`s, `FormData`,
+   * `ReadableStream`s and async iterables are streamed with backpressure (and cannot be re-sent
+   * on a 307/308 redirect). `content-type` defaults like `fetch`'s.
+   */
+  body?: H3BodyInit | null
+  /** Accepted for compatibility with `fetch`; streamed bodies do not need it. */
+  duplex?: 'half'
+  /**
+   * Milliseconds for the whole request, including reading the response body (the timer stops
+   * when the body has been read to its end or cancelled). On expiry the request is reset and the
+   * fetch or the body read rejects with an `Error` named `TimeoutError`, code `ERR_H3_TIMEOUT`.
+   */
+  timeout?: number
+}
+
+/** `init` of {@link h3Fetch}: {@link H3RequestInit} plus the TLS settings. */
+export interface H3FetchInit extends H3RequestInit {
+  /**
+   * Certificate checks for this request. Requests with equal `tls` settings share a client (and
+   * its connections) kept for the life of the process; without `tls` a shared default client
+   * (system roots) is used.
+   */
+  tls?: ClientTlsOptions
+}
+
+/**
+ * A response from the HTTP/3 client: a WHATWG `Response` (with `url`, `redirected`, a streamed
+ * `body`) plus the response trailers.
+ */
+export type H3Response = Response & {
+  /**
+   * Settles with the trailers once the body has been read to its end (an empty `Headers` when
+   * there were none, for responses without body, on error and on cancel).
+   */
+  readonly trailers: Promise<Headers>
+}
+
+/**
+ * An HTTP/3 client: one QUIC connection per origin (`host:port`), shared by all its requests
+ * (multiplexed). Idle connections close after `idleTimeout`; a dead one is replaced on the next
+ * request. A client never keeps the process alive by itself; a pending request does.
+ */
+export declare class H3Client {
+  /** Same as `createH3Client(options)`. Throws `ERR_H3_INVALID_ARG` (`TypeError`) or `ERR_H3_TLS` (unusable `ca`) on bad options. */
+  constructor(options?: H3ClientOptions)
+  /**
+   * `fetch` over HTTP/3 on this client's connections (already bound: can be passed around).
+   * `https:` URLs only. See {@link h3Fetch} for the semantics and errors. Rejects with
+   * `ERR_H3_NOT_RUNNING` after `close()`.
+   */
+  readonly fetch: (input: string | URL | Request, init?: H3RequestInit) => Promise<H3Response>
+  /** **Not available yet**: rejects with `ERR_H3_NOT_SUPPORTED`. */
+  webtransport(url?: string | URL, options?: unknown): Promise<never>
+  /** Close every connection; in-flight requests and body reads fail, later `fetch`es reject with `ERR_H3_NOT_RUNNING`. */
+  close(): Promise<void>
+  /** QUIC connections open now (one per origin in use). */
+  readonly connectionCount: number
+  /** QUIC connections opened over the client's life. */
+  readonly connectionsOpened: number
+}
+
+/**
+ * Create an HTTP/3 client with its own connection pool and TLS settings. Close it with
+ * `close()` when done.
+ */
+export declare function createH3Client(options?: H3ClientOptions): H3Client
+
+/**
+ * `fetch()` over HTTP/3 (`https:` URLs only, else `TypeError`).
+ *
+ * - `input`: a URL string, `URL` or `Request` (its method, headers, body, signal and redirect
+ *   mode are used unless `init` overrides them).
+ * - Redirects: `"follow"` (default; at most 20; `303`, and `301`/`302` after `POST`, become
+ *   `GET` without body; a streamed body cannot be re-sent → `TypeError`), `"manual"` (the 3xx
+ *   response is returned), `"error"` (`TypeError`).
+ * - `signal` aborts at any stage — connecting, waiting for headers, uploading, reading the body —
+ *   with the signal's reason (an `AbortError` by default) and resets the stream.
+ * - No cookies, cache, CORS or content decoding.
+ *
+ * Rejects with: `TypeError` for bad input; `ERR_H3_CONNECT` (the host name does not resolve, no
+ * handshake within `connectTimeout`, or the connection/stream failed before the response head);
+ * `ERR_H3_TLS` (certificate rejected); `TimeoutError`/`ERR_H3_TIMEOUT`; the abort reason. Body
+ * reads fail with `ERR_H3_STREAM_RESET` (the server reset the stream) or `ERR_H3_CONNECTION_LOST`.
+ */
+export declare function h3Fetch(input: string | URL | Request, init?: H3FetchInit): Promise<H3Response>
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
 /** Stable `code` values of errors thrown by napi-h3. */
 export type H3ErrorCode =
   /** Invalid option value or type (`TypeError`). */
   | 'ERR_H3_INVALID_ARG'
-  /** Certificate or key missing, unreadable, malformed or not matching. */
+  /** Certificate or key missing, unreadable, malformed or not matching; client: the server's certificate was rejected. */
   | 'ERR_H3_TLS'
   /** The UDP socket could not be bound (address in use, permission, …). */
   | 'ERR_H3_BIND'
   /** Invalid route definition or pattern (`TypeError`). */
   | 'ERR_H3_ROUTE'
-  /** The server was stopped (`reload()` after `stop()`). */
+  /** `reload()` after `stop()`; `fetch()` on a closed client. */
   | 'ERR_H3_NOT_RUNNING'
-  /** Internal: the request is finished or unknown. */
+  /** A streaming request body grew past `maxRequestBodySize` (the `req.body` stream errors). */
+  | 'ERR_H3_BODY_TOO_LARGE'
+  /** The peer reset the stream: a client aborting an upload (server), the server resetting a response (client). */
+  | 'ERR_H3_STREAM_RESET'
+  /** The connection died while a body was being read. */
+  | 'ERR_H3_CONNECTION_LOST'
+  /** Client: the host name did not resolve, no handshake within `connectTimeout`, or the connection or stream failed before the response head. */
+  | 'ERR_H3_CONNECT'
+  /** Client: the `timeout` option expired (the error's `name` is `TimeoutError`). */
+  | 'ERR_H3_TIMEOUT'
+  /** Client: a request cancelled inside the addon while a body read was pending (e.g. by `close()`). */
+  | 'ERR_H3_ABORTED'
+  /** A feature that is not available yet (`H3Client.webtransport()`). */
+  | 'ERR_H3_NOT_SUPPORTED'
+  /** The request is finished or unknown: reading a streaming `req.body` after the response was sent, or a client body after `close()`. */
   | 'ERR_H3_UNKNOWN_REQUEST'
-  /** Internal: a response with an invalid status or header. */
+  /** Internal: a response with an invalid status or header (turned into a 500). */
   | 'ERR_H3_INVALID_RESPONSE'
-  /** Internal: the peer closed the stream. */
+  /** Internal: the peer closed the stream (seen as a cancelled response body). */
   | 'ERR_H3_STREAM_CLOSED'
   /** An I/O error from the operating system. */
   | 'ERR_H3_IO'
@@ -326,10 +566,3 @@ export type H3ErrorCode =
 
 /** Errors thrown by napi-h3 carry a stable `code`. */
 export type H3Error = Error & { code: H3ErrorCode }
-
-/**
- * Create an HTTP/3 server and bind its UDP socket (synchronously, like `Bun.serve`).
- * Throws an `H3Error`: `TypeError` with `ERR_H3_INVALID_ARG` / `ERR_H3_ROUTE` for bad options,
- * `ERR_H3_TLS` for bad certificates, `Error` with `ERR_H3_BIND` when the port is taken.
- */
-export declare function createH3Server(options?: ServeOptions): H3Server

@@ -416,7 +416,10 @@ class H3Server {
       const pairs = []
       for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]])
       let trailers
-      if (streaming) {
+      if (streaming && (method === 'GET' || method === 'HEAD')) {
+        // No body to stream (WHATWG forbids one here); whatever the peer sends is refused.
+        trailers = Promise.resolve(new Headers())
+      } else if (streaming) {
         const t = pulledBody(() => this.#native.readBody(id), {
           // Abort the signal before the body errors, so a handler catching the error sees both.
           mapError: (err) => {
@@ -780,7 +783,10 @@ async function clientFetch (nat, input, init = {}) {
         nat.cancel(thisId)
         if (redirect === 'error') throw new TypeError(`h3Fetch: redirect to ${resHeaders.get('location')} with redirect: "error"`)
         if (hop >= MAX_REDIRECTS) throw new TypeError('h3Fetch: too many redirects')
-        url = new URL(resHeaders.get('location'), url)
+        const next = new URL(resHeaders.get('location'), url)
+        // Like fetch: credentials do not follow a redirect to another origin.
+        if (next.origin !== url.origin) headers.delete('authorization')
+        url = next
         if (url.protocol !== 'https:') throw new TypeError(`h3Fetch: redirect to a non-https URL ${url.href}`)
         if (status === 303 ? method !== 'HEAD' : ((status === 301 || status === 302) && method === 'POST')) {
           method = 'GET'

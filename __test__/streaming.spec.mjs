@@ -81,6 +81,7 @@ describe('streaming bodies', () => {
     const j = JSON.parse(r.body)
     assert.equal(j.n, BIG)
     assert.equal(j.sha, patternSha(BIG))
+    console.log(`# ${BIG / MiB} MiB upload: RSS growth ${(growth / MiB).toFixed(1)} MiB`)
     assert.ok(growth < 64 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MiB`)
   })
 
@@ -91,6 +92,7 @@ describe('streaming bodies', () => {
     assert.equal(r.status, 200)
     assert.equal(r.received, BIG)
     assert.equal(r.sha256, patternSha(BIG))
+    console.log(`# ${BIG / MiB} MiB download: RSS growth ${(growth / MiB).toFixed(1)} MiB`)
     assert.ok(growth < 64 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MiB`)
   })
 

@@ -4,6 +4,7 @@
 //   PORT=4433 HOST=127.0.0.1 npm start
 //
 // In your own code: `require('napi-h3')` / `import { createH3Server } from 'napi-h3'`.
+// Streaming bodies, trailers and the h3Fetch client: see streaming.js next to this file.
 
 const crypto = require('node:crypto')
 const { createH3Server } = require('..')
@@ -98,10 +99,10 @@ const server = createH3Server({
 })
 
 // --- how to reach it ------------------------------------------------------------------------
-// server.url says `localhost` for a wildcard bind; Bun's HTTP/3 fetch resolves `localhost` to ::1
-// only, which an IPv4-only (0.0.0.0) socket never answers, so clients get an explicit address.
+// server.url names 127.0.0.1 for a 0.0.0.0 bind. HOST=localhost binds 127.0.0.1 but the URL says
+// `localhost`, which Bun's HTTP/3 fetch resolves to ::1 only: give clients the address instead.
 const clientUrl = new URL(server.url)
-if (server.hostname === '0.0.0.0') clientUrl.hostname = '127.0.0.1'
+if (server.hostname === 'localhost') clientUrl.hostname = '127.0.0.1'
 const origin = clientUrl.origin // https://host:port
 const authority = clientUrl.host // host:port, as Chromium's --origin-to-force-quic-on wants it
 const certHash = Buffer.from(server.certificateHash)

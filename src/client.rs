@@ -496,11 +496,13 @@ impl Client {
                     status: r.status().as_u16(),
                     headers: body::flat_headers(r.headers()),
                 },
-                Some(Err(e)) => {
-                    let _ = head_tx.send(Err(H3Error::Connect(
-                        String::new(),
-                        format!("no response: {e}"),
-                    )));
+                Some(Err(_)) => {
+                    let lost = quic.close_reason().is_some();
+                    let _ = head_tx.send(Err(if lost {
+                        H3Error::ConnectionLost
+                    } else {
+                        H3Error::StreamReset
+                    }));
                     return;
                 }
             };

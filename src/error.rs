@@ -20,7 +20,7 @@ pub enum H3Error {
     InvalidResponse(String),
     #[error("stream closed by peer")]
     StreamClosed,
-    #[error("the client reset the request stream")]
+    #[error("the peer reset the stream")]
     StreamReset,
     #[error("request body exceeds maxRequestBodySize ({0} bytes)")]
     BodyTooLarge(u64),

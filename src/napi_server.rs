@@ -167,6 +167,19 @@ impl Dispatcher for JsDispatcher {
 /// up garbage buffers faster than they are collected.
 pub struct JsBytes(pub(crate) Vec<bytes::Bytes>);
 
+/// Chunks smaller than this are not worth a finalizer.
+const GC_HINT_MIN_BYTES: usize = 16 * 1024;
+
+unsafe extern "C" fn release_gc_hint(
+    env: napi::sys::napi_env,
+    data: *mut std::ffi::c_void,
+    _hint: *mut std::ffi::c_void,
+) {
+    let mut adjusted = 0i64;
+    // SAFETY: called by the runtime on the JS thread; `data` carries the byte count.
+    unsafe { napi::sys::napi_adjust_external_memory(env, -(data as usize as i64), &mut adjusted) };
+}
+
 impl ToNapiValue for JsBytes {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         let len: usize = val.0.iter().map(|b| b.len()).sum();
@@ -190,6 +203,28 @@ impl ToNapiValue for JsBytes {
                 )
             };
             at += piece.len();
+        }
+        // Body chunks are garbage as soon as JS has consumed them, and V8 only collects
+        // Buffer memory after ~64 MiB of it has accumulated. Report each chunk once more as
+        // external memory (undone when it is collected) so GC comes at about half that, which
+        // keeps a streaming transfer's footprint well under 64 MiB.
+        if len >= GC_HINT_MIN_BYTES {
+            let mut adjusted = 0i64;
+            // SAFETY: plain N-API calls on the JS thread with a live env and value.
+            unsafe {
+                if napi::sys::napi_adjust_external_memory(env, len as i64, &mut adjusted)
+                    == napi::sys::Status::napi_ok
+                {
+                    napi::sys::napi_add_finalizer(
+                        env,
+                        out,
+                        len as *mut std::ffi::c_void,
+                        Some(release_gc_hint),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    );
+                }
+            }
         }
         Ok(out)
     }
