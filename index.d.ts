@@ -83,10 +83,7 @@ export type MethodKey = Method | Lowercase<Method> | '*'
 export type RouteMap = Record<string, Handler | Response | Partial<Record<MethodKey, Handler | Response>>>
 
 /**
- * Context of an HTTP datagram (RFC 9297) received for a request stream.
- *
- * **Planned — not yet delivered.** Declared so `RouteDefinition.h3Datagram` can be typed; the
- * server does not call `h3Datagram` handlers yet.
+ * Context of an HTTP datagram (RFC 9297) received for an open request stream of the route.
  */
 export interface H3DatagramContext {
   /** The request stream the datagram names. */
@@ -95,8 +92,26 @@ export interface H3DatagramContext {
   readonly flowId: bigint
   /** The request that opened the stream. */
   readonly request: Request
-  /** Send a datagram back on the same stream. */
-  sendReply(data: Uint8Array): void
+  /** Largest payload `sendReply` accepts right now (prefix excluded), or null. */
+  readonly maxDatagramSize: number | null
+  /**
+   * Send a datagram back on the same stream (the quarter-stream-id prefix is added). Throws
+   * `ERR_H3_DATAGRAM_TOO_LARGE` above `maxDatagramSize`; dropped (and counted) when the send
+   * buffer is full.
+   */
+  sendReply(data: Uint8Array | ArrayBuffer | string): void
+}
+
+/** Context of a server-level QUIC datagram (`quicDatagram` option). */
+export interface QUICDatagramContext {
+  /** Server-local stable id of the QUIC connection (8 bytes, big-endian); not the wire CID. */
+  readonly connectionId: Uint8Array
+  /** `connectionId` as 16 hex digits. */
+  readonly connectionIdHex: string
+  /** Largest payload `sendReply` accepts right now, or null. */
+  readonly maxDatagramSize: number | null
+  /** Send a QUIC datagram on the same connection (same errors and dropping as H3 datagrams). */
+  sendReply(data: Uint8Array | ArrayBuffer | string): void
 }
 
 /**
@@ -161,8 +176,8 @@ export interface RouteDefinition {
    */
   response?: Response
   /**
-   * HTTP datagram handler (RFC 9297). **Planned — not yet delivered**: a route with it turns on
-   * HTTP datagram support in SETTINGS, but the handler is not called yet.
+   * HTTP datagram handler (RFC 9297): called for datagrams naming one of this route's open
+   * request streams. A route with it enables QUIC datagrams and SETTINGS_H3_DATAGRAM.
    */
   h3Datagram?: (payload: Uint8Array, ctx: H3DatagramContext) => void
   /**
@@ -248,6 +263,12 @@ export interface ServeOptions {
    * on Linux the kernel spreads connections across them. Default `false`. Ignored on Windows.
    */
   reusePort?: boolean
+  /**
+   * Receives QUIC DATAGRAM frames that are not HTTP datagrams of a route's open request stream
+   * (or every datagram from peers that did not negotiate HTTP datagrams). Its presence enables
+   * QUIC datagrams; without it such datagrams are dropped and counted.
+   */
+  quicDatagram?: (payload: Uint8Array, ctx: QUICDatagramContext) => void
 }
 
 /** What `server.reload()` can replace. */
@@ -276,11 +297,11 @@ export interface ServerStats {
   bytesReceived: number
   /** UDP payload bytes sent (closed connections plus live ones). */
   bytesSent: number
-  /** Datagrams received (stays 0 until datagram delivery ships). */
+  /** QUIC DATAGRAM frames received (HTTP datagrams included). */
   datagramsReceived: number
-  /** Datagrams sent (stays 0 until datagram delivery ships). */
+  /** QUIC DATAGRAM frames sent. */
   datagramsSent: number
-  /** Datagrams dropped (stays 0 until datagram delivery ships). */
+  /** Datagrams dropped: no handler, JS more than 4096 behind, or a full send buffer. */
   datagramsDropped: number
   /** Open WebTransport sessions (stays 0 until WebTransport ships). */
   webtransportSessionsActive: number
@@ -553,6 +574,8 @@ export type H3ErrorCode =
   | 'ERR_H3_ABORTED'
   /** A feature that is not available yet (`H3Client.webtransport()`). */
   | 'ERR_H3_NOT_SUPPORTED'
+  | 'ERR_H3_DATAGRAM_TOO_LARGE'
+  | 'ERR_H3_DATAGRAM_UNSUPPORTED'
   /** The request is finished or unknown: reading a streaming `req.body` after the response was sent, or a client body after `close()`. */
   | 'ERR_H3_UNKNOWN_REQUEST'
   /** Internal: a response with an invalid status or header (turned into a 500). */
