@@ -96,3 +96,38 @@ describe('lifecycle', () => {
     assert.equal(reref.code, 4, reref.out)
   })
 })
+
+describe('connection limits', () => {
+  test('idleTimeout closes a silent connection; its requests see signal abort; stats settle', async () => {
+    let aborted = false
+    const server = serve({
+      idleTimeout: 1,
+      fetch: (req) => new Promise((resolve) => {
+        req.signal.addEventListener('abort', () => { aborted = true; resolve(new Response('late')) })
+      })
+    })
+    try {
+      const t0 = Date.now()
+      const out = await aioquic(server, ['request', '--path', '/', '--timeout', '8'])
+      assert.notEqual(out.results[0].status, 200)
+      await waitFor(() => aborted, { timeout: 5000 })
+      assert.ok(Date.now() - t0 < 6000)
+      await waitFor(() => server.getStats().connectionsActive === 0 && server.getStats().requestsActive === 0)
+    } finally { await server.stop(true) }
+  })
+
+  test('maxConnections refuses connections beyond the limit', async () => {
+    let release
+    const gate = new Promise((resolve) => { release = resolve })
+    const server = serve({ maxConnections: 1, fetch: async () => { await gate; return new Response('ok') } })
+    try {
+      const first = aioquic(server, ['request', '--path', '/'])
+      await waitFor(() => server.pendingRequests === 1)
+      const second = await aioquic(server, ['request', '--path', '/', '--timeout', '2'], { timeout: 20 }).catch((e) => ({ failed: e.message }))
+      assert.ok(second.failed || second.error || second.results?.[0]?.status == null, JSON.stringify(second).slice(0, 300))
+      release()
+      assert.equal((await first).results[0].status, 200)
+      assert.ok(server.getStats().connectionErrors >= 1)
+    } finally { await server.stop(true) }
+  })
+})

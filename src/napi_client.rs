@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::oneshot;
@@ -12,8 +11,7 @@ use tokio::sync::oneshot;
 use crate::body::BodyEvent;
 use crate::client::{Client, ClientConfig, RequestSpec, ResponseHead, Trust, UploadCmd};
 use crate::error::{H3Error, Result as H3Result};
-use crate::napi_server::{to_js, JsBytes};
-use crate::tls::PemSource;
+use crate::napi_server::{body_bytes, header_pairs, pem, to_js, JsBytes};
 
 #[napi(object)]
 pub struct NativeClientOptions {
@@ -67,14 +65,7 @@ fn config(o: NativeClientOptions) -> H3Result<ClientConfig> {
         Trust::Insecure
     } else {
         Trust::Roots {
-            ca: o.ca.map(|list| {
-                list.into_iter()
-                    .map(|c| match c {
-                        Either::A(s) => PemSource::Text(s),
-                        Either::B(b) => PemSource::Bytes(b.to_vec()),
-                    })
-                    .collect()
-            }),
+            ca: o.ca.map(|list| list.into_iter().map(pem).collect()),
         }
     };
     Ok(ClientConfig {
@@ -82,15 +73,6 @@ fn config(o: NativeClientOptions) -> H3Result<ClientConfig> {
         idle_timeout: seconds(o.idle_timeout, 30.0, "idleTimeout")?,
         connect_timeout: seconds(o.connect_timeout, 10.0, "connectTimeout")?,
     })
-}
-
-fn pairs(flat: Vec<String>) -> Vec<(String, String)> {
-    let mut it = flat.into_iter();
-    let mut out = Vec::with_capacity(it.len() / 2);
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        out.push((k, v));
-    }
-    out
 }
 
 #[napi]
@@ -116,14 +98,11 @@ impl NativeClient {
                 "HTTP/3 needs an https: URL".into(),
             )));
         }
-        let body = body.map(|b| match b {
-            Either::A(s) => Bytes::from(s),
-            Either::B(b) => Bytes::copy_from_slice(&b),
-        });
+        let body = body.map(body_bytes);
         let spec = RequestSpec {
             method,
             uri,
-            headers: pairs(headers),
+            headers: header_pairs(headers),
             body,
             streamed,
         };
@@ -158,10 +137,7 @@ impl NativeClient {
     /// Upload one chunk; resolves once QUIC took it (false when the stream is gone).
     #[napi]
     pub async fn write(&self, id: i64, chunk: Either<String, Buffer>) -> Result<bool> {
-        let chunk = match chunk {
-            Either::A(s) => Bytes::from(s),
-            Either::B(b) => Bytes::copy_from_slice(&b),
-        };
+        let chunk = body_bytes(chunk);
         let (ack, done) = oneshot::channel();
         if self
             .inner
@@ -179,7 +155,7 @@ impl NativeClient {
         self.inner
             .upload(
                 id as u64,
-                UploadCmd::End(pairs(trailers.unwrap_or_default())),
+                UploadCmd::End(header_pairs(trailers.unwrap_or_default())),
             )
             .is_ok()
     }

@@ -308,14 +308,14 @@ fn peer(addr: SocketAddr) -> PeerAddress {
     }
 }
 
-fn pem(src: Either<String, Buffer>) -> PemSource {
+pub(crate) fn pem(src: Either<String, Buffer>) -> PemSource {
     match src {
         Either::A(s) => PemSource::Text(s),
         Either::B(b) => PemSource::Bytes(b.to_vec()),
     }
 }
 
-fn header_pairs(flat: Vec<String>) -> Vec<(String, String)> {
+pub(crate) fn header_pairs(flat: Vec<String>) -> Vec<(String, String)> {
     let mut it = flat.into_iter();
     let mut out = Vec::with_capacity(it.len() / 2);
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -361,7 +361,7 @@ fn route_table(routes: Vec<NativeRoute>) -> std::result::Result<RouteTable, H3Er
 
 /// Body sent from JS: a string (UTF-8) or bytes. Copied into `Bytes` here, on the JS thread,
 /// so JS-owned memory never reaches tokio.
-fn body_bytes(body: Either<String, Buffer>) -> Bytes {
+pub(crate) fn body_bytes(body: Either<String, Buffer>) -> Bytes {
     match body {
         Either::A(s) => Bytes::from(s),
         Either::B(b) => Bytes::copy_from_slice(&b),
