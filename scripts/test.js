@@ -44,11 +44,23 @@ run('cargo', 'cargo', ['test', '--lib', '--quiet'], (o) => ({
 }))
 
 const nodeParse = (o) => ({ passed: num(/^[#ℹ] pass (\d+)/gm, o), failed: num(/^[#ℹ] fail (\d+)/gm, o) })
-const nodes = [['node', process.execPath]]
+// `npm test` puts node_modules/.bin first on PATH, and the node24 dev dependency installs a
+// `node` there; the machine's own Node is the first `node` on PATH outside node_modules.
+function systemNode () {
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    if (!dir || dir.includes('node_modules')) continue
+    const bin = path.join(dir, 'node')
+    try { fs.accessSync(bin, fs.constants.X_OK); return bin } catch {}
+  }
+  return process.execPath
+}
+const nodeVersion = (bin) => spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim()
+const nodes = [['node', systemNode()]]
 const node24 = path.join(root, 'node_modules', 'node24', 'bin', 'node')
 if (fs.existsSync(node24)) nodes.push(['node24', node24])
 else console.log('node24 not installed (npm install adds it as a dev dependency); skipping')
 for (const [name, bin] of nodes) {
+  console.log(`${name}: ${bin} ${nodeVersion(bin)}`)
   run(name, bin, ['--test', '--test-reporter=spec', '--test-concurrency=1', ...specs], nodeParse)
 }
 const bun = path.join(root, 'node_modules', '.bin', 'bun')
