@@ -215,7 +215,6 @@ class H3Server {
   #keepAlive
   #stopped = null
   #hostname
-  #errorHandler
   #quicDatagram
 
   constructor (options) {
@@ -238,7 +237,6 @@ class H3Server {
     if (options.hostname != null && typeof options.hostname !== 'string') throw configError('hostname must be a string')
     if (options.reusePort != null && typeof options.reusePort !== 'boolean') throw configError('reusePort must be a boolean')
     this.#hostname = options.hostname || '0.0.0.0'
-    this.#errorHandler = options.error
     if (options.quicDatagram != null && typeof options.quicDatagram !== 'function') throw configError('quicDatagram must be a function')
     this.#quicDatagram = options.quicDatagram
     this.#gens.set(1, { routes, fetch: options.fetch, error: options.error })
@@ -314,7 +312,6 @@ class H3Server {
     }
     this.#gens.set(gen, { routes, fetch, error })
     this.#gen = gen
-    this.#errorHandler = error
     // Requests already matched against older tables may still be queued; keep a few.
     for (const g of this.#gens.keys()) if (g < gen - 4) this.#gens.delete(g)
     this.#materialiseStatic(gen, routes)

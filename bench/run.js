@@ -5,7 +5,10 @@
 // generator), then for BENCH_ROUNDS interleaved rounds starts each server target on 127.0.0.1,
 // hammers it with h3-load and samples the server's own CPU time (/proc/<pid>/stat utime+stime)
 // exactly at the load generator's MEASURE_START / MEASURE_END markers. Prints a table with medians
-// over rounds plus ratios. Then the throughput section: BENCH_BYTES (1 GiB) uploads into and
+// over rounds plus ratios. Then the client section: clients/fetch-load.mjs drives napi-h3's
+// client (createH3Client().fetch under Node, Node 24 and Bun) and Bun's own fetch(protocol:
+// 'http3') against a fresh h3-hello, interleaved, and prints req/s, latency and client/server CPU
+// per request with ratios vs Bun's fetch (BENCH_SKIP_CLIENT=1 skips it). Then the throughput section: BENCH_BYTES (1 GiB) uploads into and
 // downloads from each streaming server (pure-Rust h3-hello vs servers/napi-h3-stream.js under
 // Node, Node 24 and Bun), one fresh server per transfer, client h3-transfer (SHA-256 checked),
 // server VmRSS sampled every 50 ms; prints MB/s, ratio vs rust, RSS growth and PASS/MISS against
@@ -50,12 +53,21 @@ const CFG = {
   // Rounds of the throughput section; defaults to BENCH_ROUNDS.
   throughputRounds: envNum('BENCH_THROUGHPUT_ROUNDS', 0, { min: 0, max: 50, int: true }),
   skipThroughput: process.env.BENCH_SKIP_THROUGHPUT === '1',
+  skipClient: process.env.BENCH_SKIP_CLIENT === '1',
+  // In-flight requests (JS loops) of bench/clients/fetch-load.mjs in the client section.
+  clientConcurrency: envNum('BENCH_CLIENT_CONCURRENCY', 64, { min: 1, max: 10000, int: true }),
+  // Comma-separated sections to run: rate, client, throughput (default: all).
+  sections: (process.env.BENCH_ONLY || '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
   noBuild: process.env.BENCH_NO_BUILD === '1',
   // Comma-separated, case-insensitive substrings of target names, e.g. "rust,bun.serve".
   only: (process.env.BENCH_TARGETS || '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
   startTimeoutMs: 10_000,
 };
 if (!CFG.throughputRounds) CFG.throughputRounds = CFG.rounds;
+for (const s of CFG.sections) {
+  if (!['rate', 'client', 'throughput'].includes(s)) console.error(`bench: BENCH_ONLY: unknown section ${JSON.stringify(s)} (want rate, client, throughput)`);
+}
+const runSection = (name) => CFG.sections.length === 0 || CFG.sections.includes(name);
 
 // Issue targets for the streaming rows (napi-h3 vs the pure-Rust server).
 const GOAL_RATIO = 0.8; // ≥ 0.8x the pure-Rust MB/s
@@ -291,12 +303,14 @@ async function stopServer(server) {
 // Load generator
 // ---------------------------------------------------------------------------------------------
 /**
- * Runs h3-load against a started server. Samples server CPU, load-generator CPU and whole-machine
- * busy time at MEASURE_START / MEASURE_END. Resolves the parsed JSON plus the samples.
+ * Runs h3-load (or `cmd`: any load generator with the same protocol, i.e. MEASURE_START /
+ * MEASURE_END lines on stderr and one JSON line on stdout, such as clients/fetch-load.mjs) against a
+ * started server. Samples server CPU, load-generator CPU and whole-machine busy time at
+ * MEASURE_START / MEASURE_END. Resolves the parsed JSON plus the samples.
  */
-function runLoad(server, loadArgs, { timeoutMs }) {
+function runLoad(server, loadArgs, { timeoutMs, cmd = BIN('h3-load'), label = 'h3-load' }) {
   return new Promise((resolve) => {
-    const child = track(spawn(BIN('h3-load'), loadArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(spawn(cmd, loadArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
     let stdout = '';
     let stderr = '';
     const samples = {};
@@ -315,12 +329,12 @@ function runLoad(server, loadArgs, { timeoutMs }) {
       else stderr = (stderr + line + '\n').slice(-4096);
     });
     const timer = setTimeout(() => {
-      stderr += `\n(h3-load killed after ${timeoutMs / 1000} s)`;
+      stderr += `\n(${label} killed after ${timeoutMs / 1000} s)`;
       child.kill('SIGKILL');
     }, timeoutMs);
     child.on('error', (e) => {
       clearTimeout(timer);
-      resolve({ error: `cannot run h3-load: ${e.message}` });
+      resolve({ error: `cannot run ${label}: ${e.message}` });
     });
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -330,7 +344,7 @@ function runLoad(server, loadArgs, { timeoutMs }) {
         json = line ? JSON.parse(line) : null;
       } catch {}
       if (!json) {
-        resolve({ error: `h3-load exit ${code}, no JSON${stderr.trim() ? ': ' + stderr.trim().slice(-400) : ''}` });
+        resolve({ error: `${label} exit ${code}, no JSON${stderr.trim() ? ': ' + stderr.trim().slice(-400) : ''}` });
         return;
       }
       const r = { json, exitCode: code };
@@ -486,6 +500,24 @@ function throughputTargets(ctx) {
   ];
 }
 
+/**
+ * ---- CLIENT TARGETS -----------------------------------------------------------------------
+ * HTTP/3 clients driven from JS by clients/fetch-load.mjs, all against the same pure-Rust
+ * h3-hello server (a fresh one per run). `Bun fetch h3` (Bun's own fetch with
+ * `protocol: 'http3'`) is the reference the napi-h3 client rows are compared with.
+ */
+function clientTargets(ctx) {
+  const load = path.join(__dirname, 'clients', 'fetch-load.mjs');
+  const node24 = path.join(ROOT, 'node_modules', 'node24', 'bin', 'node');
+  const bun = path.join(ROOT, 'node_modules', '.bin', 'bun');
+  return [
+    { name: 'napi-h3 client (node)', cmd: [ctx.node, load, '--impl', 'napi'], addon: true, runtime: ctx.node },
+    { name: 'napi-h3 client (node24)', cmd: [node24, load, '--impl', 'napi'], addon: true, runtime: node24, need: [node24, 'node_modules/node24 not installed'] },
+    { name: 'napi-h3 client (bun)', cmd: [bun, load, '--impl', 'napi'], addon: true, runtime: bun, need: [bun, 'node_modules/.bin/bun not installed'] },
+    { name: 'Bun fetch h3', cmd: [bun, load, '--impl', 'bun'], runtime: bun, need: [bun, 'node_modules/.bin/bun not installed'] },
+  ];
+}
+
 function selected(t) {
   return CFG.only.length === 0 || CFG.only.some((s) => t.name.toLowerCase().includes(s));
 }
@@ -565,7 +597,8 @@ async function main() {
   // ---- request-rate section -----------------------------------------------------------------
   const skipped = {};
   const targets = [];
-  for (const t of rateTargets(ctx).filter(selected)) {
+  if (!runSection('rate')) console.log('bench: request-rate section skipped (BENCH_ONLY)');
+  for (const t of runSection('rate') ? rateTargets(ctx).filter(selected) : []) {
     const why = whyUnavailable(t, ctx);
     if (why) {
       skipped[t.name] = why;
@@ -643,6 +676,125 @@ async function main() {
     if (v.runs.length === 0) skipped[name] = skipped[name] || `all ${v.failures.length} runs failed: ${v.failures[0] && v.failures[0].error}`;
   }
 
+  // ---- client section -----------------------------------------------------------------------
+  // clients/fetch-load.mjs (CFG.clientConcurrency JS loops of `await (await fetch(url)).text()`)
+  // against a fresh h3-hello per run; rounds interleaved like above. Server CPU, client CPU and
+  // machine busy time are sampled at fetch-load's MEASURE_START / MEASURE_END, like for h3-load.
+  const client = {};
+  const clientRatios = [];
+  if (CFG.skipClient || !runSection('client')) {
+    console.log(`bench: client section skipped (${CFG.skipClient ? 'BENCH_SKIP_CLIENT=1' : 'BENCH_ONLY'})`);
+  } else {
+    const cTargets = [];
+    for (const t of clientTargets(ctx).filter(selected)) {
+      const why = whyUnavailable(t, ctx);
+      if (why) {
+        skipped[t.name] = why;
+        console.log(`bench: skipping ${t.name}: ${why}`);
+      } else {
+        cTargets.push(t);
+        client[t.name] = { runtime: t.runtime, runs: [], failures: [] };
+      }
+    }
+    const helloServer = { name: 'h3-hello', cmd: [BIN('h3-hello')] };
+    if (cTargets.length) {
+      console.log(
+        `bench: client section: ${CFG.rounds} rounds x ${cTargets.length} clients x ${CFG.warmup}+${CFG.duration} s, ` +
+          `${CFG.clientConcurrency} concurrent fetch loops, server h3-hello`,
+      );
+    }
+    for (let round = 1; round <= CFG.rounds; round++) {
+      for (const t of cTargets) {
+        const label = `  round ${round}  ${t.name.padEnd(24)}`;
+        let server;
+        try {
+          server = await startServer(helloServer);
+        } catch (e) {
+          client[t.name].failures.push({ round, error: `h3-hello failed to start: ${e.message}` });
+          console.log(`${label} FAILED: h3-hello failed to start: ${e.message}`);
+          continue;
+        }
+        const [cmd, ...fixed] = t.cmd;
+        const args = [
+          ...fixed,
+          '--url', `https://127.0.0.1:${server.port}/`,
+          '--concurrency', String(CFG.clientConcurrency),
+          '--duration', String(CFG.duration),
+          '--warmup', String(CFG.warmup),
+        ];
+        const r = await runLoad(server, args, { timeoutMs: (CFG.warmup + CFG.duration + 30) * 1000, cmd, label: 'fetch-load' });
+        const died = server.child.exitCode !== null || server.child.signalCode !== null;
+        await stopServer(server);
+        const j = r.json;
+        const why = r.error || (died ? `h3-hello died during the run${server.stderrTail() ? ': ' + server.stderrTail() : ''}` : null) ||
+          (j.requests > 0 ? null : `no request succeeded (${j.errors} errors, first: ${j.first_error})`);
+        if (why) {
+          client[t.name].failures.push({ round, error: why });
+          console.log(`${label} FAILED: ${why}`);
+          continue;
+        }
+        const run = {
+          round,
+          rps: j.rps,
+          requests: j.requests,
+          errors: j.errors,
+          p50_ms: j.p50_ms,
+          p99_ms: j.p99_ms,
+          max_ms: j.max_ms,
+          first_error: j.first_error,
+          // fetch-load's own process.cpuUsage() (user + system) per request, in µs (= ms per 1k).
+          client_cpu_us_per_req: j.cpu_ms_per_1k,
+          // The same from /proc, sampled by run.js at the markers (cross-check) and as cores.
+          client_cpu_us_per_req_proc: r.client_cpu_s != null && j.requests ? (r.client_cpu_s * 1e6) / j.requests : null,
+          client_cores: r.client_cpu_s != null && r.wall_s ? r.client_cpu_s / r.wall_s : null,
+          server_cpu_us_per_req: r.server_cpu_s != null && j.requests ? (r.server_cpu_s * 1e6) / j.requests : null,
+          server_cores: r.server_cpu_s != null && r.wall_s ? r.server_cpu_s / r.wall_s : null,
+          other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+          wall_s: r.wall_s ?? null,
+          runtime: j.runtime,
+          connections_opened: j.connections_opened,
+          fetch_load: j,
+        };
+        client[t.name].runs.push(run);
+        console.log(
+          `${label} ${fmt(run.rps).padStart(7)} req/s  p50 ${fmt(run.p50_ms, 2).padStart(6)} ms  p99 ${fmt(run.p99_ms, 2).padStart(6)} ms  ` +
+            `client ${fmt(run.client_cpu_us_per_req, 1).padStart(6)} µs/req (${fmt(run.client_cores, 2)} cores)  ` +
+            `server ${fmt(run.server_cpu_us_per_req, 1)} µs/req (${fmt(run.server_cores, 2)} cores)` +
+            (run.errors ? `  errors ${run.errors} (${run.first_error})` : ''),
+        );
+      }
+    }
+    for (const [name, v] of Object.entries(client)) {
+      const pick = (k) => median(v.runs.map((r) => r[k]));
+      v.median = {
+        rps: pick('rps'),
+        p50_ms: pick('p50_ms'),
+        p99_ms: pick('p99_ms'),
+        client_cpu_us_per_req: pick('client_cpu_us_per_req'),
+        client_cpu_us_per_req_proc: pick('client_cpu_us_per_req_proc'),
+        client_cores: pick('client_cores'),
+        server_cpu_us_per_req: pick('server_cpu_us_per_req'),
+        server_cores: pick('server_cores'),
+        other_cores: pick('other_cores'),
+        errors: v.runs.reduce((a, r) => a + r.errors, 0),
+        rounds: v.runs.length,
+      };
+      if (v.runs.length === 0) skipped[name] = skipped[name] || `all ${v.failures.length} runs failed: ${v.failures[0] && v.failures[0].error}`;
+    }
+    const ref = client['Bun fetch h3'];
+    for (const [name, v] of Object.entries(client)) {
+      if (!name.startsWith('napi-h3') || !v.runs.length || !ref || !ref.runs.length) continue;
+      const q = (k) => (v.median[k] != null && ref.median[k] ? v.median[k] / ref.median[k] : null);
+      clientRatios.push({
+        row: name,
+        vs: 'Bun fetch h3',
+        rps_ratio: q('rps'),
+        client_cpu_ratio: q('client_cpu_us_per_req'),
+        server_cpu_ratio: q('server_cpu_us_per_req'),
+      });
+    }
+  }
+
   // ---- throughput section -------------------------------------------------------------------
   // One BENCH_BYTES transfer per (target, direction, round), a fresh server each time, rounds
   // interleaved like the rate section. Client: h3-transfer, which hashes what it receives; the
@@ -651,8 +803,8 @@ async function main() {
   const throughput = {};
   const DIRS = ['upload', 'download'];
   let expected = null;
-  if (CFG.skipThroughput) {
-    console.log('bench: throughput section skipped (BENCH_SKIP_THROUGHPUT=1)');
+  if (CFG.skipThroughput || !runSection('throughput')) {
+    console.log(`bench: throughput section skipped (${CFG.skipThroughput ? 'BENCH_SKIP_THROUGHPUT=1' : 'BENCH_ONLY'})`);
   } else {
     const tTargets = throughputTargets(ctx).filter(selected);
     for (const t of tTargets) {
@@ -782,8 +934,8 @@ async function main() {
   // ---- report -------------------------------------------------------------------------------
   const names = Object.keys(rate).filter((n) => rate[n].runs.length);
   const m = (n, k) => (rate[n] && rate[n].runs.length ? rate[n].median[k] : null);
-  console.log(`\nHTTP/3 "hello" request rate: medians over ${CFG.rounds} rounds (${CFG.connections} conns x ${CFG.streams} streams, ${CFG.duration} s each)\n`);
-  console.log(
+  if (Object.keys(rate).length) console.log(`\nHTTP/3 "hello" request rate: medians over ${CFG.rounds} rounds (${CFG.connections} conns x ${CFG.streams} streams, ${CFG.duration} s each)\n`);
+  if (Object.keys(rate).length) console.log(
     table(
       ['target', 'req/s', 'p50 µs', 'p99 µs', 'server CPU µs/req', 'server cores', 'load-gen µs/req', 'other cores', 'peak RSS MiB', 'errors'],
       names.map((n) => [
@@ -824,6 +976,46 @@ async function main() {
         ['l', 'l', 'r', 'r'],
       ),
     );
+  }
+
+  const cNames = Object.keys(client).filter((n) => client[n].runs.length);
+  const cm = (n, k) => client[n].median[k];
+  if (Object.keys(client).length) {
+    console.log(
+      `\nHTTP/3 client request rate: JS fetch loops against h3-hello (GET / -> "hello"), ${CFG.clientConcurrency} concurrent, ` +
+        `medians over ${CFG.rounds} rounds of ${CFG.duration} s\n`,
+    );
+    console.log(
+      table(
+        ['client', 'runtime', 'req/s', 'p50 ms', 'p99 ms', 'client CPU µs/req', 'client cores', 'server CPU µs/req', 'server cores', 'other cores', 'errors'],
+        cNames.map((n) => [
+          n,
+          client[n].runs[0].runtime || '-',
+          fmt(cm(n, 'rps')),
+          fmt(cm(n, 'p50_ms'), 2),
+          fmt(cm(n, 'p99_ms'), 2),
+          fmt(cm(n, 'client_cpu_us_per_req'), 1),
+          fmt(cm(n, 'client_cores'), 2),
+          fmt(cm(n, 'server_cpu_us_per_req'), 2),
+          fmt(cm(n, 'server_cores'), 2),
+          fmt(cm(n, 'other_cores'), 2),
+          fmt(cm(n, 'errors')),
+        ]),
+        ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+    if (clientRatios.length) {
+      console.log('\nClient ratios vs Bun fetch(http3) (req/s: higher is better; CPU per request: lower is better)\n');
+      console.log(
+        table(
+          ['row', 'vs', 'req/s ratio', 'client CPU/req ratio', 'server CPU/req ratio'],
+          clientRatios.map((r) => [r.row, r.vs, ratio(r.rps_ratio, 1), ratio(r.client_cpu_ratio, 1), ratio(r.server_cpu_ratio, 1)]),
+          ['l', 'l', 'r', 'r', 'r'],
+        ),
+      );
+    }
+    const noisyC = cNames.filter((n) => (cm(n, 'other_cores') || 0) > 0.2);
+    if (noisyC.length) console.log(`note: other processes used > 0.2 cores during: ${noisyC.join(', ')}; treat those numbers with care.`);
   }
 
   if (Object.keys(throughput).length) {
@@ -880,7 +1072,7 @@ async function main() {
   if (noisy.length) console.log(`\nnote: other processes used > 0.2 cores during: ${noisy.join(', ')}; treat those numbers with care.`);
 
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const out = { meta: { ...meta, elapsed_s: (Date.now() - t0) / 1000, throughput_expected_sha256: expected }, rate, ratios, throughput, skipped };
+  const out = { meta: { ...meta, elapsed_s: (Date.now() - t0) / 1000, throughput_expected_sha256: expected }, rate, ratios, client, client_ratios: clientRatios, throughput, skipped };
   fs.writeFileSync(RESULTS_FILE, JSON.stringify(out, null, 2) + '\n');
   console.log(`\nbench: raw results in ${path.relative(ROOT, RESULTS_FILE)} (${((Date.now() - t0) / 1000).toFixed(0)} s total)`);
 }
