@@ -796,6 +796,13 @@ async function clientFetch (nat, input, init = {}) {
       }
 
       const noBody = method === 'HEAD' || NULL_BODY.has(status)
+      if (head.trailers) {
+        // The whole (small) body came with the head: no body stream needed.
+        cleanup()
+        const t = new Headers()
+        for (let i = 0; i < head.trailers.length; i += 2) t.append(head.trailers[i], head.trailers[i + 1])
+        return finishResponse(noBody || !head.body.length ? null : head.body, status, resHeaders, url, hop, Promise.resolve(t))
+      }
       const { stream, trailers } = pulledBody(() => nat.readBody(thisId), {
         mapError: (err) => failed || err,
         onCancel: () => nat.cancel(thisId),
@@ -804,24 +811,32 @@ async function clientFetch (nat, input, init = {}) {
       if (noBody) {
         stream.cancel().catch(noop)
       }
-      let res
+      if (noBody) cleanup()
       try {
-        res = new Response(noBody ? null : stream, { status: status < 200 ? 200 : status, headers: resHeaders })
+        return finishResponse(noBody ? null : stream, status, resHeaders, url, hop, trailers)
       } catch (e) {
         nat.cancel(thisId)
-        throw new TypeError(`h3Fetch: unusable response status ${status}: ${e.message}`)
+        throw e
       }
-      Object.defineProperty(res, 'url', { value: url.href, enumerable: true })
-      Object.defineProperty(res, 'redirected', { value: hop > 0, enumerable: true })
-      Object.defineProperty(res, 'trailers', { value: trailers, enumerable: false })
-      if (noBody) cleanup()
-      return res
     }
   } catch (e) {
     cleanup()
     if (id >= 0) nat.cancel(id)
     throw e
   }
+}
+
+function finishResponse (body, status, headers, url, hops, trailers) {
+  let res
+  try {
+    res = new Response(body, { status: status < 200 ? 200 : status, headers })
+  } catch (e) {
+    throw new TypeError(`h3Fetch: unusable response status ${status}: ${e.message}`)
+  }
+  Object.defineProperty(res, 'url', { value: url.href, enumerable: true })
+  Object.defineProperty(res, 'redirected', { value: hops > 0, enumerable: true })
+  Object.defineProperty(res, 'trailers', { value: trailers, enumerable: false })
+  return res
 }
 
 let sharedClient = null

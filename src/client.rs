@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use h3::error::Code;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -43,7 +44,13 @@ pub struct ClientConfig {
 pub struct ResponseHead {
     pub status: u16,
     pub headers: Vec<String>,
+    /// The whole body and trailers, when they had already arrived with the head (small
+    /// responses): JS then builds the Response without pulling.
+    pub complete: Option<(Vec<Bytes>, Vec<String>)>,
 }
+
+/// Largest body handed over together with the head.
+const INLINE_BODY: usize = 64 * 1024;
 
 /// Upload commands from JS for a request with a streamed body.
 pub enum UploadCmd {
@@ -495,6 +502,7 @@ impl Client {
                 Some(Ok(r)) => ResponseHead {
                     status: r.status().as_u16(),
                     headers: body::flat_headers(r.headers()),
+                    complete: None,
                 },
                 Some(Err(_)) => {
                     let lost = quic.close_reason().is_some();
@@ -506,7 +514,46 @@ impl Client {
                     return;
                 }
             };
+            // A small response usually arrives with its head: if all of it is here already,
+            // send it along and spare JS the body stream. Else keep what was read for the
+            // first pull.
+            let mut head = head;
+            let mut prefetched = None;
+            let mut ended = false;
+            let mut held = 0;
+            while held <= INLINE_BODY {
+                match body::next_chunk(&mut recv).now_or_never() {
+                    Some(Ok(Some(pieces))) => {
+                        held += pieces.iter().map(|p| p.len()).sum::<usize>();
+                        prefetched.get_or_insert_with(Vec::new).extend(pieces);
+                    }
+                    Some(Ok(None)) => {
+                        ended = true;
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            if ended && held <= INLINE_BODY {
+                if let Some(trailers) = body::end_trailers(&mut recv).now_or_never() {
+                    head.complete = Some((prefetched.take().unwrap_or_default(), trailers));
+                    let _ = head_tx.send(Ok(head));
+                    return;
+                }
+            }
             if head_tx.send(Ok(head)).is_err() {
+                return;
+            }
+            if let Some(pieces) = prefetched {
+                let Some(Some(reply)) = until_cancelled(c, pulls.recv()).await else {
+                    return recv.stop_sending(Code::H3_REQUEST_CANCELLED);
+                };
+                let _ = reply.send(BodyEvent::Chunk(pieces));
+            }
+            if ended {
+                if let Some(Some(reply)) = until_cancelled(c, pulls.recv()).await {
+                    let _ = reply.send(BodyEvent::End(body::end_trailers(&mut recv).await));
+                }
                 return;
             }
             loop {

@@ -27,10 +27,14 @@ pub struct NativeClientOptions {
     pub connect_timeout: Option<f64>,
 }
 
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct NativeResponseHead {
     pub status: u32,
     pub headers: Vec<String>,
+    /// Set when the whole body had arrived with the head (then `trailers` is set too).
+    #[napi(ts_type = "Buffer | undefined")]
+    pub body: Option<JsBytes>,
+    pub trailers: Option<Vec<String>>,
 }
 
 #[napi]
@@ -125,10 +129,18 @@ impl NativeClient {
             .remove(&id)
             .ok_or_else(|| to_js(H3Error::UnknownRequest(id as u64)))?;
         match rx.await {
-            Ok(Ok(h)) => Ok(NativeResponseHead {
-                status: h.status.into(),
-                headers: h.headers,
-            }),
+            Ok(Ok(h)) => {
+                let (body, trailers) = match h.complete {
+                    Some((pieces, trailers)) => (Some(JsBytes(pieces)), Some(trailers)),
+                    None => (None, None),
+                };
+                Ok(NativeResponseHead {
+                    status: h.status.into(),
+                    headers: h.headers,
+                    body,
+                    trailers,
+                })
+            }
             Ok(Err(e)) => Err(to_js(e)),
             Err(_) => Err(to_js(H3Error::StreamReset)),
         }
