@@ -523,7 +523,21 @@ function asBytes (chunk) {
 }
 
 const NOT_YET = Symbol('not yet')
-const notYet = Promise.resolve(NOT_YET)
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+/**
+ * The read's result if the stream can produce it without waiting for anything outside (its
+ * pull runs on microtasks, as for string/bytes/Blob bodies), else NOT_YET. Checked after one
+ * microtask first, then after the event loop's next turn.
+ */
+async function readSoon (p) {
+  let out = NOT_YET
+  p.then((v) => { out = v }, noop)
+  await undefined
+  if (out === NOT_YET) await nextTurn()
+  return out
+}
 
 /**
  * Streams a response body to Rust. A body whose data is at hand and ends after one chunk
@@ -540,7 +554,7 @@ async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
   let chunk
   try {
     const p1 = reader.read()
-    chunk = await Promise.race([p1, notYet])
+    chunk = await readSoon(p1)
     if (chunk === NOT_YET) {
       if (!startHead()) return reader.cancel().catch(noop)
       chunk = await p1
@@ -548,7 +562,7 @@ async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
     if (!headSent) {
       if (chunk.done) return respond(id, status, headers, null)
       const p2 = reader.read()
-      const second = await Promise.race([p2, notYet])
+      const second = await readSoon(p2)
       if (second !== NOT_YET && second.done && !trailers) return respond(id, status, headers, asBytes(chunk.value))
       if (!startHead()) return reader.cancel().catch(noop)
       if (!(await nat.write(id, asBytes(chunk.value)))) return reader.cancel().catch(noop)
