@@ -15,7 +15,7 @@ use http::HeaderMap;
 use crate::error::H3Error;
 
 /// Most a single pull hands to JS.
-pub const PULL_BYTES: usize = 128 * 1024;
+pub const PULL_BYTES: usize = 512 * 1024;
 
 /// What a pull on a body yields.
 #[derive(Debug)]
