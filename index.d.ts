@@ -47,7 +47,7 @@ export type H3Request = Request & {
  * headers arrive:
  *
  * - `body` is a `ReadableStream<Uint8Array>` pulled from QUIC on demand: each read is one QUIC
- *   read of up to ~128 KiB of what has arrived; nothing is read ahead, so a slow handler holds the
+ *   read of up to ~512 KiB of what has arrived; nothing is read ahead, so a slow handler holds the
  *   sender through QUIC flow control (the per-stream window, 1 MiB, bounds what is buffered).
  * - `maxRequestBodySize` applies only if it was set explicitly; going over it errors the stream
  *   with `ERR_H3_BODY_TOO_LARGE` and the client gets `413` (or, once a response has started, a
