@@ -327,3 +327,19 @@ pub fn insecure_client_config() -> Result<quinn::ClientConfig, String> {
         .map_err(|e| format!("quic tls: {e}"))?;
     Ok(quinn::ClientConfig::new(Arc::new(crypto)))
 }
+
+/// A JSON string literal (the bench binaries print one JSON line without a JSON crate).
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

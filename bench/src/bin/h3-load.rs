@@ -604,21 +604,6 @@ async fn run_transfers(
     (stats, (last - t0).as_secs_f64())
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn print_json(job: &Job, summary: &str, st: &Stats, duration_s: f64) {
     let us = |ns: u64| ns as f64 / 1000.0;
     let rps = if duration_s > 0.0 {
@@ -652,7 +637,7 @@ fn print_json(job: &Job, summary: &str, st: &Stats, duration_s: f64) {
         st.hist.mean() / 1000.0,
         st.bytes,
         mbps,
-        json_str(&job.uri.to_string()),
+        napi_h3_bench::json_str(&job.uri.to_string()),
         job.method,
     );
 }

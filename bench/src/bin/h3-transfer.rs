@@ -92,20 +92,6 @@ struct Report {
     error: Option<String>,
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
     let host = o.url.host().ok_or("--url needs a host")?;
     let port = o.url.port_u16().unwrap_or(443);
@@ -276,17 +262,23 @@ fn main() {
     let trailers: Vec<String> = r
         .trailers
         .iter()
-        .map(|(k, v)| format!("[{},{}]", json_str(k), json_str(v)))
+        .map(|(k, v)| {
+            format!(
+                "[{},{}]",
+                napi_h3_bench::json_str(k),
+                napi_h3_bench::json_str(v)
+            )
+        })
         .collect();
     println!(
         "{{\"status\":{},\"sent\":{},\"received\":{},\"sha256\":{},\"trailers\":[{}],\"aborted\":{},\"body\":{},\"error\":{},\"ms\":{:.1}}}",
         r.status.map_or("null".into(), |s| s.to_string()),
         r.sent,
         r.received,
-        json_str(&r.sha256),
+        napi_h3_bench::json_str(&r.sha256),
         trailers.join(","),
         r.aborted,
-        json_str(&r.head),
+        napi_h3_bench::json_str(&r.head),
         r.error.as_deref().map_or("null".into(), json_str),
         t0.elapsed().as_secs_f64() * 1000.0
     );
