@@ -279,7 +279,7 @@ fn main() {
         trailers.join(","),
         r.aborted,
         napi_h3_bench::json_str(&r.head),
-        r.error.as_deref().map_or("null".into(), json_str),
+        r.error.as_deref().map_or("null".into(), napi_h3_bench::json_str),
         t0.elapsed().as_secs_f64() * 1000.0
     );
 }
