@@ -442,9 +442,9 @@ export interface H3ClientOptions {
   /** Seconds before an idle connection is closed (QUIC max_idle_timeout). Default `30`; (0, 3600]. */
   idleTimeout?: number
   /**
-   * Seconds to wait for the QUIC + TLS handshake of a new connection (name resolution, before
-   * it, is bounded by the system resolver). Default `10`; (0, 3600]. QUIC ignores ICMP errors, so
-   * an unreachable port takes the full timeout before `ERR_H3_CONNECT`.
+   * Seconds each for the name lookup and the QUIC + TLS handshake of a new connection.
+   * Default `10`; (0, 3600]. QUIC ignores ICMP errors, so an unreachable port takes the full
+   * timeout before `ERR_H3_CONNECT`.
    */
   connectTimeout?: number
 }

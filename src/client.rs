@@ -302,8 +302,14 @@ impl Client {
 
     async fn connect(&self, authority: &str, host: &str, port: u16) -> Result<Conn> {
         let host_bare = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_bare, port))
-            .await
+        // Name resolution counts against connectTimeout too.
+        let resolved = tokio::time::timeout(
+            self.config.connect_timeout,
+            tokio::net::lookup_host((host_bare, port)),
+        )
+        .await
+        .map_err(|_| H3Error::Connect(authority.into(), "name resolution timed out".into()))?;
+        let addrs: Vec<SocketAddr> = resolved
             .map_err(|e| H3Error::Connect(authority.into(), format!("cannot resolve host: {e}")))?
             .collect();
         // Prefer IPv4 on a socket bound to "::" (v4-mapped works everywhere we run).

@@ -621,7 +621,10 @@ fn print_json(job: &Job, summary: &str, st: &Stats, duration_s: f64) {
         Mode::Download(_) => "download",
         Mode::Upload(_) => "upload",
     };
-    let first_error = st.first_error.as_deref().map_or("null".into(), napi_h3_bench::json_str);
+    let first_error = st
+        .first_error
+        .as_deref()
+        .map_or("null".into(), napi_h3_bench::json_str);
     println!(
         "{{\"mode\":\"{mode}\",\"requests\":{},\"errors\":{},\"duration_s\":{:.3},\"rps\":{:.1},\
 \"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"mean_us\":{:.1},\
