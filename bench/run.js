@@ -543,6 +543,11 @@ function median(xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+/** Per-key medians of a list of run records. */
+function medians(runs, keys) {
+  return Object.fromEntries(keys.map((k) => [k, median(runs.map((r) => r[k]))]));
+}
+
 const fmt = (x, digits = 0) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 const ratio = (a, b) => (a === null || b === null || !b ? '-' : (a / b).toFixed(2) + 'x');
 
@@ -660,16 +665,8 @@ async function main() {
     }
   }
   for (const [name, v] of Object.entries(rate)) {
-    const pick = (k) => median(v.runs.map((r) => r[k]));
     v.median = {
-      rps: pick('rps'),
-      p50_us: pick('p50_us'),
-      p99_us: pick('p99_us'),
-      server_cpu_us_per_req: pick('server_cpu_us_per_req'),
-      server_cores: pick('server_cores'),
-      client_cpu_us_per_req: pick('client_cpu_us_per_req'),
-      other_cores: pick('other_cores'),
-      server_peak_rss_mib: pick('server_peak_rss_mib'),
+      ...medians(v.runs, ['rps', 'p50_us', 'p99_us', 'server_cpu_us_per_req', 'server_cores', 'client_cpu_us_per_req', 'other_cores', 'server_peak_rss_mib']),
       errors: v.runs.reduce((a, r) => a + r.errors, 0),
       rounds: v.runs.length,
     };
@@ -765,17 +762,8 @@ async function main() {
       }
     }
     for (const [name, v] of Object.entries(client)) {
-      const pick = (k) => median(v.runs.map((r) => r[k]));
       v.median = {
-        rps: pick('rps'),
-        p50_ms: pick('p50_ms'),
-        p99_ms: pick('p99_ms'),
-        client_cpu_us_per_req: pick('client_cpu_us_per_req'),
-        client_cpu_us_per_req_proc: pick('client_cpu_us_per_req_proc'),
-        client_cores: pick('client_cores'),
-        server_cpu_us_per_req: pick('server_cpu_us_per_req'),
-        server_cores: pick('server_cores'),
-        other_cores: pick('other_cores'),
+        ...medians(v.runs, ['rps', 'p50_ms', 'p99_ms', 'client_cpu_us_per_req', 'client_cpu_us_per_req_proc', 'client_cores', 'server_cpu_us_per_req', 'server_cores', 'other_cores']),
         errors: v.runs.reduce((a, r) => a + r.errors, 0),
         rounds: v.runs.length,
       };
@@ -905,15 +893,10 @@ async function main() {
     for (const v of Object.values(throughput)) {
       for (const dir of DIRS) {
         const ok = v[dir].filter((r) => !r.error);
-        const pick = (k) => median(ok.map((r) => r[k]));
         v[`${dir}_median`] = {
-          mb_per_s: pick('mb_per_s'),
-          server_cpu_ms_per_mib: pick('server_cpu_ms_per_mib'),
-          rss_before_mib: pick('rss_before_mib'),
-          rss_peak_mib: pick('rss_peak_mib'),
-          rss_growth_mib: pick('rss_growth_mib'),
+          ...medians(ok, ['mb_per_s', 'server_cpu_ms_per_mib', 'rss_before_mib', 'rss_peak_mib', 'rss_growth_mib']),
           rss_growth_max_mib: ok.length ? Math.max(...ok.map((r) => r.rss_growth_mib ?? -Infinity)) : null,
-          other_cores: pick('other_cores'),
+          other_cores: median(ok.map((r) => r.other_cores)),
           rounds: ok.length,
           failures: v[dir].length - ok.length,
         };

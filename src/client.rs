@@ -624,11 +624,6 @@ impl Client {
         }
     }
 
-    /// The body is no longer wanted (e.g. the Response body was cancelled).
-    pub fn release_body(&self, id: u64) {
-        self.cancel(id)
-    }
-
     pub fn open_connections(&self) -> usize {
         let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         pool.values()

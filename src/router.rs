@@ -120,10 +120,6 @@ impl RouteTable {
         self.routes.get(index)
     }
 
-    pub fn routes(&self) -> &[RouteSpec] {
-        &self.routes
-    }
-
     /// Exact method first, then `GET` routes for `HEAD`, then `*` routes.
     pub fn lookup(&self, method: &str, path: &str) -> Option<RouteMatch> {
         let path = path.split(['?', '#']).next().unwrap_or(path);
