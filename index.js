@@ -60,6 +60,9 @@ function normaliseRoutes (routes) {
       for (const k of ['fetch', 'h3Datagram', 'webtransport']) {
         if (r[k] != null && typeof r[k] !== 'function') throw configError(`route ${method} ${r.pattern}: ${k} must be a function`, 'ERR_H3_ROUTE')
       }
+      if (r.webtransport && method !== '*' && method !== 'CONNECT') {
+        throw configError(`route ${method} ${r.pattern}: a webtransport route must use method "*" or "CONNECT"`, 'ERR_H3_ROUTE')
+      }
       if (r.mode != null && r.mode !== 'buffered' && r.mode !== 'streaming') {
         throw configError(`route ${method} ${r.pattern}: mode must be "buffered" or "streaming"`, 'ERR_H3_ROUTE')
       }
@@ -147,6 +150,18 @@ function pulledBody (read, { mapError = (e) => e, onCancel = noop, onDone = noop
   return { stream, trailers }
 }
 
+function routeParams (params) {
+  const p = {}
+  if (params) {
+    for (let i = 0; i < params.length; i += 2) {
+      let v = params[i + 1]
+      try { v = decodeURIComponent(v) } catch {}
+      p[params[i]] = v
+    }
+  }
+  return p
+}
+
 function lazySignal () {
   const st = this[kState]
   if (!st.controller) {
@@ -207,8 +222,201 @@ class H3DatagramContext {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// WebTransport sessions (server and client share this code; natives are NativeWt methods)
+
+/** W3C WebTransportError: `source` is "stream" or "session"; `streamErrorCode` the peer's code. */
+class WebTransportError extends Error {
+  constructor (message = '', init = {}) {
+    super(message)
+    this.name = 'WebTransportError'
+    this.source = init.source === 'session' ? 'session' : 'stream'
+    this.streamErrorCode = init.streamErrorCode ?? null
+  }
+}
+
+const MAX_WT_CODE = 0xffffffff
+
+function wtCode (reason) {
+  const c = reason && reason.streamErrorCode
+  return Number.isInteger(c) && c >= 0 && c <= MAX_WT_CODE ? c : 0
+}
+
+function toBuffer (chunk) {
+  if (typeof chunk === 'string') return Buffer.from(chunk)
+  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  if (chunk instanceof ArrayBuffer) return Buffer.from(chunk)
+  throw new TypeError('WebTransport data must be a BufferSource (Uint8Array, ArrayBuffer, ...) or a string')
+}
+
+/** Receiving half of a WebTransport stream: every pull is one QUIC read in Rust. */
+function wtReadable (wt, h) {
+  return new ReadableStream({
+    pull (c) {
+      return wt.read(h).then((v) => {
+        if (v === null) c.close()
+        else if (typeof v === 'number') c.error(new WebTransportError('the peer reset the stream', { streamErrorCode: v < 0 ? null : v }))
+        else c.enqueue(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))
+      }, (e) => c.error(liftError(e)))
+    },
+    cancel (reason) { wt.stopSending(h, wtCode(reason)) }
+  }, { highWaterMark: 0 })
+}
+
+/** Sending half: each write resolves once QUIC accepted the chunk (that is the backpressure). */
+function wtWritable (wt, h) {
+  return new WritableStream({
+    write (chunk) {
+      return wt.write(h, toBuffer(chunk)).then((r) => {
+        if (r !== null) throw new WebTransportError('the peer stopped reading the stream', { streamErrorCode: r < 0 ? null : r })
+      }, (e) => { throw liftError(e) })
+    },
+    close () { return wt.finish(h).catch((e) => { throw liftError(e) }) },
+    abort (reason) { wt.reset(h, wtCode(reason)) }
+  }, { highWaterMark: 1 })
+}
+
+function wtIncoming (wt, id, bidi, use) {
+  return new ReadableStream({
+    pull (c) {
+      use()
+      return wt.accept(id, bidi).then((h) => {
+        if (h === null) c.close()
+        else c.enqueue(bidi ? { readable: wtReadable(wt, h), writable: wtWritable(wt, h) } : wtReadable(wt, h))
+      }, (e) => c.error(liftError(e)))
+    }
+  }, { highWaterMark: 0 })
+}
+
+/**
+ * A WebTransport session in the shape of the W3C `WebTransport` object, on either side. On a
+ * server it also has `request`, `sessionId`, `accept()` and `reject(status)`.
+ */
+class WebTransportSession {
+  #wt
+  #id
+  #state = 'pending'
+  #onAccept
+  #onReject
+  #ready
+  #closed
+  #draining
+  #settleReady = { resolve: noop, reject: noop }
+
+  constructor (wt, id, { request, sessionId, onAccept, onReject, established = false }) {
+    this.#wt = wt
+    this.#id = id
+    this.#onAccept = onAccept
+    this.#onReject = onReject
+    this.#ready = new Promise((resolve, reject) => { this.#settleReady = { resolve, reject } })
+    this.#ready.catch(noop)
+    this.#closed = wt.closed(id).then((info) => {
+      const wasPending = this.#state === 'pending'
+      this.#state = 'closed'
+      if (info.clean) {
+        this.#settleReady.resolve()
+        return { closeCode: info.closeCode, reason: info.reason }
+      }
+      const err = new WebTransportError(wasPending ? 'the WebTransport session was not established' : 'the WebTransport session was lost', { source: 'session' })
+      this.#settleReady.reject(err)
+      throw err
+    }, (e) => { throw liftError(e) })
+    // Settled either way, never an unhandled rejection: users who care await it.
+    this.#closed.catch(noop)
+    this.#draining = wt.draining(id).then((d) => { if (!d) return new Promise(noop) })
+    this.request = request
+    this.sessionId = sessionId
+    const use = () => this.#use()
+    const self = this
+    this.datagrams = {
+      readable: new ReadableStream({
+        pull (c) {
+          use()
+          return wt.readDatagrams(id).then((list) => {
+            if (list === null) return c.close()
+            for (const d of list) c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength))
+          }, (e) => c.error(liftError(e)))
+        }
+      }, { highWaterMark: 0 }),
+      writable: new WritableStream({
+        write (chunk) { self.sendDatagram(chunk) }
+      }),
+      /** Largest payload one datagram can carry right now (null when datagrams are off). */
+      get maxDatagramSize () { return wt.maxDatagramSize(id) }
+    }
+    this.incomingBidirectionalStreams = wtIncoming(wt, id, true, use)
+    this.incomingUnidirectionalStreams = wtIncoming(wt, id, false, use)
+    if (established) {
+      this.#state = 'open'
+      this.#settleReady.resolve()
+    }
+  }
+
+  /** Resolves once the session is established (server: accepted). */
+  get ready () { this.#use(); return this.#ready }
+  /** Resolves `{ closeCode, reason }` on a clean close; rejects (WebTransportError) when cut off. */
+  get closed () { this.#use(); return this.#closed }
+  /** Resolves when the peer (or our server's graceful stop) asks the session to wind down. */
+  get draining () { return this.#draining }
+
+  /** Server: establish the session (200). Called implicitly on first use, see README. */
+  accept () {
+    if (this.#state !== 'pending' || !this.#onAccept) return
+    this.#state = 'open'
+    this.#onAccept()
+    this.#settleReady.resolve()
+  }
+
+  /** Server: refuse the session with an HTTP status (default 403). */
+  reject (status = 403) {
+    if (this.#state !== 'pending' || !this.#onReject) return
+    if (!Number.isInteger(status) || status < 300 || status > 599) throw configError('reject(status): status must be an integer in 300..599')
+    this.#state = 'closed'
+    this.#onReject(status)
+  }
+
+  #use () {
+    if (this.#state === 'pending') this.accept()
+  }
+
+  /** Where the handler neither accepted nor rejected: accept (or refuse with 500 after a throw). */
+  settleAfterHandler (failed) {
+    if (this.#state !== 'pending') return
+    if (failed) this.reject(500)
+    else this.accept()
+  }
+
+  async createBidirectionalStream () {
+    this.#use()
+    let h
+    try { h = await this.#wt.open(this.#id, true) } catch (e) { throw liftError(e) }
+    return { readable: wtReadable(this.#wt, h), writable: wtWritable(this.#wt, h) }
+  }
+
+  async createUnidirectionalStream () {
+    this.#use()
+    let h
+    try { h = await this.#wt.open(this.#id, false) } catch (e) { throw liftError(e) }
+    return wtWritable(this.#wt, h)
+  }
+
+  /** Send one datagram (dropped and counted when the send queue is full). */
+  sendDatagram (data) {
+    this.#use()
+    try { this.#wt.sendDatagram(this.#id, toBuffer(data)) } catch (e) { throw liftError(e) }
+  }
+
+  close ({ closeCode = 0, reason = '' } = {}) {
+    if (!Number.isInteger(closeCode) || closeCode < 0 || closeCode > MAX_WT_CODE) throw configError('close: closeCode must be an integer in 0..4294967295')
+    if (this.#state === 'pending' && this.#onReject) return this.reject()
+    if (this.#state === 'closed') return
+    this.#wt.close(this.#id, closeCode, String(reason))
+  }
+}
+
 class H3Server {
   #native
+  #wt = null
   #gens = new Map()
   #gen = 1
   #inflight = new Map()
@@ -259,6 +467,7 @@ class H3Server {
     } catch (e) {
       throw liftError(e)
     }
+    this.#wt = this.#native.wt()
     // Native callbacks are weak; this handle is what keeps the process alive while serving.
     this.#keepAlive = setInterval(noop, 0x7fffffff)
     this.#materialiseStatic(1, routes)
@@ -408,10 +617,11 @@ class H3Server {
       const g = this.#gens.get(gen) || this.#gens.get(this.#gen)
       const route = routeIdx >= 0 ? g.routes[routeIdx] : undefined
       const handler = route ? (route.fetch || (route.static && (() => route.static.clone()))) : g.fetch
-      const st = { aborted: false, controller: null }
-      this.#inflight.set(id, st)
       const pairs = []
       for (let i = 0; i < headers.length; i += 2) pairs.push([headers[i], headers[i + 1]])
+      if (streaming === 2) return this.#onSession(id, url, pairs, params, route, streamId)
+      const st = { aborted: false, controller: null }
+      this.#inflight.set(id, st)
       let trailers
       if (streaming && (method === 'GET' || method === 'HEAD')) {
         // No body to stream (WHATWG forbids one here); whatever the peer sends is refused.
@@ -435,15 +645,7 @@ class H3Server {
       // An AbortController per request is the most expensive part of a Request in Node, so
       // `signal` is created on first access (an own getter shadowing Request.prototype.signal).
       Object.defineProperty(req, 'signal', signalProperty)
-      let p = {}
-      if (params) {
-        for (let i = 0; i < params.length; i += 2) {
-          let v = params[i + 1]
-          try { v = decodeURIComponent(v) } catch {}
-          p[params[i]] = v
-        }
-      }
-      req.params = p
+      req.params = routeParams(params)
       if (route && route.h3Datagram) this.#datagramRequests.set(id, { route, request: req })
       if (typeof handler !== 'function') {
         this.#send(id, new Response('Not Found', { status: 404 }), g.error)
@@ -465,6 +667,31 @@ class H3Server {
       this.#done(id)
       this.#respond(id, 500, [], 'Internal Server Error')
     }
+  }
+
+  /** A WebTransport session request on a route with a `webtransport` handler. */
+  #onSession (id, url, pairs, params, route, streamId) {
+    const nat = this.#native
+    const req = new Request(url, { headers: pairs })
+    // WHATWG Request cannot carry CONNECT; the session's request says what it was.
+    Object.defineProperty(req, 'method', { value: 'CONNECT', enumerable: true })
+    req[kId] = id
+    req.params = routeParams(params)
+    const session = new WebTransportSession(this.#wt, id, {
+      request: req,
+      sessionId: BigInt(streamId),
+      onAccept: () => nat.startResponse(id, 200, []),
+      onReject: (status) => nat.respond(id, status, [], null)
+    })
+    if (typeof route?.webtransport !== 'function') return session.reject(404)
+    let r
+    try {
+      r = route.webtransport(session, this)
+    } catch {
+      return session.settleAfterHandler(true)
+    }
+    if (r && typeof r.then === 'function') r.then(() => session.settleAfterHandler(false), () => session.settleAfterHandler(true))
+    else session.settleAfterHandler(false)
   }
 
   #fail (id, err, errorHandler) {
@@ -693,9 +920,14 @@ function clientOptions (tls = {}, extra = {}) {
 class H3Client {
   #native
   #closed = false
+  #options
+  /** Clients for WebTransport sessions with their own serverCertificateHashes, by hash set. */
+  #hashClients = new Map()
+  #wts = new WeakMap()
 
   constructor (options = {}) {
     if (options == null || typeof options !== 'object') throw configError('options must be an object')
+    this.#options = options
     try {
       this.#native = native.createNativeClient(clientOptions(options.tls ?? {}, options))
     } catch (e) {
@@ -715,13 +947,58 @@ class H3Client {
     return clientFetch(this.#native, input, init)
   }
 
-  webtransport () {
-    return Promise.reject(configError('WebTransport client sessions are not available yet', 'ERR_H3_NOT_SUPPORTED'))
+  /**
+   * Open a WebTransport session. Resolves once the server accepted it; rejects with a
+   * WebTransportError (code ERR_H3_WT_REJECTED, `status`) when it answered otherwise.
+   * `serverCertificateHashes` (W3C shape or plain bytes) trusts a certificate by its hash.
+   */
+  async webtransport (url, opts = {}) {
+    if (this.#closed) throw configError('client is closed', 'ERR_H3_NOT_RUNNING')
+    if (opts == null || typeof opts !== 'object') throw configError('webtransport options must be an object')
+    let u
+    try {
+      u = new URL(String(url))
+    } catch {
+      throw new TypeError(`webtransport: invalid URL ${JSON.stringify(String(url))}`)
+    }
+    if (u.protocol !== 'https:') throw new TypeError(`webtransport: needs an https: URL, got ${u.protocol}`)
+    let nat = this.#native
+    const hashes = opts.serverCertificateHashes
+    if (hashes != null) {
+      const tls = { ...(this.#options.tls ?? {}), serverCertificateHashes: hashes }
+      const key = clientOptions(tls).serverCertificateHashes.map((h) => h.toString('hex')).join(',')
+      nat = this.#hashClients.get(key)
+      if (!nat) {
+        try {
+          nat = native.createNativeClient(clientOptions(tls, this.#options))
+        } catch (e) {
+          throw liftError(e)
+        }
+        this.#hashClients.set(key, nat)
+      }
+    }
+    let open
+    try {
+      open = await nat.webtransport(u.href, flatHeaders(new Headers(opts.headers ?? {})))
+    } catch (e) {
+      throw liftError(e)
+    }
+    if (open.session == null) {
+      const err = new WebTransportError(`the server refused the WebTransport session with status ${open.status}`, { source: 'session' })
+      err.code = 'ERR_H3_WT_REJECTED'
+      err.status = open.status
+      throw err
+    }
+    let wt = this.#wts.get(nat)
+    if (!wt) this.#wts.set(nat, wt = nat.wt())
+    return new WebTransportSession(wt, open.session, { established: true })
   }
 
   close () {
     this.#closed = true
-    return this.#native.close().catch((e) => { throw liftError(e) })
+    const all = [this.#native, ...this.#hashClients.values()].map((n) => n.close())
+    this.#hashClients.clear()
+    return Promise.all(all).then(noop, (e) => { throw liftError(e) })
   }
 }
 
@@ -885,4 +1162,4 @@ function createH3Client (options) {
   return new H3Client(options)
 }
 
-module.exports = { createH3Server, H3Server, withTrailers, trailersSymbol: kTrailers, h3Fetch, createH3Client, H3Client }
+module.exports = { createH3Server, H3Server, withTrailers, trailersSymbol: kTrailers, h3Fetch, createH3Client, H3Client, WebTransportSession, WebTransportError }

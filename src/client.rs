@@ -18,6 +18,7 @@ use crate::body::{self, BodyEvent, BodyPull};
 use crate::error::{H3Error, Result};
 use crate::quic::QuicConn;
 use crate::tls::{sha256, PemSource};
+use crate::webtransport::{self, CloseInfo, Hub, WtConn};
 
 type SendRequest = h3::client::SendRequest<crate::quic::Opener, Bytes>;
 
@@ -74,9 +75,21 @@ pub struct RequestSpec {
     pub streamed: bool,
 }
 
+#[derive(Clone)]
 struct Conn {
     quic: quinn::Connection,
     send: SendRequest,
+    wt: Arc<WtConn>,
+    /// The connection's datagram reader runs once a WebTransport session exists on it.
+    datagram_reader: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A WebTransport session request's outcome.
+pub struct SessionOpen {
+    /// Hub handle of the established session (`None` when the server refused it).
+    pub session: Option<u64>,
+    pub status: u16,
+    pub headers: Vec<String>,
 }
 
 pub struct Client {
@@ -87,6 +100,8 @@ pub struct Client {
     handles: Mutex<HashMap<u64, Handle>>,
     next_id: AtomicU64,
     pub connections_opened: AtomicU64,
+    /// WebTransport sessions and streams of this client.
+    pub hub: Arc<Hub>,
 }
 
 #[derive(Debug)]
@@ -284,6 +299,7 @@ impl Client {
             handles: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             connections_opened: AtomicU64::new(0),
+            hub: Hub::new(Arc::default())?,
         })
     }
 
@@ -296,7 +312,10 @@ impl Client {
         t.max_idle_timeout(quinn::IdleTimeout::try_from(self.config.idle_timeout).ok());
         t.stream_receive_window(crate::config::STREAM_RECEIVE_WINDOW.into());
         t.receive_window(crate::config::CONNECTION_RECEIVE_WINDOW.into());
-        t.max_concurrent_uni_streams(8u32.into());
+        // Room for a server's WebTransport streams; datagrams for WebTransport sessions.
+        t.max_concurrent_uni_streams(100u32.into());
+        t.datagram_receive_buffer_size(Some(1024 * 1024));
+        t.datagram_send_buffer_size(1024 * 1024);
         t
     }
 
@@ -342,20 +361,35 @@ impl Client {
             }
         };
         self.connections_opened.fetch_add(1, Relaxed);
-        let guarded = QuicConn::client(quic.clone(), 4 * 64 * 1024 + 64 * 1024);
+        let wt = WtConn::new(self.hub.clone(), quic.clone(), Arc::default());
+        let guarded = QuicConn::client(quic.clone(), 4 * 64 * 1024 + 64 * 1024, Some(wt.clone()));
         let (mut driver, send) = h3::client::builder()
             .send_grease(true)
+            .enable_extended_connect(true)
+            .enable_datagram(true)
             .build::<_, _, Bytes>(guarded)
             .await
             .map_err(|e| H3Error::Connect(authority.into(), format!("HTTP/3 setup failed: {e}")))?;
+        let ended = wt.clone();
         tokio::spawn(async move {
             let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+            ended.end_all(false);
         });
-        Ok(Conn { quic, send })
+        Ok(Conn {
+            quic,
+            send,
+            wt,
+            datagram_reader: Arc::default(),
+        })
     }
 
     /// A request sender on the origin's connection, connecting (once) if needed.
     async fn sender(&self, uri: &http::Uri) -> Result<(SendRequest, quinn::Connection)> {
+        let o = self.origin(uri).await?;
+        Ok((o.send, o.quic))
+    }
+
+    async fn origin(&self, uri: &http::Uri) -> Result<Conn> {
         let host = uri
             .host()
             .ok_or_else(|| H3Error::InvalidArg("URL has no host".into()))?;
@@ -368,13 +402,111 @@ impl Client {
         let mut slot = slot.lock().await;
         if let Some(c) = slot.as_ref() {
             if c.quic.close_reason().is_none() {
-                return Ok((c.send.clone(), c.quic.clone()));
+                return Ok(c.clone());
             }
         }
         let conn = self.connect(&authority, host, port).await?;
-        let out = (conn.send.clone(), conn.quic.clone());
+        let out = conn.clone();
         *slot = Some(conn);
         Ok(out)
+    }
+
+    /// Open a WebTransport session (extended CONNECT) to `uri`. Resolves once the server
+    /// answered: with the session when it accepted (2xx), else with its status.
+    pub async fn webtransport(
+        self: &Arc<Self>,
+        uri: http::Uri,
+        headers: Vec<(String, String)>,
+    ) -> Result<SessionOpen> {
+        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        let origin = self.origin(&uri).await?;
+        let (mut send_request, wt) = (origin.send.clone(), origin.wt.clone());
+        let mut req = http::Request::new(());
+        *req.method_mut() = http::Method::CONNECT;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = crate::response::header_map(&headers)
+            .map_err(|e| H3Error::InvalidArg(e.to_string()))?;
+        req.headers_mut().insert(
+            "sec-webtransport-http3-draft02",
+            http::HeaderValue::from_static("1"),
+        );
+        req.extensions_mut()
+            .insert(h3::ext::Protocol::WEB_TRANSPORT);
+        let mut stream = send_request
+            .send_request(req)
+            .await
+            .map_err(|e| H3Error::Connect(authority.clone(), e.to_string()))?;
+        let handle = self.hub.next_session_handle();
+        let session_id = stream.id().into_inner();
+        // Registered before the answer arrives: the server may open streams right after it.
+        let (session, close_rx) = self.hub.create_session(handle, session_id, &wt);
+        self.start_datagram_reader(&origin);
+        let not_clean = CloseInfo {
+            code: 0,
+            reason: String::new(),
+            clean: false,
+        };
+        let resp =
+            match tokio::time::timeout(self.config.connect_timeout, stream.recv_response()).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    self.hub.end_session(&session, &wt, not_clean);
+                    return Err(H3Error::Connect(authority, e.to_string()));
+                }
+                Err(_) => {
+                    self.hub.end_session(&session, &wt, not_clean);
+                    stream.stop_stream(Code::H3_REQUEST_CANCELLED);
+                    return Err(H3Error::Connect(
+                        authority,
+                        "no answer to the WebTransport request in time".into(),
+                    ));
+                }
+            };
+        let status = resp.status().as_u16();
+        let headers = crate::body::flat_headers(resp.headers());
+        if !resp.status().is_success() {
+            self.hub.end_session(&session, &wt, not_clean);
+            stream.stop_stream(Code::H3_NO_ERROR);
+            return Ok(SessionOpen {
+                session: None,
+                status,
+                headers,
+            });
+        }
+        let (send, recv) = stream.split();
+        tokio::spawn(async move {
+            webtransport::run_session(&wt, &session, send, recv, close_rx, std::future::pending())
+                .await;
+        });
+        Ok(SessionOpen {
+            session: Some(handle),
+            status,
+            headers,
+        })
+    }
+
+    /// One datagram reader per connection, started with its first WebTransport session.
+    fn start_datagram_reader(&self, c: &Conn) {
+        if c.datagram_reader.swap(true, Relaxed) {
+            return;
+        }
+        let (quic, routes, stats) = (
+            c.quic.clone(),
+            c.wt.datagrams.clone(),
+            self.hub.stats.clone(),
+        );
+        tokio::spawn(async move {
+            while let Ok(data) = quic.read_datagram().await {
+                stats.datagrams_received.fetch_add(1, Relaxed);
+                let delivered = match crate::datagram::classify(true, &routes, &data) {
+                    (crate::datagram::Target::Session(s), payload) => s.push_datagram(payload),
+                    _ => false,
+                };
+                if !delivered {
+                    stats.datagrams_dropped.fetch_add(1, Relaxed);
+                }
+            }
+        });
     }
 
     /// Start a request; the response head arrives on the returned receiver.

@@ -1,7 +1,7 @@
 //! One task per QUIC connection: the h3 handshake, the request accept loop and graceful close.
 //!
-//! The driver owns the `h3::server::Connection`; WebTransport (which takes that connection over)
-//! and the per-connection datagram reader hang off this task.
+//! The driver owns the `h3::server::Connection`; the per-connection datagram reader and the
+//! WebTransport registry (`WtConn`) hang off this task.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use crate::quic::{QuicConn, Stops};
 use crate::server::{wait_state, RunState, Shared, H3_NO_ERROR};
 use crate::stats::GaugeGuard;
+use crate::webtransport::WtConn;
 
 /// Per-connection context shared with its request tasks.
 pub struct ConnCtx {
@@ -23,6 +24,8 @@ pub struct ConnCtx {
     pub stops: Arc<Stops>,
     /// Request streams that take HTTP datagrams.
     pub datagram_routes: Arc<crate::datagram::Routes>,
+    /// WebTransport sessions of this connection (when the server takes WebTransport).
+    pub wt: Option<Arc<WtConn>>,
     inflight: AtomicUsize,
     idle: Notify,
 }
@@ -70,11 +73,17 @@ pub async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
     let _active = GaugeGuard::inc(&stats.connections_active);
     let id = shared.next_conn.fetch_add(1, Relaxed);
     shared.lock_conns().insert(id, conn.clone());
+    let datagram_routes: Arc<crate::datagram::Routes> = Arc::default();
+    let wt = shared
+        .wt
+        .as_ref()
+        .map(|hub| WtConn::new(hub.clone(), conn.clone(), datagram_routes.clone()));
     let ctx = Arc::new(ConnCtx {
         id,
         quic: conn.clone(),
         stops: Arc::new(Stops::default()),
-        datagram_routes: Arc::default(),
+        datagram_routes,
+        wt,
         inflight: AtomicUsize::new(0),
         idle: Notify::new(),
     });
@@ -92,6 +101,9 @@ pub async fn serve(incoming: quinn::Incoming, shared: Arc<Shared>) {
     drive(&shared, &ctx).await;
     if let Some(reader) = datagrams {
         reader.abort();
+    }
+    if let Some(wt) = &ctx.wt {
+        wt.end_all(false);
     }
 
     shared.lock_conns().remove(&id);
@@ -113,7 +125,12 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
         .send_grease(true);
     // Non-DATA frames beyond this are refused before h3 buffers them (see guard.rs).
     let frame_limit = 4 * cfg.max_header_list_size + 64 * 1024;
-    let quic = QuicConn::server(ctx.quic.clone(), frame_limit, ctx.stops.clone());
+    let quic = QuicConn::server(
+        ctx.quic.clone(),
+        frame_limit,
+        ctx.stops.clone(),
+        ctx.wt.clone(),
+    );
     let mut h3conn: h3::server::Connection<QuicConn, Bytes> = match builder.build(quic).await {
         Ok(c) => c,
         Err(_) => {

@@ -9,15 +9,19 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::{H3Error, Result};
 use crate::server::Shared;
+use crate::stats::Stats;
+use crate::webtransport::Session;
 
 /// Most datagrams waiting for the JS thread; beyond this they are dropped and counted.
 pub const MAX_PENDING_TO_JS: usize = 4096;
 
 /// Where an incoming datagram goes.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Target {
     /// RFC 9297 datagram for the request `request_id` on stream `stream_id`.
     H3 { request_id: u64, stream_id: u64 },
+    /// A WebTransport session's datagram (delivered to the session's own queue).
+    Session(Arc<Session>),
     /// Everything else: the server-level `quicDatagram` handler.
     Quic,
 }
@@ -30,29 +34,32 @@ pub struct Datagram {
     pub payload: Bytes,
 }
 
-/// Request streams of one connection that take HTTP datagrams (stream id → request id).
+#[derive(Debug, Clone)]
+enum Route {
+    Request(u64),
+    Session(Arc<Session>),
+}
+
+/// Request streams of one connection that take HTTP datagrams: a request with an
+/// `h3Datagram` handler or a WebTransport session, by stream id.
 #[derive(Default)]
-pub struct Routes(Mutex<HashMap<u64, u64>>);
+pub struct Routes(Mutex<HashMap<u64, Route>>);
 
 impl Routes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Route>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
     pub fn add(&self, stream_id: u64, request_id: u64) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(stream_id, request_id);
+        self.lock().insert(stream_id, Route::Request(request_id));
+    }
+    pub fn add_session(&self, stream_id: u64, session: Arc<Session>) {
+        self.lock().insert(stream_id, Route::Session(session));
     }
     pub fn remove(&self, stream_id: u64) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&stream_id);
+        self.lock().remove(&stream_id);
     }
-    fn get(&self, stream_id: u64) -> Option<u64> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&stream_id)
-            .copied()
+    fn get(&self, stream_id: u64) -> Option<Route> {
+        self.lock().get(&stream_id).cloned()
     }
 }
 
@@ -95,14 +102,18 @@ pub fn classify(h3_enabled: bool, routes: &Routes, data: &Bytes) -> (Target, Byt
         let mut b = data.clone();
         if let Some(quarter) = read_varint(&mut b) {
             if let Some(stream_id) = quarter.checked_mul(4) {
-                if let Some(request_id) = routes.get(stream_id) {
-                    return (
-                        Target::H3 {
-                            request_id,
-                            stream_id,
-                        },
-                        b,
-                    );
+                match routes.get(stream_id) {
+                    Some(Route::Request(request_id)) => {
+                        return (
+                            Target::H3 {
+                                request_id,
+                                stream_id,
+                            },
+                            b,
+                        )
+                    }
+                    Some(Route::Session(s)) => return (Target::Session(s), b),
+                    None => {}
                 }
             }
         }
@@ -123,9 +134,18 @@ pub async fn read_loop(
     while let Ok(data) = quic.read_datagram().await {
         stats.datagrams_received.fetch_add(1, Relaxed);
         let (target, payload) = classify(h3_enabled, &routes, &data);
-        if target == Target::Quic && !shared.config.quic_datagram_handler {
-            stats.datagrams_dropped.fetch_add(1, Relaxed);
-            continue;
+        match &target {
+            Target::Quic if !shared.config.quic_datagram_handler => {
+                stats.datagrams_dropped.fetch_add(1, Relaxed);
+                continue;
+            }
+            Target::Session(s) => {
+                if !s.push_datagram(payload) {
+                    stats.datagrams_dropped.fetch_add(1, Relaxed);
+                }
+                continue;
+            }
+            _ => {}
         }
         if !shared.dispatcher.datagram(Datagram {
             conn_id,
@@ -138,13 +158,23 @@ pub async fn read_loop(
 }
 
 /// Send a datagram on connection `conn_id`, as an HTTP datagram of `stream_id` when given.
-/// A full send buffer drops this datagram (counted) rather than growing memory.
 pub fn send(shared: &Shared, conn_id: u64, stream_id: Option<u64>, payload: &[u8]) -> Result<()> {
     let quic = shared
         .lock_conns()
         .get(&conn_id)
         .cloned()
         .ok_or(H3Error::ConnectionLost)?;
+    send_on(&quic, &shared.stats, stream_id, payload)
+}
+
+/// Send a datagram on `quic`, as an HTTP datagram of `stream_id` when given. A full send
+/// buffer drops this datagram (counted) rather than growing memory.
+pub fn send_on(
+    quic: &quinn::Connection,
+    stats: &Stats,
+    stream_id: Option<u64>,
+    payload: &[u8],
+) -> Result<()> {
     let mut buf = BytesMut::with_capacity(payload.len() + 8);
     if let Some(s) = stream_id {
         put_varint(&mut buf, s / 4)?;
@@ -154,15 +184,18 @@ pub fn send(shared: &Shared, conn_id: u64, stream_id: Option<u64>, payload: &[u8
         .max_datagram_size()
         .ok_or(H3Error::DatagramUnsupported)?;
     if buf.len() > max {
-        return Err(H3Error::DatagramTooLarge(buf.len(), max));
+        return Err(H3Error::DatagramTooLarge(
+            payload.len(),
+            max.saturating_sub(buf.len() - payload.len()),
+        ));
     }
     if buf.len() > quic.datagram_send_buffer_space() {
-        shared.stats.datagrams_dropped.fetch_add(1, Relaxed);
+        stats.datagrams_dropped.fetch_add(1, Relaxed);
         return Ok(());
     }
     match quic.send_datagram(buf.freeze()) {
         Ok(()) => {
-            shared.stats.datagrams_sent.fetch_add(1, Relaxed);
+            stats.datagrams_sent.fetch_add(1, Relaxed);
             Ok(())
         }
         Err(quinn::SendDatagramError::TooLarge) => {
@@ -176,6 +209,10 @@ pub fn send(shared: &Shared, conn_id: u64, stream_id: Option<u64>, payload: &[u8
 /// Largest payload that fits one datagram now (HTTP datagrams lose their prefix to this).
 pub fn max_size(shared: &Shared, conn_id: u64, stream_id: Option<u64>) -> Option<usize> {
     let quic = shared.lock_conns().get(&conn_id).cloned()?;
+    max_size_on(&quic, stream_id)
+}
+
+pub fn max_size_on(quic: &quinn::Connection, stream_id: Option<u64>) -> Option<usize> {
     let max = quic.max_datagram_size()?;
     let prefix = match stream_id.map(|s| s / 4) {
         None => 0,
@@ -209,21 +246,22 @@ mod tests {
         let routes = Routes::default();
         routes.add(8, 77);
         let d = Bytes::from_static(&[2, b'h', b'i']);
-        assert_eq!(
-            classify(true, &routes, &d),
-            (
-                Target::H3 {
-                    request_id: 77,
-                    stream_id: 8
-                },
-                Bytes::from_static(b"hi")
-            )
-        );
+        let (t, p) = classify(true, &routes, &d);
+        assert!(matches!(
+            t,
+            Target::H3 {
+                request_id: 77,
+                stream_id: 8
+            }
+        ));
+        assert_eq!(p, Bytes::from_static(b"hi"));
         // Unknown stream or H3 datagrams off: the whole payload goes to quicDatagram.
-        assert_eq!(
+        assert!(matches!(
             classify(true, &routes, &Bytes::from_static(&[1, 1])).0,
             Target::Quic
-        );
-        assert_eq!(classify(false, &routes, &d), (Target::Quic, d.clone()));
+        ));
+        let (t, p) = classify(false, &routes, &d);
+        assert!(matches!(t, Target::Quic));
+        assert_eq!(p, d);
     }
 }

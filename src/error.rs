@@ -36,6 +36,8 @@ pub enum H3Error {
     Connect(String, String),
     #[error("TLS handshake with {0} failed: {1}")]
     TlsHandshake(String, String),
+    #[error("the WebTransport session is closed")]
+    SessionClosed,
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }
@@ -60,6 +62,7 @@ impl H3Error {
             H3Error::DatagramUnsupported => "ERR_H3_DATAGRAM_UNSUPPORTED",
             H3Error::Connect(..) => "ERR_H3_CONNECT",
             H3Error::TlsHandshake(..) => "ERR_H3_TLS",
+            H3Error::SessionClosed => "ERR_H3_SESSION_CLOSED",
             H3Error::Io(_) => "ERR_H3_IO",
         }
     }

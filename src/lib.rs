@@ -15,13 +15,16 @@ pub mod router;
 pub mod server;
 pub mod stats;
 pub mod tls;
+pub mod webtransport;
 
 mod napi_client;
 mod napi_server;
+mod napi_wt;
 
 pub use error::H3Error;
 pub use napi_client::{create_native_client, NativeClient};
 pub use napi_server::{create_native_server, NativeServer};
+pub use napi_wt::NativeWt;
 
 /// One tokio runtime per process, shared by every server and client. Worker threads default to
 /// `available_parallelism - 1` (at least 1), leaving a core for the JS thread; `NAPI_H3_THREADS`

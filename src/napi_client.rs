@@ -37,6 +37,15 @@ pub struct NativeResponseHead {
     pub trailers: Option<Vec<String>>,
 }
 
+/// The answer to a WebTransport session request.
+#[napi(object, object_from_js = false)]
+pub struct NativeSessionOpen {
+    /// Session handle for `NativeWt` calls; absent when the server refused (non-2xx).
+    pub session: Option<i64>,
+    pub status: u32,
+    pub headers: Vec<String>,
+}
+
 #[napi]
 pub struct NativeClient {
     inner: Arc<Client>,
@@ -81,6 +90,39 @@ fn config(o: NativeClientOptions) -> H3Result<ClientConfig> {
 
 #[napi]
 impl NativeClient {
+    /// Open a WebTransport session (extended CONNECT) to `url`.
+    #[napi]
+    pub async fn webtransport(
+        &self,
+        url: String,
+        headers: Vec<String>,
+    ) -> Result<NativeSessionOpen> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| to_js(H3Error::InvalidArg(format!("invalid URL {url:?}: {e}"))))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(to_js(H3Error::InvalidArg(
+                "WebTransport needs an https: URL".into(),
+            )));
+        }
+        let open = self
+            .inner
+            .webtransport(uri, header_pairs(headers))
+            .await
+            .map_err(to_js)?;
+        Ok(NativeSessionOpen {
+            session: open.session.map(|s| s as i64),
+            status: open.status.into(),
+            headers: open.headers,
+        })
+    }
+
+    /// This client's WebTransport sessions and streams.
+    #[napi]
+    pub fn wt(&self) -> crate::napi_wt::NativeWt {
+        crate::napi_wt::NativeWt::new(self.inner.hub.clone())
+    }
+
     /// Start a request. `body` is the whole body; `streamed` means chunks follow via `write`
     /// and `endUpload`. Returns the request id; `head(id)` resolves with the response head.
     #[napi]

@@ -97,7 +97,12 @@ fn request_cells(heads: Vec<RequestHead>) -> Vec<Cell> {
             Cell::Int(route),
             params,
             Cell::Int(h.generation.into()),
-            Cell::Int(h.streaming.into()),
+            // Body mode: 0 buffered, 1 streaming, 2 WebTransport session.
+            Cell::Int(if h.webtransport {
+                2
+            } else {
+                h.streaming.into()
+            }),
             Cell::Int(h.conn_id as i64),
             Cell::Int(h.stream_id as i64),
         ]);
@@ -114,7 +119,8 @@ fn datagram_cells(items: Vec<Datagram>) -> Vec<Cell> {
                 request_id,
                 stream_id,
             } => (request_id as i64, stream_id as i64),
-            Target::Quic => (-1, -1),
+            // Session datagrams go to the session's queue, never through this batch.
+            Target::Session(_) | Target::Quic => (-1, -1),
         };
         cells.extend([
             Cell::Int(d.conn_id as i64),
@@ -536,6 +542,16 @@ impl NativeServer {
             .shared
             .command(id as u64, ResponseCmd::Abort)
             .is_ok()
+    }
+
+    /// WebTransport sessions and streams of this server (null when no route takes WebTransport).
+    #[napi]
+    pub fn wt(&self) -> Option<crate::napi_wt::NativeWt> {
+        self.inner
+            .shared
+            .wt
+            .clone()
+            .map(crate::napi_wt::NativeWt::new)
     }
 
     /// Swap the route table; returns the new handler generation.

@@ -19,6 +19,7 @@ use h3_datagram::quic_traits::DatagramConnectionExt;
 use quinn::VarInt;
 
 use crate::guard::{FrameGuard, H3_EXCESSIVE_LOAD};
+use crate::webtransport::{self, Dir, RecvHalf, WtConn};
 
 pub type StopFuture = Pin<Box<dyn Future<Output = Option<u64>> + Send + Sync>>;
 
@@ -86,6 +87,8 @@ fn varint(code: u64) -> VarInt {
 pub struct RecvStream {
     stream: quinn::RecvStream,
     guard: FrameGuard,
+    /// Bytes read ahead while classifying the stream (WebTransport or not), handed to h3 first.
+    prefix: Option<Bytes>,
 }
 
 impl quic::RecvStream for RecvStream {
@@ -97,8 +100,13 @@ impl quic::RecvStream for RecvStream {
     ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
         // read_chunk is cancel-safe: a fresh future per poll loses nothing and keeps the
         // stream ours between polls (so stop_sending is always possible).
-        let fut = self.stream.read_chunk(usize::MAX, true);
-        let chunk = match ready!(std::pin::pin!(fut).poll(cx)) {
+        let chunk = if let Some(p) = self.prefix.take() {
+            Ok(Some(p))
+        } else {
+            let fut = self.stream.read_chunk(usize::MAX, true);
+            ready!(std::pin::pin!(fut).poll(cx)).map(|c| c.map(|c| c.bytes))
+        };
+        let chunk = match chunk {
             Ok(c) => c,
             Err(quinn::ReadError::Reset(code)) => {
                 return Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
@@ -113,13 +121,13 @@ impl quic::RecvStream for RecvStream {
         let Some(chunk) = chunk else {
             return Poll::Ready(Ok(None));
         };
-        if self.guard.observe(&chunk.bytes).is_err() {
+        if self.guard.observe(&chunk).is_err() {
             let _ = self.stream.stop(varint(H3_EXCESSIVE_LOAD));
             return Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
                 error_code: H3_EXCESSIVE_LOAD,
             }));
         }
-        Poll::Ready(Ok(Some(chunk.bytes)))
+        Poll::Ready(Ok(Some(chunk)))
     }
 
     fn stop_sending(&mut self, error_code: u64) {
@@ -212,7 +220,12 @@ pub struct BidiStream<B: Buf> {
 }
 
 impl<B: Buf> BidiStream<B> {
-    fn new(send: quinn::SendStream, recv: quinn::RecvStream, guard: FrameGuard) -> Self {
+    fn new(
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        guard: FrameGuard,
+        prefix: Option<Bytes>,
+    ) -> Self {
         BidiStream {
             send: SendStream {
                 stream: send,
@@ -221,6 +234,7 @@ impl<B: Buf> BidiStream<B> {
             recv: RecvStream {
                 stream: recv,
                 guard,
+                prefix,
             },
         }
     }
@@ -318,7 +332,12 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
         let res = ready!(fut.as_mut().poll(cx));
         self.opening_bi = None;
         let (send, recv) = res.map_err(stream_conn_error)?;
-        Poll::Ready(Ok(BidiStream::new(send, recv, self.local_bidi.clone())))
+        Poll::Ready(Ok(BidiStream::new(
+            send,
+            recv,
+            self.local_bidi.clone(),
+            None,
+        )))
     }
 
     fn poll_open_send(
@@ -346,6 +365,10 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
 
 type Incoming<T> = BoxStream<'static, Result<T, quinn::ConnectionError>>;
 
+/// A peer stream being classified: `Some` (with the bytes read so far) when it is for h3,
+/// `None` when it went to WebTransport.
+type Classifying<T> = Pin<Box<dyn Future<Output = Option<(T, Option<Bytes>)>> + Send + Sync>>;
+
 /// A quinn connection as h3 sees it.
 pub struct QuicConn {
     conn: quinn::Connection,
@@ -356,6 +379,56 @@ pub struct QuicConn {
     stops: Option<Arc<Stops>>,
     /// Only for its datagram handlers (its own stream acceptors are never polled).
     datagrams: h3_quinn::Connection,
+    /// With WebTransport on, peer streams are classified before h3 sees them: streams whose
+    /// header names a session go to it, the rest to h3 with the bytes read so far.
+    wt: Option<Arc<WtConn>>,
+    is_client: bool,
+    classifying_bi: Option<Classifying<(quinn::SendStream, quinn::RecvStream)>>,
+    classifying_uni: Option<Classifying<quinn::RecvStream>>,
+}
+
+/// Read a peer bidi stream's first bytes: a WebTransport stream goes to its session.
+async fn classify_bidi(
+    wt: Arc<WtConn>,
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Option<((quinn::SendStream, quinn::RecvStream), Option<Bytes>)> {
+    match webtransport::read_header(&mut recv, webtransport::BIDI_TYPE).await {
+        (Some(session), prefix) => {
+            wt.incoming(
+                session,
+                Dir::Bidi,
+                Some(send),
+                RecvHalf {
+                    prefix,
+                    stream: recv,
+                },
+            );
+            None
+        }
+        (None, read) => Some(((send, recv), read)),
+    }
+}
+
+async fn classify_uni(
+    wt: Arc<WtConn>,
+    mut recv: quinn::RecvStream,
+) -> Option<(quinn::RecvStream, Option<Bytes>)> {
+    match webtransport::read_header(&mut recv, webtransport::UNI_TYPE).await {
+        (Some(session), prefix) => {
+            wt.incoming(
+                session,
+                Dir::Uni,
+                None,
+                RecvHalf {
+                    prefix,
+                    stream: recv,
+                },
+            );
+            None
+        }
+        (None, read) => Some((recv, read)),
+    }
 }
 
 impl QuicConn {
@@ -364,6 +437,8 @@ impl QuicConn {
         limit: u64,
         local_bidi: FrameGuard,
         stops: Option<Arc<Stops>>,
+        wt: Option<Arc<WtConn>>,
+        is_client: bool,
     ) -> Self {
         let bi = conn.clone();
         let uni = conn.clone();
@@ -381,17 +456,47 @@ impl QuicConn {
             conn,
             limit,
             stops,
+            wt,
+            is_client,
+            classifying_bi: None,
+            classifying_uni: None,
         }
     }
 
     /// Server side: request streams are guarded and their STOP_SENDING watched via `stops`.
-    pub fn server(conn: quinn::Connection, limit: u64, stops: Arc<Stops>) -> Self {
-        Self::new(conn, limit, FrameGuard::passthrough(), Some(stops))
+    pub fn server(
+        conn: quinn::Connection,
+        limit: u64,
+        stops: Arc<Stops>,
+        wt: Option<Arc<WtConn>>,
+    ) -> Self {
+        Self::new(
+            conn,
+            limit,
+            FrameGuard::passthrough(),
+            Some(stops),
+            wt,
+            false,
+        )
     }
 
     /// Client side: responses on the request streams we open are guarded.
-    pub fn client(conn: quinn::Connection, limit: u64) -> Self {
-        Self::new(conn, limit, FrameGuard::request(limit), None)
+    pub fn client(conn: quinn::Connection, limit: u64, wt: Option<Arc<WtConn>>) -> Self {
+        Self::new(conn, limit, FrameGuard::request(limit), None, wt, true)
+    }
+}
+
+impl QuicConn {
+    fn request_stream<B: Buf>(
+        &self,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        prefix: Option<Bytes>,
+    ) -> BidiStream<B> {
+        if let Some(stops) = &self.stops {
+            stops.put(u64::from(VarInt::from(send.id())), &send);
+        }
+        BidiStream::new(send, recv, FrameGuard::request(self.limit), prefix)
     }
 }
 
@@ -424,15 +529,41 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<RecvStream, ConnectionErrorIncoming>> {
-        match ready!(self.incoming_uni.poll_next_unpin(cx)) {
-            Some(Ok(stream)) => Poll::Ready(Ok(RecvStream {
-                stream,
-                guard: FrameGuard::uni(self.limit),
-            })),
-            Some(Err(e)) => Poll::Ready(Err(conn_error(e))),
-            None => Poll::Ready(Err(ConnectionErrorIncoming::InternalError(
-                "acceptor ended".into(),
-            ))),
+        loop {
+            if let Some(fut) = self.classifying_uni.as_mut() {
+                let out = ready!(fut.as_mut().poll(cx));
+                self.classifying_uni = None;
+                if let Some((stream, prefix)) = out {
+                    return Poll::Ready(Ok(RecvStream {
+                        stream,
+                        guard: FrameGuard::uni(self.limit),
+                        prefix,
+                    }));
+                }
+                continue;
+            }
+            match ready!(self.incoming_uni.poll_next_unpin(cx)) {
+                Some(Ok(stream)) => match &self.wt {
+                    // One stream at a time, in order: a peer that stalls its stream header only
+                    // holds up its own connection.
+                    Some(wt) => {
+                        self.classifying_uni = Some(Box::pin(classify_uni(wt.clone(), stream)));
+                    }
+                    None => {
+                        return Poll::Ready(Ok(RecvStream {
+                            stream,
+                            guard: FrameGuard::uni(self.limit),
+                            prefix: None,
+                        }))
+                    }
+                },
+                Some(Err(e)) => return Poll::Ready(Err(conn_error(e))),
+                None => {
+                    return Poll::Ready(Err(ConnectionErrorIncoming::InternalError(
+                        "acceptor ended".into(),
+                    )))
+                }
+            }
         }
     }
 
@@ -440,21 +571,44 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<BidiStream<B>, ConnectionErrorIncoming>> {
-        match ready!(self.incoming_bi.poll_next_unpin(cx)) {
-            Some(Ok((send, recv))) => {
-                if let Some(stops) = &self.stops {
-                    stops.put(u64::from(VarInt::from(send.id())), &send);
+        loop {
+            if let Some(fut) = self.classifying_bi.as_mut() {
+                let out = ready!(fut.as_mut().poll(cx));
+                self.classifying_bi = None;
+                if let Some(((send, recv), prefix)) = out {
+                    return Poll::Ready(Ok(self.request_stream(send, recv, prefix)));
                 }
-                Poll::Ready(Ok(BidiStream::new(
-                    send,
-                    recv,
-                    FrameGuard::request(self.limit),
-                )))
+                continue;
             }
-            Some(Err(e)) => Poll::Ready(Err(conn_error(e))),
-            None => Poll::Ready(Err(ConnectionErrorIncoming::InternalError(
-                "acceptor ended".into(),
-            ))),
+            match ready!(self.incoming_bi.poll_next_unpin(cx)) {
+                Some(Ok((send, recv))) => match &self.wt {
+                    // A client has no use for server-opened bidi streams other than
+                    // WebTransport ones: classify each on its own task, hand none to h3.
+                    Some(wt) if self.is_client => {
+                        let wt = wt.clone();
+                        tokio::spawn(async move {
+                            if let Some(((mut send, mut recv), _)) =
+                                classify_bidi(wt, send, recv).await
+                            {
+                                let code =
+                                    varint(h3::error::Code::H3_STREAM_CREATION_ERROR.value());
+                                let _ = send.reset(code);
+                                let _ = recv.stop(code);
+                            }
+                        });
+                    }
+                    Some(wt) => {
+                        self.classifying_bi = Some(Box::pin(classify_bidi(wt.clone(), send, recv)));
+                    }
+                    None => return Poll::Ready(Ok(self.request_stream(send, recv, None))),
+                },
+                Some(Err(e)) => return Poll::Ready(Err(conn_error(e))),
+                None => {
+                    return Poll::Ready(Err(ConnectionErrorIncoming::InternalError(
+                        "acceptor ended".into(),
+                    )))
+                }
+            }
         }
     }
 

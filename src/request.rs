@@ -14,8 +14,9 @@ use crate::error::H3Error;
 use crate::quic::QuicConn;
 use crate::response::{self, H3Stream, ResponseCmd};
 use crate::router::BodyMode;
-use crate::server::{PendingRequest, RequestHead, Shared};
+use crate::server::{wait_state, PendingRequest, RequestHead, RunState, Shared};
 use crate::stats::GaugeGuard;
+use crate::webtransport::{self, CloseInfo, WtConn};
 use h3::server::RequestStream;
 
 type Resolver = RequestResolver<QuicConn, Bytes>;
@@ -68,9 +69,12 @@ pub async fn handle(
         }
     };
     stats.requests_total.fetch_add(1, Relaxed);
+    let (parts, ()) = req.into_parts();
+    if let Some(wt) = ctx.wt.clone().filter(|_| is_webtransport(&parts)) {
+        return serve_session(stream, parts, &shared, &ctx, wt, stopped).await;
+    }
     let _active = GaugeGuard::inc(&stats.requests_active);
 
-    let (parts, ()) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let head_only = parts.method == http::Method::HEAD;
     let path = parts
@@ -78,17 +82,7 @@ pub async fn handle(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let authority = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
-        .unwrap_or("localhost");
+    let authority = authority(&parts);
 
     let routing = shared.routing();
     let matched = routing.table.lookup(&method, path);
@@ -198,6 +192,7 @@ pub async fn handle(
         body,
         streaming,
         stream_id,
+        webtransport: false,
     };
     drop(routing);
     let mut send = send;
@@ -221,6 +216,148 @@ pub async fn handle(
             let _ = reader.await;
         }
         None => respond(&shared, &ctx, id, send, rx, head_only, stopped).await,
+    }
+}
+
+fn authority(parts: &http::request::Parts) -> &str {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("localhost")
+}
+
+fn is_webtransport(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::CONNECT
+        && parts.extensions.get::<h3::ext::Protocol>() == Some(&h3::ext::Protocol::WEB_TRANSPORT)
+}
+
+/// An extended CONNECT for WebTransport: hand the session to the route's `webtransport`
+/// handler, wait for JS to accept or reject it, then drive the session until it ends.
+async fn serve_session(
+    mut stream: H3Stream,
+    parts: http::request::Parts,
+    shared: &Arc<Shared>,
+    ctx: &Arc<ConnCtx>,
+    wt: Arc<WtConn>,
+    mut stopped: crate::quic::StopFuture,
+) {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let routing = shared.routing();
+    let matched = routing
+        .table
+        .lookup("CONNECT", path)
+        .filter(|m| routing.table.get(m.index).is_some_and(|r| r.webtransport));
+    let Some(matched) = matched else {
+        let (s, h, b) = plain(404, "No WebTransport endpoint here");
+        let _ = response::send_full(&mut stream, s, &h, b, false).await;
+        return;
+    };
+    let id = shared.next_request.fetch_add(1, Relaxed);
+    let stream_id = stream.id().into_inner();
+    let (session, close_rx) = wt.hub.create_session(id, stream_id, &wt);
+    let ended = |clean| CloseInfo {
+        code: 0,
+        reason: String::new(),
+        clean,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    shared.lock_pending().insert(
+        id,
+        PendingRequest {
+            tx,
+            conn_id: ctx.id,
+            body: None,
+        },
+    );
+    let pending = PendingGuard { shared, id };
+    let head = RequestHead {
+        id,
+        conn_id: ctx.id,
+        method: "CONNECT".into(),
+        url: format!("https://{}{path}", authority(&parts)),
+        headers: body::flat_headers(&parts.headers),
+        route: Some(matched),
+        generation: routing.generation,
+        body: None,
+        streaming: false,
+        stream_id,
+        webtransport: true,
+    };
+    drop(routing);
+    if !shared.dispatcher.request(head) {
+        wt.hub.end_session(&session, &wt, ended(false));
+        let (s, h, b) = plain(503, "Service Unavailable");
+        let _ = response::send_full(&mut stream, s, &h, b, false).await;
+        return;
+    }
+    let closed = ctx.quic.closed();
+    tokio::pin!(closed);
+    let cmd = tokio::select! {
+        cmd = rx.recv() => cmd,
+        _ = &mut closed => None,
+        _ = &mut stopped => None,
+    };
+    drop(pending);
+    match cmd {
+        Some(ResponseCmd::Head {
+            status,
+            mut headers,
+            end: false,
+            ..
+        }) if (200..300).contains(&status) => {
+            headers.push(("sec-webtransport-http3-draft".into(), "draft02".into()));
+            let sent = match response::build_head(status, &headers, None) {
+                Ok(h) => stream.send_response(h).await.is_ok(),
+                Err(_) => false,
+            };
+            if !sent {
+                wt.hub.end_session(&session, &wt, ended(false));
+                shared.dispatcher.abort(id);
+                return;
+            }
+            let (send, recv) = stream.split();
+            let mut state = shared.state.subscribe();
+            let drain = wait_state(&mut state, |s| s != RunState::Running);
+            webtransport::run_session(&wt, &session, send, recv, close_rx, drain).await;
+        }
+        // Rejected (any other status, or a body).
+        Some(ResponseCmd::Head {
+            status,
+            headers,
+            body,
+            ..
+        }) => {
+            wt.hub.end_session(&session, &wt, ended(false));
+            let status = if (200..300).contains(&status) {
+                500
+            } else {
+                status
+            };
+            let _ = response::send_full(
+                &mut stream,
+                status,
+                &headers,
+                body.unwrap_or_default(),
+                false,
+            )
+            .await;
+        }
+        _ => {
+            wt.hub.end_session(&session, &wt, ended(false));
+            stream.stop_stream(Code::H3_REQUEST_CANCELLED);
+            shared.dispatcher.abort(id);
+        }
     }
 }
 

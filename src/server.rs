@@ -36,6 +36,8 @@ pub struct RequestHead {
     pub streaming: bool,
     /// QUIC stream id of the request (HTTP datagrams name it).
     pub stream_id: u64,
+    /// A WebTransport session request (extended CONNECT): JS accepts or rejects it.
+    pub webtransport: bool,
 }
 
 /// How the protocol side reaches the JS side. Implemented at the napi edge with
@@ -77,7 +79,9 @@ pub use crate::body::{BodyEvent, BodyPull};
 pub struct Shared {
     pub config: ServerConfig,
     pub routing: RwLock<Arc<Routing>>,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
+    /// WebTransport sessions and streams (when any route takes WebTransport).
+    pub wt: Option<Arc<crate::webtransport::Hub>>,
     pub dispatcher: Box<dyn Dispatcher>,
     pub(crate) pending: Mutex<HashMap<u64, PendingRequest>>,
     pub(crate) conns: Mutex<HashMap<u64, quinn::Connection>>,
@@ -254,10 +258,17 @@ impl Server {
         let local_addr = endpoint.local_addr()?;
         let (state, _) = watch::channel(RunState::Running);
         let generation = routing.generation;
+        let stats = Arc::new(Stats::default());
+        let wt = if config.enable_webtransport {
+            Some(crate::webtransport::Hub::new(stats.clone())?)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             config,
             routing: RwLock::new(Arc::new(routing)),
-            stats: Stats::default(),
+            stats,
+            wt,
             dispatcher,
             pending: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),

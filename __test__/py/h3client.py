@@ -8,6 +8,22 @@ Prints exactly ONE JSON object on stdout.  Exit status:
   1  internal error of this script (JSON has "error")
 
 See README.md next to this file for the subcommands and output shapes.
+
+wt: a WebTransport (draft-02, as Chromium speaks it) session; self-test against
+`h3server.py --webtransport`.
+  h3client.py wt --port P [--path /wt/echo] [--datagrams N --datagram-size 64
+      --datagram-interval-ms 0 --datagram-wait 2] [--bidi-bytes B] [--uni-bytes B]
+      [--server-bidi] [--close-code C --close-reason R] [--expect-close]
+      [--concurrent-sessions K] [--origin O] [--header 'n: v']... [--followup]
+  Output: status, session_id, response_headers, connect_fin, capsules[],
+  datagrams{sent,received,mismatched,duplicates,...}, bidi{bytes,recv_bytes,
+  sent_sha,recv_sha,match,fin,reset}, uni{... echo_stream_id}, server_bidi{text,
+  fin,reply,reply_acked}, close{sent,server_fin | received{code,reason},fin},
+  errors[], server settings, close keys.  An op not asked for is null; a non-2xx
+  answer gives status + body_text and nothing else.  K > 1: sessions[] (each of
+  that shape), statuses[], ok_sessions, errors[].  Waits: the CONNECT answer and
+  the closes are bounded by --timeout; stream echoes give up after --timeout
+  without progress.  Datagrams over ~1150 bytes need --max-udp-payload on both ends.
 """
 
 from __future__ import annotations
@@ -29,7 +45,8 @@ from typing import Any
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import H3_ALPN, ErrorCode as H3ErrorCode, H3Connection, Setting
-from aioquic.h3.events import DataReceived, DatagramReceived, HeadersReceived
+from aioquic.h3.events import (DataReceived, DatagramReceived, HeadersReceived,
+                               WebTransportStreamDataReceived)
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import (ConnectionTerminated, DatagramFrameReceived, StreamReset,
                                  QuicEvent)
@@ -168,6 +185,16 @@ class StreamState:
         self.done.set()
 
 
+class WtStream:
+    """A WebTransport stream as aioquic reports it (0x41 bidi / 0x54 uni prefix stripped)."""
+
+    def __init__(self, stream_id: int, session_id: int) -> None:
+        self.stream_id = stream_id
+        self.session_id = session_id
+        self.data = bytearray()
+        self.ended = False  # FIN seen
+
+
 class DatagramH3Connection(H3Connection):
     """H3Connection that can advertise SETTINGS_H3_DATAGRAM=1 (RFC 9297) on its own.
 
@@ -200,6 +227,7 @@ class H3ClientProtocol(QuicConnectionProtocol):
         self.quic_datagrams: list[bytes] = []  # every DatagramFrameReceived payload
         self.h3_datagrams: list[tuple[int, bytes]] = []  # H3 DatagramReceived (stream_id, data)
         self.streams: dict[int, StreamState] = {}
+        self.wt_streams: dict[int, WtStream] = {}  # WebTransport streams (both directions)
         self.terminated: dict[str, Any] | None = None
         self.closed_evt = asyncio.Event()
         self.activity = asyncio.Event()
@@ -299,6 +327,13 @@ class H3ClientProtocol(QuicConnectionProtocol):
                     st.mark_done()
             elif isinstance(ev, DatagramReceived):
                 self.h3_datagrams.append((ev.stream_id, bytes(ev.data)))
+            elif isinstance(ev, WebTransportStreamDataReceived):
+                ws = self.wt_streams.get(ev.stream_id)
+                if ws is None:
+                    ws = self.wt_streams[ev.stream_id] = WtStream(ev.stream_id, ev.session_id)
+                ws.data += ev.data
+                if ev.stream_ended:
+                    ws.ended = True
         # an H3-layer protocol error makes h3 close the connection locally
         self.activity.set()
 
@@ -1087,6 +1122,592 @@ async def cmd_h3_datagram(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------
+# WebTransport over HTTP/3 (draft-ietf-webtrans-http3-02, what Chromium speaks)
+# --------------------------------------------------------------------------
+
+# (aioquic writes the stream prefixes: bidi varint 0x41 + varint session id,
+#  uni stream type 0x54 + varint session id; session datagrams: varint(session_id/4) + payload)
+CAPSULE_CLOSE_WT_SESSION = 0x2843  # u32 error code + UTF-8 reason
+CAPSULE_DRAIN_WT_SESSION = 0x78AE  # later drafts; reported if seen
+WT_ERROR_FIRST = 0x52E4A40FA8DB  # WT application code n -> first + n + n // 0x1e
+WT_ERROR_LAST = WT_ERROR_FIRST + 0xFFFFFFFF + 0xFFFFFFFF // 0x1E
+WT_NAMED_ERRORS = {0x3994BD84: "WT_BUFFERED_STREAM_REJECTED", 0x170D7B68: "WT_SESSION_GONE"}
+
+
+def wt_h3_code(n: int) -> int:
+    """WebTransport application error code (u32) -> HTTP/3 stream error code."""
+    return WT_ERROR_FIRST + n + n // 0x1E
+
+
+def wt_app_code(h3_code: int | None) -> int | None:
+    """Inverse of wt_h3_code (None for codes outside the range or reserved ones)."""
+    if h3_code is None or not WT_ERROR_FIRST <= h3_code <= WT_ERROR_LAST:
+        return None
+    if (h3_code - 0x21) % 0x1F == 0:  # a reserved (GREASE) codepoint
+        return None
+    d = h3_code - WT_ERROR_FIRST
+    return d - d // 0x1F
+
+
+def wt_code_info(h3_code: int | None) -> dict[str, Any]:
+    return {"code": h3_code, "app_code": wt_app_code(h3_code),
+            "name": WT_NAMED_ERRORS.get(h3_code) if h3_code is not None else None}
+
+
+def open_wt_stream(h3: H3Connection, session_id: int, uni: bool) -> int:
+    """aioquic's create_webtransport_stream, plus a fix for bidi streams: aioquic
+    keeps no receive state for a WT bidi stream it opened, so it parses the
+    peer's raw bytes on it as HTTP/3 frames (and closes the connection with
+    H3_FRAME_UNEXPECTED).  Mark the stream as a WT stream so they come out as
+    WebTransportStreamDataReceived."""
+    from aioquic.h3.connection import FrameType
+
+    sid = h3.create_webtransport_stream(session_id, is_unidirectional=uni)
+    if not uni:
+        with h3._get_or_create_stream(sid) as stream:
+            stream.frame_type = FrameType.WEBTRANSPORT_STREAM
+            stream.session_id = session_id
+    return sid
+
+
+def capsule(capsule_type: int, value: bytes) -> bytes:
+    return encode_uint_var(capsule_type) + encode_uint_var(len(value)) + value
+
+
+def close_session_capsule(code: int, reason: str) -> bytes:
+    return capsule(CAPSULE_CLOSE_WT_SESSION,
+                   (code & 0xFFFFFFFF).to_bytes(4, "big") + reason.encode("utf-8"))
+
+
+def parse_capsules(data: bytes) -> tuple[list[tuple[int, bytes]], int]:
+    """Complete capsules in data, and how many bytes they took."""
+    from aioquic.buffer import Buffer, BufferReadError
+
+    out: list[tuple[int, bytes]] = []
+    buf = Buffer(data=data)
+    used = 0
+    while not buf.eof():
+        try:
+            ctype = buf.pull_uint_var()
+            length = buf.pull_uint_var()
+            if buf.capacity - buf.tell() < length:
+                break
+            value = buf.pull_bytes(length)
+        except BufferReadError:
+            break
+        out.append((ctype, value))
+        used = buf.tell()
+    return out, used
+
+
+def describe_capsule(ctype: int, value: bytes) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": ctype, "length": len(value)}
+    if ctype == CAPSULE_CLOSE_WT_SESSION:
+        d["name"] = "CLOSE_WEBTRANSPORT_SESSION"
+        if len(value) >= 4:
+            d["code"] = int.from_bytes(value[:4], "big")
+            d["reason"] = value[4:].decode("utf-8", errors="replace")
+        else:
+            d["malformed"] = True
+    elif ctype == CAPSULE_DRAIN_WT_SESSION:
+        d["name"] = "DRAIN_WEBTRANSPORT_SESSION"
+    return d
+
+
+class WtSession:
+    """One WebTransport session (an extended CONNECT stream) on a connection."""
+
+    def __init__(self, proto: H3ClientProtocol, args: argparse.Namespace, index: int) -> None:
+        self.proto = proto
+        self.args = args
+        self.index = index
+        self.sid: int | None = None
+        self.st: StreamState | None = None
+        self.errors: list[str] = []
+        self.fin_sent = False
+
+    def err(self, msg: str) -> None:
+        self.errors.append(msg)
+
+    def send_connect(self) -> None:
+        args = self.args
+        extra = [(":protocol", "webtransport"), ("sec-webtransport-http3-draft02", "1")]
+        if args.origin:
+            extra.append(("origin", args.origin))
+        extra += [parse_header_arg(h) for h in args.header]
+        headers = build_headers(args, "CONNECT", args.path, extra)
+        q = self.proto._quic
+        self.sid = q.get_next_available_stream_id()
+        self.st = self.proto.state(self.sid)
+        self.proto.h3.send_headers(self.sid, headers, end_stream=False)  # stays open
+        self.proto.transmit()
+
+    async def wait_response(self) -> None:
+        st = self.st
+        assert st is not None
+        ok = await wait_until(self.proto, lambda: st.headers is not None or st.done.is_set()
+                              or self.proto.is_closed, time.monotonic() + self.args.timeout)
+        if st.headers is None:
+            if st.reset_code is not None:
+                self.err(f"connect: stream reset {hex(st.reset_code)}")
+            elif self.proto.is_closed:
+                self.err("connect: connection closed")
+            elif st.ended:
+                self.err("connect: stream ended without a response")
+            elif not ok:
+                self.err("connect: timeout waiting for the response")
+
+    @property
+    def status(self) -> int | None:
+        return self.st.status if self.st is not None else None
+
+    @property
+    def accepted(self) -> bool:
+        s = self.status
+        return s is not None and 200 <= s < 300
+
+    def capsules(self) -> list[tuple[int, bytes]]:
+        if self.st is None:
+            return []
+        return parse_capsules(bytes(self.st.body))[0]
+
+    def close_capsule(self) -> dict[str, Any] | None:
+        for ctype, value in self.capsules():
+            if ctype == CAPSULE_CLOSE_WT_SESSION:
+                d = describe_capsule(ctype, value)
+                return {"code": d.get("code"), "reason": d.get("reason")}
+        return None
+
+    @property
+    def gone(self) -> bool:
+        """The server ended the session (FIN, reset, close capsule) or the connection is gone."""
+        st = self.st
+        return (self.proto.is_closed or st is None or st.ended or st.reset_code is not None
+                or self.close_capsule() is not None)
+
+    def gone_reason(self) -> str:
+        st = self.st
+        if self.proto.is_closed:
+            return "connection closed"
+        if st is not None and st.reset_code is not None:
+            return f"CONNECT stream reset {hex(st.reset_code)}"
+        cc = self.close_capsule()
+        if cc is not None:
+            return f"session closed by server (code {cc['code']})"
+        return "CONNECT stream ended by server"
+
+    def stream_reset(self, stream_id: int) -> int | None:
+        s = self.proto.streams.get(stream_id)
+        return s.reset_code if s is not None else None
+
+    def stop_sending(self, stream_id: int) -> int | None:
+        s = self.proto.streams.get(stream_id)
+        return s.stop_sending_code if s is not None else None
+
+    def incoming(self, kind: str) -> list[WtStream]:
+        """Server-initiated WT streams of this session: kind 'bidi' (id % 4 == 1) or 'uni' (3)."""
+        want = 1 if kind == "bidi" else 3
+        return [ws for sid, ws in sorted(self.proto.wt_streams.items())
+                if sid % 4 == want and ws.session_id == self.sid]
+
+    async def wait_progress(self, done, progress, what: str) -> bool:
+        """Wait until done(); give up after --timeout without progress() changing."""
+        last = progress()
+        deadline = time.monotonic() + self.args.timeout
+        while True:
+            if await wait_until(self.proto, lambda: done() or self.proto.is_closed or self.gone
+                                or progress() != last, deadline):
+                if done():
+                    return True
+                if self.proto.is_closed or self.gone:
+                    # a little grace: data racing the session's end
+                    await wait_until(self.proto, done, time.monotonic() + 0.1)
+                    if done():
+                        return True
+                    self.err(f"{what}: {self.gone_reason()}")
+                    return False
+                last = progress()
+                deadline = time.monotonic() + self.args.timeout
+                continue
+            self.err(f"{what}: timeout")
+            return False
+
+    # -- operations -------------------------------------------------------
+
+    async def op_datagrams(self, count: int, size: int) -> dict[str, Any]:
+        proto, args, sid = self.proto, self.args, self.sid
+        assert sid is not None
+        base = self.index << 20  # payloads unique across sessions
+        sent: list[bytes] = []
+        send_error = None
+        for i in range(max(0, count)):
+            if proto.is_closed:
+                send_error = "connection_closed"
+                break
+            payload = datagram_payload(base + i, size)
+            try:
+                proto.h3.send_datagram(sid, payload)
+            except Exception as exc:
+                send_error = repr(exc)
+                break
+            sent.append(payload)
+            proto.transmit()
+            if args.datagram_interval_ms > 0:
+                await asyncio.sleep(args.datagram_interval_ms / 1000.0)
+            elif i % 32 == 31:
+                await asyncio.sleep(0)
+        sent_set = set(sent)
+
+        def mine() -> list[bytes]:
+            return [d for s, d in proto.h3_datagrams if s == sid]
+
+        def enough() -> bool:
+            if proto.is_closed or self.gone:
+                return True
+            got = mine()
+            have = (len(sent_set.intersection(got)) >= len(sent_set) if len(sent_set) == len(sent)
+                    else sum(1 for d in got if d in sent_set) >= len(sent))
+            return have and proto.datagrams_unsent() == 0
+
+        deadline = time.monotonic() + min(args.datagram_wait, args.timeout)
+        if await wait_until(proto, enough, deadline, poll=0.02) and not proto.is_closed:
+            # a short grace for duplicates / strays
+            await wait_until(proto, lambda: proto.is_closed,
+                             min(deadline, time.monotonic() + 0.05), poll=0.02)
+        got = mine()
+        matched = sum(1 for d in got if d in sent_set)
+        if len(sent_set) == len(sent):
+            received = len(sent_set.intersection(got))  # distinct echoes of sent payloads
+        else:  # --datagram-size < 4: payloads repeat, count them
+            received = min(len(sent), matched)
+        out = {
+            "sent": len(sent),
+            "received": received,
+            "mismatched": len(got) - matched,
+            "duplicates": matched - received,
+            "size": size,
+            "send_error": send_error,
+            "unsent": proto.datagrams_unsent(),
+        }
+        if send_error:
+            self.err(f"datagrams: send failed: {send_error}")
+        if received < len(sent):
+            self.err(f"datagrams: {len(sent) - received} of {len(sent)} not echoed")
+        return out
+
+    async def op_bidi(self, nbytes: int) -> dict[str, Any]:
+        proto, sid = self.proto, self.sid
+        assert sid is not None
+        data = deterministic_bytes(nbytes)
+        try:
+            ws_id = open_wt_stream(proto.h3, sid, uni=False)
+            proto._quic.send_stream_data(ws_id, data, True)
+            proto.transmit()
+        except Exception as exc:
+            self.err(f"bidi: open failed: {exc!r}")
+            return {"stream_id": None, "bytes": nbytes, "recv_bytes": 0,
+                    "sent_sha": sha256_hex(data), "recv_sha": None, "match": False, "fin": False}
+
+        def ws() -> WtStream | None:
+            return proto.wt_streams.get(ws_id)
+
+        def done() -> bool:
+            w = ws()
+            return (w is not None and w.ended) or self.stream_reset(ws_id) is not None
+
+        await self.wait_progress(done, lambda: len(w.data) if (w := ws()) else 0, "bidi")
+        w = ws()
+        recv = bytes(w.data) if w else b""
+        reset = self.stream_reset(ws_id)
+        if reset is not None:
+            self.err(f"bidi: stream reset {hex(reset)}")
+        out = {"stream_id": ws_id, "bytes": nbytes, "recv_bytes": len(recv),
+               "sent_sha": sha256_hex(data), "recv_sha": sha256_hex(recv),
+               "match": recv == data, "fin": bool(w and w.ended),
+               "reset": wt_code_info(reset) if reset is not None else None,
+               "stop_sending": self.stop_sending(ws_id)}
+        if w is not None and w.ended and recv != data:
+            self.err("bidi: echo differs from what was sent")
+        return out
+
+    async def op_uni(self, nbytes: int) -> dict[str, Any]:
+        proto, sid = self.proto, self.sid
+        assert sid is not None
+        data = deterministic_bytes(nbytes)
+        before = {w.stream_id for w in self.incoming("uni")}
+        try:
+            ws_id = open_wt_stream(proto.h3, sid, uni=True)
+            proto._quic.send_stream_data(ws_id, data, True)
+            proto.transmit()
+        except Exception as exc:
+            self.err(f"uni: open failed: {exc!r}")
+            return {"stream_id": None, "echo_stream_id": None, "bytes": nbytes, "recv_bytes": 0,
+                    "sent_sha": sha256_hex(data), "recv_sha": None, "match": False, "fin": False}
+
+        def echo() -> WtStream | None:
+            new = [w for w in self.incoming("uni") if w.stream_id not in before]
+            return new[0] if new else None
+
+        def done() -> bool:
+            w = echo()
+            return ((w is not None and (w.ended or self.stream_reset(w.stream_id) is not None))
+                    or self.stop_sending(ws_id) is not None)
+
+        await self.wait_progress(done, lambda: (-1 if (w := echo()) is None else len(w.data)), "uni")
+        w = echo()
+        recv = bytes(w.data) if w else b""
+        reset = self.stream_reset(w.stream_id) if w else None
+        stop = self.stop_sending(ws_id)
+        if reset is not None:
+            self.err(f"uni: echo stream reset {hex(reset)}")
+        if stop is not None:
+            self.err(f"uni: STOP_SENDING {hex(stop)} on our stream")
+        out = {"stream_id": ws_id, "echo_stream_id": w.stream_id if w else None,
+               "bytes": nbytes, "recv_bytes": len(recv),
+               "sent_sha": sha256_hex(data), "recv_sha": sha256_hex(recv) if w else None,
+               "match": recv == data and w is not None, "fin": bool(w and w.ended),
+               "reset": wt_code_info(reset) if reset is not None else None,
+               "stop_sending": wt_code_info(stop) if stop is not None else None}
+        if w is not None and w.ended and recv != data:
+            self.err("uni: echo differs from what was sent")
+        return out
+
+    async def op_server_bidi(self) -> dict[str, Any]:
+        proto = self.proto
+
+        def first() -> WtStream | None:
+            got = self.incoming("bidi")
+            return got[0] if got else None
+
+        def done() -> bool:
+            w = first()
+            return w is not None and (w.ended or self.stream_reset(w.stream_id) is not None)
+
+        await self.wait_progress(done, lambda: (-1 if (w := first()) is None else len(w.data)),
+                                 "server_bidi")
+        w = first()
+        if w is None:
+            return {"stream_id": None, "text": None, "fin": False, "reply": None,
+                    "reply_error": "no server-initiated stream"}
+        data = bytes(w.data)
+        text = data.decode("utf-8", errors="replace")
+        reset = self.stream_reset(w.stream_id)
+        reply = b"reply:" + data
+        reply_error = None
+        try:
+            proto._quic.send_stream_data(w.stream_id, reply, True)
+            proto.transmit()
+        except Exception as exc:
+            reply_error = repr(exc)
+            self.err(f"server_bidi: reply failed: {exc!r}")
+        return {"stream_id": w.stream_id, "text": text, "bytes": len(data), "fin": w.ended,
+                "reset": wt_code_info(reset) if reset is not None else None,
+                "reply": reply.decode("utf-8", errors="replace") if reply_error is None else None,
+                "reply_error": reply_error}
+
+    async def wait_delivered(self, stream_id: int, timeout: float) -> bool:
+        """Wait until everything we wrote on stream_id (with FIN) was acknowledged,
+        so that closing the connection right after does not lose it."""
+        q = self.proto._quic
+
+        def acked() -> bool:
+            stream = q._streams.get(stream_id)
+            return stream is None or stream.sender.is_finished
+
+        return await wait_until(self.proto, lambda: acked() or self.proto.is_closed,
+                                time.monotonic() + timeout, poll=0.02)
+
+    def send_fin(self) -> str | None:
+        """FIN our side of the CONNECT stream (no capsule)."""
+        if self.fin_sent or self.sid is None:
+            return None
+        try:
+            self.proto._quic.send_stream_data(self.sid, b"", True)
+            self.proto.transmit()
+            self.fin_sent = True
+            return None
+        except Exception as exc:
+            return repr(exc)
+
+    async def op_expect_close(self) -> dict[str, Any]:
+        st = self.st
+        assert st is not None
+        await wait_until(self.proto, lambda: self.close_capsule() is not None or st.ended
+                         or st.reset_code is not None or self.proto.is_closed,
+                         time.monotonic() + self.args.timeout)
+        if self.close_capsule() is not None and not st.ended:
+            await wait_until(self.proto, lambda: st.ended or st.reset_code is not None
+                             or self.proto.is_closed, time.monotonic() + min(1.0, self.args.timeout))
+        cc = self.close_capsule()
+        if cc is None:
+            self.err("expect_close: no CLOSE_WEBTRANSPORT_SESSION capsule"
+                     + ("" if st.ended else " and no FIN"))
+        fin_error = None
+        if st.ended or cc is not None:
+            fin_error = self.send_fin()  # answer the close with our FIN
+        return {"received": cc, "fin": st.ended,
+                "reset": st.reset_code, "fin_sent": self.fin_sent, "fin_error": fin_error}
+
+    async def op_close(self, code: int, reason: str) -> dict[str, Any]:
+        st = self.st
+        assert st is not None and self.sid is not None
+        out: dict[str, Any] = {"sent": False, "code": code, "reason": reason}
+        if self.proto.is_closed:
+            out["error"] = "connection closed"
+        elif self.fin_sent:
+            out["error"] = "CONNECT stream already FIN'd by us"
+        else:
+            try:
+                self.proto.h3.send_data(self.sid, close_session_capsule(code, reason), end_stream=True)
+                self.proto.transmit()
+                self.fin_sent = True
+                out["sent"] = True
+            except Exception as exc:
+                out["error"] = repr(exc)
+        if out.get("error"):
+            self.err(f"close: {out['error']}")
+        await wait_until(self.proto, lambda: st.ended or st.reset_code is not None
+                         or self.proto.is_closed, time.monotonic() + self.args.timeout)
+        out["server_fin"] = st.ended
+        out["server_reset"] = st.reset_code
+        if out["sent"] and not st.ended:
+            self.err("close: the server did not FIN the CONNECT stream")
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        st = self.st
+        if st is not None and not self.accepted:  # a plain HTTP answer, not capsules
+            body = bytes(st.body)
+            return {"session_id": self.sid, "status": self.status,
+                    "response_headers": [[b2s(k), b2s(v)] for k, v in (st.headers or [])
+                                         if not k.startswith(b":")],
+                    "connect_fin": st.ended, "connect_reset": st.reset_code,
+                    "body_len": len(body),
+                    "body_text": body[:4096].decode("utf-8", errors="replace")}
+        caps = self.capsules()
+        return {
+            "session_id": self.sid,
+            "status": self.status,
+            "response_headers": [[b2s(k), b2s(v)] for k, v in (st.headers or [])
+                                 if not k.startswith(b":")] if st else [],
+            "connect_fin": st.ended if st else False,  # server FIN'd the CONNECT stream
+            "connect_reset": st.reset_code if st else None,
+            "capsules": [describe_capsule(t, v) for t, v in caps],
+            "capsule_bytes_unparsed": (len(st.body) - parse_capsules(bytes(st.body))[1]) if st else 0,
+        }
+
+
+def wt_plan(args: argparse.Namespace, concurrent: bool) -> dict[str, Any]:
+    datagrams = args.datagrams
+    bidi = args.bidi_bytes
+    if concurrent:  # "a short datagram + bidi echo" per session unless given
+        datagrams = 4 if datagrams is None else datagrams
+        bidi = 4096 if bidi is None else bidi
+    close = args.close_code is not None or args.close_reason is not None
+    return {"datagrams": datagrams, "bidi": bidi, "uni": args.uni_bytes,
+            "server_bidi": args.server_bidi, "expect_close": args.expect_close, "close": close}
+
+
+async def wt_run_session(sess: WtSession, plan: dict[str, Any]) -> dict[str, Any]:
+    """The requested operations, one after another, on an opened session."""
+    args = sess.args
+    res: dict[str, Any] = {"datagrams": None, "bidi": None, "uni": None,
+                           "server_bidi": None, "close": None}
+    if not sess.accepted:
+        return res
+
+    def skip(what: str) -> bool:
+        if sess.gone and not (what == "server_bidi" and sess.incoming("bidi")):
+            sess.err(f"{what}: skipped, {sess.gone_reason()}")
+            return True
+        return False
+
+    if plan["datagrams"] is not None and not skip("datagrams"):
+        res["datagrams"] = await sess.op_datagrams(plan["datagrams"], args.datagram_size)
+    if plan["bidi"] is not None and not skip("bidi"):
+        res["bidi"] = await sess.op_bidi(plan["bidi"])
+    if plan["uni"] is not None and not skip("uni"):
+        res["uni"] = await sess.op_uni(plan["uni"])
+    if plan["server_bidi"] and not skip("server_bidi"):
+        res["server_bidi"] = await sess.op_server_bidi()
+        if res["server_bidi"]["reply"] is not None:
+            # let the reply reach the server before anything closes
+            res["server_bidi"]["reply_acked"] = await sess.wait_delivered(
+                res["server_bidi"]["stream_id"], min(2.0, args.timeout))
+    close: dict[str, Any] = {}
+    if plan["expect_close"]:
+        close.update(await sess.op_expect_close())
+    if plan["close"]:
+        c = await sess.op_close(args.close_code or 0, args.close_reason or "")
+        if plan["expect_close"]:  # both: keep the keys apart
+            close["sent"] = c.pop("sent")
+            close["server_fin"] = c.pop("server_fin")
+            close["close_sent"] = c
+        else:
+            close.update(c)
+    res["close"] = close or None
+    return res
+
+
+async def cmd_wt(args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.monotonic()
+    k = max(1, args.concurrent_sessions)
+    plan = wt_plan(args, k > 1)
+    async with open_conn(args) as proto:
+        # draft-02: the client waits for the server SETTINGS before the extended CONNECT
+        await wait_settings(proto, args.timeout)
+        settings = proto.h3.received_settings or {}
+        common: dict[str, Any] = {
+            "server_settings": proto.server_settings(),
+            "peer_enable_webtransport": settings.get(Setting.ENABLE_WEBTRANSPORT),
+            "peer_h3_datagram": settings.get(Setting.H3_DATAGRAM),
+            "peer_enable_connect_protocol": settings.get(Setting.ENABLE_CONNECT_PROTOCOL),
+            "max_datagram_frame_size_peer": proto.peer_max_datagram_frame_size(),
+        }
+        notes: list[str] = []
+        if proto.h3.received_settings is None:
+            notes.append("no SETTINGS from the server within --timeout")
+        elif settings.get(Setting.ENABLE_WEBTRANSPORT) != 1:
+            notes.append("server did not send SETTINGS_ENABLE_WEBTRANSPORT=1")
+        sessions = [WtSession(proto, args, i) for i in range(k)]
+        for s in sessions:
+            if proto.is_closed:
+                break
+            s.send_connect()
+        await asyncio.gather(*(s.wait_response() for s in sessions if s.st is not None))
+        results = await asyncio.gather(*(wt_run_session(s, plan) for s in sessions))
+        per: list[dict[str, Any]] = []
+        for s, r in zip(sessions, results):
+            d = s.summary()
+            d.update(r)
+            d["errors"] = s.errors
+            per.append(d)
+        out: dict[str, Any]
+        if k == 1:
+            out = per[0]
+        else:
+            out = {"concurrent_sessions": k, "statuses": [d["status"] for d in per],
+                   "ok_sessions": sum(1 for s in sessions if s.accepted and not s.errors),
+                   "sessions": per,
+                   "errors": [f"session {i}: {e}" for i, d in enumerate(per) for e in d["errors"]]}
+        out["errors"] = notes + out["errors"]
+        out["path"] = args.path
+        out.update(common)
+        # datagrams / streams that belong to no session we opened
+        known = {s.sid for s in sessions}
+        out["stray_datagrams"] = sum(1 for sid, _ in proto.h3_datagrams if sid not in known)
+        out["stray_streams"] = sorted(sid for sid, ws in proto.wt_streams.items()
+                                      if ws.session_id not in known)
+        out["elapsed_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        out.update(proto.close_info())
+        if proto.local_close is not None:
+            out["errors"].append(f"our aioquic closed the connection: {proto.local_close}")
+        if not args.no_followup:
+            out.update(await followup(args, proto))
+        return out
+
+
+# --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
 
@@ -1197,6 +1818,41 @@ def build_parser() -> argparse.ArgumentParser:
                     default=True, help="do not advertise SETTINGS_H3_DATAGRAM=1")
     hd.add_argument("--webtransport-setting", dest="webtransport_setting", action="store_true",
                     help="also advertise ENABLE_WEBTRANSPORT=1 (aioquic enable_webtransport)")
+
+    wt = sub.add_parser("wt", parents=[common],
+                        help="WebTransport (draft-02) session against a WT echo server")
+    wt.set_defaults(quic_datagrams=True, raw_datagrams=False, h3_datagram_setting=True,
+                    webtransport_setting=True, no_followup=True)
+    wt.add_argument("--path", default="/wt/echo")
+    wt.add_argument("--origin", default=None, help="send an origin header (Chromium does)")
+    wt.add_argument("--header", action="append", default=[], help="'name: value' (repeatable)")
+    wt.add_argument("--datagrams", type=int, default=None, metavar="N",
+                    help="send N session datagrams and count the intact echoes")
+    wt.add_argument("--datagram-size", type=int, default=64,
+                    help="payload bytes per datagram (4-byte BE seq + pattern)")
+    wt.add_argument("--datagram-interval-ms", type=float, default=0.0)
+    wt.add_argument("--datagram-wait", type=float, default=2.0,
+                    help="max wait for echoes after the last send (capped by --timeout)")
+    wt.add_argument("--bidi-bytes", type=int, default=None, metavar="B",
+                    help="echo B pattern bytes over one client bidi stream")
+    wt.add_argument("--uni-bytes", type=int, default=None, metavar="B",
+                    help="send B bytes on a client uni stream, expect a server uni stream back")
+    wt.add_argument("--server-bidi", action="store_true",
+                    help="read the server-initiated bidi stream, answer 'reply:'+text + FIN")
+    wt.add_argument("--close-code", type=int, default=None,
+                    help="at the end send CLOSE_WEBTRANSPORT_SESSION with this code + FIN")
+    wt.add_argument("--close-reason", default=None)
+    wt.add_argument("--expect-close", action="store_true",
+                    help="wait for the server's CLOSE_WEBTRANSPORT_SESSION capsule / FIN")
+    wt.add_argument("--concurrent-sessions", type=int, default=1, metavar="K",
+                    help="K sessions on one connection, run in parallel; each does the "
+                         "requested ops (--datagrams defaults to 4, --bidi-bytes to 4096)")
+    wt.add_argument("--max-datagram-frame-size", type=int, default=65536,
+                    help="our max_datagram_frame_size transport parameter")
+    wt.add_argument("--max-udp-payload", type=int, default=None,
+                    help="aioquic max_datagram_size (raise it for datagrams over ~1150 bytes)")
+    wt.add_argument("--followup", dest="no_followup", action="store_false",
+                    help="GET --followup-path on the same connection at the end")
     return p
 
 
@@ -1209,6 +1865,7 @@ SCENARIOS = {
     "many-streams": cmd_many_streams,
     "quic-datagram": cmd_quic_datagram,
     "h3-datagram": cmd_h3_datagram,
+    "wt": cmd_wt,
 }
 
 
@@ -1220,6 +1877,9 @@ def default_hard_timeout(args: argparse.Namespace) -> float:
         return t * (rounds + 1) + 15
     if args.cmd in ("quic-datagram", "h3-datagram"):
         return t * 5 + 15 + max(0, args.count) * max(0.0, args.interval_ms) / 1000.0 + args.wait
+    if args.cmd == "wt":
+        ops = 8 + (args.datagrams or 0) * max(0.0, args.datagram_interval_ms) / 1000.0
+        return t * ops + 15 + args.datagram_wait
     return t * 5 + 15
 
 
