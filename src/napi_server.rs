@@ -289,6 +289,8 @@ pub struct ServerStats {
     pub datagrams_sent: f64,
     pub datagrams_dropped: f64,
     pub webtransport_sessions_active: f64,
+    /// WebTransport streams open on this server (both directions, all sessions).
+    pub webtransport_streams_active: f64,
     /// Requests answered or dropped before JS saw them (413, 431, malformed, reset early).
     pub requests_rejected: f64,
     /// Connections that failed their handshake or closed with a protocol error.
@@ -587,6 +589,12 @@ impl NativeServer {
             datagrams_sent: s.datagrams_sent as f64,
             datagrams_dropped: s.datagrams_dropped as f64,
             webtransport_sessions_active: s.webtransport_sessions_active as f64,
+            webtransport_streams_active: self
+                .inner
+                .shared
+                .wt
+                .as_ref()
+                .map_or(0, |hub| hub.counts().1) as f64,
             requests_rejected: s.requests_rejected as f64,
             connection_errors: s.connection_errors as f64,
         }

@@ -96,17 +96,10 @@ impl NativeWt {
         }
     }
 
-    /// Settles when the session ends.
+    /// Settles when the session ends; the session is forgotten then (call once per session).
     #[napi]
     pub async fn closed(&self, session: i64) -> Result<SessionCloseInfo> {
-        let info = match self.hub.session(session as u64) {
-            Ok(s) => s.wait_closed().await,
-            Err(_) => crate::webtransport::CloseInfo {
-                code: 0,
-                reason: String::new(),
-                clean: false,
-            },
-        };
+        let info = self.hub.closed(session as u64).await;
         Ok(SessionCloseInfo {
             close_code: info.code,
             reason: info.reason,

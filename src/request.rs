@@ -297,6 +297,7 @@ async fn serve_session(
     drop(routing);
     if !shared.dispatcher.request(head) {
         wt.hub.end_session(&session, &wt, ended(false));
+        wt.hub.release(id);
         let (s, h, b) = plain(503, "Service Unavailable");
         let _ = response::send_full(&mut stream, s, &h, b, false).await;
         return;

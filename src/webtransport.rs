@@ -208,6 +208,8 @@ pub struct Session {
     /// JS asked to close: the task driving the CONNECT stream sends the capsule.
     close_request: Mutex<Option<oneshot::Sender<(u32, String)>>>,
     streams: Mutex<HashSet<u64>>,
+    /// Set once draining began, so a drain followed at once by a close is still reported.
+    drained: AtomicBool,
 }
 
 impl std::fmt::Debug for Session {
@@ -256,7 +258,7 @@ impl Session {
         loop {
             match &*rx.borrow_and_update() {
                 Phase::Draining => return true,
-                Phase::Closed(_) => return false,
+                Phase::Closed(_) => return self.drained.load(Relaxed),
                 Phase::Open => {}
             }
             if rx.changed().await.is_err() {
@@ -266,6 +268,7 @@ impl Session {
     }
 
     pub fn set_draining(&self) {
+        self.drained.store(true, Relaxed);
         self.phase.send_if_modified(|p| {
             let open = *p == Phase::Open;
             if open {
@@ -462,6 +465,7 @@ impl Hub {
             datagrams: Queue::new(MAX_PENDING_DATAGRAMS),
             close_request: Mutex::new(Some(close_tx)),
             streams: Mutex::default(),
+            drained: AtomicBool::new(false),
         });
         lock(&self.sessions).insert(handle, session.clone());
         lock(&conn.sessions).insert(session_id, session.clone());
@@ -469,7 +473,8 @@ impl Hub {
         (session, close_rx)
     }
 
-    /// The session is over: settle it, reset its streams, forget it everywhere.
+    /// The session is over: settle it, reset its streams, forget it on its connection. JS
+    /// still finds it by handle (to learn how it ended) until it calls [`Hub::release`].
     pub fn end_session(&self, session: &Session, conn: &WtConn, info: CloseInfo) {
         session.phase.send_if_modified(|p| {
             let open = !matches!(p, Phase::Closed(_));
@@ -478,7 +483,6 @@ impl Hub {
             }
             open
         });
-        lock(&self.sessions).remove(&session.handle);
         {
             let mut map = lock(&conn.sessions);
             if map
@@ -496,6 +500,25 @@ impl Hub {
                 abort_stream(&self.rt, &s, SESSION_GONE);
             }
         }
+    }
+
+    /// JS learnt how the session ended: forget it.
+    pub fn release(&self, handle: u64) {
+        lock(&self.sessions).remove(&handle);
+    }
+
+    /// Wait for the session to end, then forget it (JS calls this once per session).
+    pub async fn closed(&self, handle: u64) -> CloseInfo {
+        let Ok(s) = self.session(handle) else {
+            return CloseInfo {
+                code: 0,
+                reason: String::new(),
+                clean: false,
+            };
+        };
+        let info = s.wait_closed().await;
+        self.release(handle);
+        info
     }
 
     fn add_stream(
@@ -565,6 +588,9 @@ impl Hub {
     /// Open a stream on `session`, header written.
     pub async fn open(&self, session: u64, dir: Dir) -> Result<u64> {
         let s = self.session(session)?;
+        if !s.is_open() {
+            return Err(H3Error::SessionClosed);
+        }
         let header = stream_header(dir == Dir::Bidi, s.session_id)?;
         let opened = async {
             let (mut send, recv) = match dir {

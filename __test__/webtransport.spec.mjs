@@ -1,0 +1,346 @@
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { serve, aioquic, waitFor, root, sha256, patternBytes, sleep } from './helpers.mjs'
+
+const require = createRequire(import.meta.url)
+const { createH3Client, WebTransportError } = require(root)
+
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+async function readAll (readable) {
+  return new Uint8Array(await new Response(readable).arrayBuffer())
+}
+
+async function each (readable, fn) {
+  const reader = readable.getReader()
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return
+    await fn(value)
+  }
+}
+
+/**
+ * The echo protocol every test peer speaks (see __test__/py/h3client.py `wt`): datagrams and
+ * bidi streams echoed, uni streams answered on a server-opened uni stream, one server-opened
+ * bidi stream carrying "hello from server" whose reply is recorded.
+ */
+function echoSession (session, log) {
+  const entry = { sessionId: session.sessionId, request: session.request, events: [] }
+  log.push(entry)
+  const ev = (e) => entry.events.push(e)
+  const catchTo = (what) => (e) => ev({ [what]: String(e) })
+  each(session.datagrams.readable, (d) => { try { session.sendDatagram(d) } catch (e) { ev({ datagramError: e.code }) } }).catch(catchTo('datagramsError'))
+  each(session.incomingBidirectionalStreams, ({ readable, writable }) => {
+    readable.pipeTo(writable).catch(catchTo('pipeError'))
+  }).catch(catchTo('bidiError'))
+  each(session.incomingUnidirectionalStreams, async (readable) => {
+    const data = await readAll(readable)
+    ev({ uni: data.length })
+    const w = (await session.createUnidirectionalStream()).getWriter()
+    await w.write(data)
+    await w.close()
+  }).catch(catchTo('uniError'))
+  session.createBidirectionalStream().then(async ({ readable, writable }) => {
+    const w = writable.getWriter()
+    await w.write(enc.encode('hello from server'))
+    await w.close()
+    ev({ serverBidiReply: dec.decode(await readAll(readable)) })
+  }).catch(catchTo('serverBidiError'))
+  session.closed.then((info) => { entry.closed = info }, (e) => { entry.closedError = e })
+}
+
+function wtRoutes (log) {
+  return [
+    { pattern: '/plain', fetch: () => new Response('plain over the same connection') },
+    { pattern: '/wt/echo', webtransport: (s) => echoSession(s, log) },
+    {
+      pattern: '/wt/close',
+      webtransport (s) {
+        s.accept()
+        s.close({ closeCode: 7, reason: 'server-bye' })
+      }
+    },
+    { pattern: '/wt/reject', webtransport: (s) => s.reject(403) },
+    {
+      pattern: '/wt/auth/:token',
+      async webtransport (s) {
+        await sleep(20) // an asynchronous check before deciding
+        if (s.request.params.token !== 'good') return s.reject(401)
+        s.accept()
+        echoSession(s, log)
+      }
+    },
+    {
+      pattern: '/wt/codes',
+      webtransport (s) {
+        const entry = { events: [] }
+        log.push(entry)
+        let n = 0
+        each(s.incomingBidirectionalStreams, async ({ readable, writable }) => {
+          if (n++ === 0) {
+            // First stream: read until the client aborts it, and note the code.
+            try {
+              await readAll(readable)
+              entry.events.push({ aborted: null })
+            } catch (e) {
+              entry.events.push({ aborted: e.streamErrorCode, name: e.name })
+            }
+          } else {
+            // Second stream: refuse to read it (STOP_SENDING with our code).
+            await readable.cancel(new WebTransportError('no thanks', { streamErrorCode: 99 }))
+            writable.abort(new WebTransportError('nor write', { streamErrorCode: 98 })).catch(() => {})
+          }
+        }).catch(() => {})
+        s.createUnidirectionalStream().then(async (w) => {
+          const writer = w.getWriter()
+          await writer.write(enc.encode('partial'))
+          await writer.abort(new WebTransportError('server gave up', { streamErrorCode: 5 }))
+        }).catch(() => {})
+      }
+    }
+  ]
+}
+
+describe('WebTransport: our client and server', () => {
+  let server, client
+  const log = []
+  before(() => {
+    server = serve({ routes: wtRoutes(log) })
+    client = createH3Client({ tls: { serverCertificateHashes: [server.certificateHash] } })
+  })
+  after(async () => {
+    await client.close()
+    await server.stop(true)
+  })
+  const url = (p) => `https://127.0.0.1:${server.port}${p}`
+
+  test('datagrams, bidi and uni streams, a server-opened stream, close with a code', async () => {
+    const s = await client.webtransport(url('/wt/echo'))
+    await s.ready
+    const entry = await waitFor(() => log.find((e) => e.request?.url.endsWith('/wt/echo') && !e.done))
+    entry.done = true
+    assert.equal(entry.request.method, 'CONNECT')
+    assert.equal(typeof entry.sessionId, 'bigint')
+    assert.ok(s.datagrams.maxDatagramSize > 1000)
+
+    // Datagrams (loopback rarely loses any; a few may be).
+    const got = new Set()
+    const dgReader = s.datagrams.readable.getReader()
+    for (let i = 0; i < 20; i++) s.sendDatagram(enc.encode(`dgram ${i}`))
+    const deadline = Date.now() + 3000
+    while (got.size < 20 && Date.now() < deadline) {
+      const r = await Promise.race([dgReader.read(), sleep(500).then(() => null)])
+      if (r && !r.done) got.add(dec.decode(r.value))
+    }
+    assert.ok(got.size >= 18, `echoed ${got.size}/20`)
+    assert.ok([...got].every((d) => /^dgram \d+$/.test(d)))
+
+    // A 1 MiB bidi echo, byte-exact.
+    const data = patternBytes(1024 * 1024)
+    const { readable, writable } = await s.createBidirectionalStream()
+    const echoed = readAll(readable)
+    const w = writable.getWriter()
+    for (let off = 0; off < data.length; off += 64 * 1024) await w.write(data.subarray(off, off + 64 * 1024))
+    await w.close()
+    assert.equal(sha256(await echoed), sha256(data))
+
+    // Uni out, uni back.
+    const incomingUni = s.incomingUnidirectionalStreams.getReader()
+    const uw = (await s.createUnidirectionalStream()).getWriter()
+    await uw.write(enc.encode('one way'))
+    await uw.close()
+    const { value: back } = await incomingUni.read()
+    assert.equal(dec.decode(await readAll(back)), 'one way')
+
+    // The server opened a bidi stream right after accepting.
+    const { value: sb } = await s.incomingBidirectionalStreams.getReader().read()
+    const text = dec.decode(await readAll(sb.readable))
+    assert.equal(text, 'hello from server')
+    const sw = sb.writable.getWriter()
+    await sw.write(enc.encode('reply:' + text))
+    await sw.close()
+    await waitFor(() => entry.events.find((e) => e.serverBidiReply))
+    assert.ok(entry.events.some((e) => e.serverBidiReply === 'reply:hello from server'))
+
+    // Ordinary requests share the connection.
+    const res = await client.fetch(url('/plain'))
+    assert.equal(await res.text(), 'plain over the same connection')
+    assert.equal(client.connectionCount, 1)
+
+    assert.equal(server.getStats().webtransportSessionsActive, 1)
+    s.close({ closeCode: 4242, reason: 'bye' })
+    assert.deepEqual(await s.closed, { closeCode: 4242, reason: 'bye' })
+    await waitFor(() => entry.closed)
+    assert.deepEqual(entry.closed, { closeCode: 4242, reason: 'bye' })
+    await waitFor(() => server.getStats().webtransportSessionsActive === 0 && server.getStats().webtransportStreamsActive === 0)
+  })
+
+  test('the server closes the session with a code and reason', async () => {
+    const s = await client.webtransport(url('/wt/close'))
+    assert.deepEqual(await s.closed, { closeCode: 7, reason: 'server-bye' })
+    // Streams of a closed session cannot be opened.
+    await assert.rejects(s.createBidirectionalStream(), { code: 'ERR_H3_SESSION_CLOSED' })
+  })
+
+  test('reject(status) refuses the session; an async handler may decide later', async () => {
+    await assert.rejects(client.webtransport(url('/wt/reject')), (e) => e.code === 'ERR_H3_WT_REJECTED' && e.status === 403 && e instanceof WebTransportError)
+    await assert.rejects(client.webtransport(url('/wt/auth/bad')), { status: 401 })
+    const s = await client.webtransport(url('/wt/auth/good'))
+    s.sendDatagram(enc.encode('ok?'))
+    const { value } = await s.datagrams.readable.getReader().read()
+    assert.equal(dec.decode(value), 'ok?')
+    s.close()
+    assert.deepEqual(await s.closed, { closeCode: 0, reason: '' })
+    // A path without a webtransport route is a 404.
+    await assert.rejects(client.webtransport(url('/plain')), { status: 404 })
+  })
+
+  test('stream resets and STOP_SENDING carry their codes both ways', async () => {
+    const s = await client.webtransport(url('/wt/codes'))
+    const entry = log[log.length - 1]
+    // Client aborts its writable with 77: the server's read fails with 77.
+    const a = await s.createBidirectionalStream()
+    const aw = a.writable.getWriter()
+    await aw.write(enc.encode('some bytes'))
+    await aw.abort(new WebTransportError('client gave up', { streamErrorCode: 77 }))
+    await waitFor(() => entry.events.length > 0)
+    assert.deepEqual(entry.events[0], { aborted: 77, name: 'WebTransportError' })
+    // The server cancels reading with 99: the client's writes fail with 99; its read with 98.
+    const b = await s.createBidirectionalStream()
+    const bw = b.writable.getWriter()
+    const err = await (async () => {
+      for (let i = 0; i < 200; i++) await bw.write(new Uint8Array(16 * 1024))
+    })().then(() => null, (e) => e)
+    assert.ok(err instanceof WebTransportError, String(err))
+    assert.equal(err.streamErrorCode, 99)
+    await assert.rejects(readAll(b.readable), (e) => e.streamErrorCode === 98)
+    // A server uni stream reset with 5.
+    const { value: u } = await s.incomingUnidirectionalStreams.getReader().read()
+    await assert.rejects(readAll(u), (e) => e.streamErrorCode === 5)
+    s.close()
+    await s.closed
+  })
+
+  test('several sessions on one connection, plus a 1000-datagram burst with loss accounting', async () => {
+    const sessions = await Promise.all([1, 2, 3].map(() => client.webtransport(url('/wt/echo'))))
+    const ids = new Set(log.slice(-3).map((e) => e.sessionId))
+    assert.equal(ids.size, 3)
+    await waitFor(() => server.getStats().webtransportSessionsActive === 3)
+    // Each session's datagrams come back to that session only.
+    await Promise.all(sessions.map(async (s, i) => {
+      s.sendDatagram(enc.encode(`session ${i}`))
+      const r = s.datagrams.readable.getReader()
+      const { value } = await r.read()
+      r.releaseLock()
+      assert.equal(dec.decode(value), `session ${i}`)
+    }))
+    const s0 = server.getStats()
+    const [s] = sessions
+    const reader = s.datagrams.readable.getReader()
+    let echoed = 0
+    const counting = (async () => { for (;;) { const r = await reader.read(); if (r.done) return; echoed++ } })()
+    for (let i = 0; i < 1000; i++) s.sendDatagram(new Uint8Array(100).fill(i & 0xff))
+    await sleep(1500)
+    const s1 = server.getStats()
+    const rx = s1.datagramsReceived - s0.datagramsReceived
+    const tx = s1.datagramsSent - s0.datagramsSent
+    const dropped = s1.datagramsDropped - s0.datagramsDropped
+    assert.ok(rx > 500 && rx <= 1000, `received ${rx}`)
+    assert.equal(tx + dropped, rx, `sent ${tx} + dropped ${dropped} != received ${rx}`)
+    assert.ok(echoed <= tx && echoed > 0, `echoed ${echoed} of ${tx}`)
+    for (const x of sessions) x.close()
+    await Promise.all(sessions.map((x) => x.closed))
+    await counting
+    await waitFor(() => server.getStats().webtransportSessionsActive === 0)
+  })
+})
+
+describe('WebTransport: the connection going away', () => {
+  test('client connection dies: the server session settles, streams and stats return to zero', async () => {
+    const log = []
+    const server = serve({ routes: wtRoutes(log) })
+    const client = createH3Client({ tls: { rejectUnauthorized: false } })
+    try {
+      const s = await client.webtransport(`https://127.0.0.1:${server.port}/wt/echo`)
+      const { writable } = await s.createBidirectionalStream()
+      await writable.getWriter().write(enc.encode('pending'))
+      await waitFor(() => server.getStats().webtransportStreamsActive >= 2)
+      await client.close()
+      await waitFor(() => log[0]?.closedError)
+      assert.ok(log[0].closedError instanceof WebTransportError)
+      assert.equal(log[0].closedError.source, 'session')
+      await assert.rejects(s.closed, { source: 'session' })
+      await waitFor(() => server.getStats().webtransportSessionsActive === 0 && server.getStats().webtransportStreamsActive === 0)
+    } finally {
+      await server.stop(true)
+    }
+  })
+
+  test('graceful stop: sessions are told to drain, stop waits for them to close', async () => {
+    const drained = []
+    const server = serve({
+      routes: [{
+        pattern: '/wt',
+        webtransport (s) {
+          s.draining.then(() => {
+            drained.push('server')
+            s.close({ closeCode: 1, reason: 'going away' })
+          })
+        }
+      }]
+    })
+    const client = createH3Client({ tls: { rejectUnauthorized: false } })
+    try {
+      const s = await client.webtransport(`https://127.0.0.1:${server.port}/wt`)
+      s.draining.then(() => drained.push('client'))
+      await server.stop()
+      assert.deepEqual(await s.closed, { closeCode: 1, reason: 'going away' })
+      await waitFor(() => drained.includes('server') && drained.includes('client'))
+    } finally {
+      await client.close()
+      await server.stop(true)
+    }
+  })
+})
+
+describe('WebTransport: aioquic as the client', () => {
+  let server
+  const log = []
+  before(() => { server = serve({ routes: wtRoutes(log) }) })
+  after(() => server.stop(true))
+
+  test('datagram echo, bidi and uni echo, server-opened stream, close capsule', async () => {
+    const out = await aioquic(server, ['wt', '--path', '/wt/echo', '--datagrams', '20', '--datagram-interval-ms', '1',
+      '--bidi-bytes', '300000', '--uni-bytes', '5000', '--server-bidi', '--close-code', '4242', '--close-reason', 'bye'])
+    assert.equal(out.status, 200, JSON.stringify(out).slice(0, 600))
+    assert.deepEqual(out.errors, [])
+    assert.ok(out.datagrams.received >= 18 && out.datagrams.mismatched === 0, JSON.stringify(out.datagrams))
+    assert.equal(out.bidi.recv_sha, out.bidi.sent_sha)
+    assert.equal(out.bidi.recv_bytes, 300000)
+    assert.equal(out.uni.recv_sha, out.uni.sent_sha)
+    assert.equal(out.server_bidi.text, 'hello from server')
+    assert.equal(out.close.server_fin, true)
+    const entry = log.find((e) => e.closed?.closeCode === 4242)
+    assert.ok(entry, JSON.stringify(log.map((e) => e.events)))
+    assert.equal(entry.closed.reason, 'bye')
+    await waitFor(() => entry.events.some((e) => e.serverBidiReply === 'reply:hello from server'))
+    await waitFor(() => server.getStats().webtransportSessionsActive === 0)
+  })
+
+  test('server-initiated close and reject', async () => {
+    const closed = await aioquic(server, ['wt', '--path', '/wt/close', '--expect-close'])
+    assert.deepEqual(closed.close.received, { code: 7, reason: 'server-bye' })
+    assert.equal(closed.close.fin, true)
+    const rejected = await aioquic(server, ['wt', '--path', '/wt/reject'])
+    assert.equal(rejected.status, 403)
+  })
+
+  test('concurrent sessions on one connection', async () => {
+    const out = await aioquic(server, ['wt', '--path', '/wt/echo', '--concurrent-sessions', '4'])
+    assert.equal(out.ok_sessions, 4, JSON.stringify(out).slice(0, 800))
+    assert.deepEqual(out.errors, [])
+  })
+})
