@@ -114,32 +114,97 @@ export interface QUICDatagramContext {
   sendReply(data: Uint8Array | ArrayBuffer | string): void
 }
 
+/** Both halves of a WebTransport bidirectional stream. */
+export interface WebTransportBidirectionalStream {
+  /** Bytes from the peer; pulled from QUIC on demand. `cancel(new WebTransportError(msg, { streamErrorCode }))` sends STOP_SENDING with that code (else 0). */
+  readonly readable: ReadableStream<Uint8Array>
+  /** Bytes to the peer; each write resolves once QUIC took the chunk (backpressure). `close()` sends FIN; `abort(new WebTransportError(msg, { streamErrorCode }))` resets with that code (else 0). */
+  readonly writable: WritableStream<Uint8Array | ArrayBufferView | ArrayBuffer | string>
+}
+
+/** How a session ended cleanly (CLOSE_WEBTRANSPORT_SESSION capsule, or a FIN: code 0). */
+export interface WebTransportCloseInfo {
+  closeCode: number
+  reason: string
+}
+
 /**
- * A WebTransport session (draft-ietf-webtrans-http3), shaped like the W3C `WebTransport` object.
+ * A WebTransport session (draft-ietf-webtrans-http3-02, what browsers speak), shaped like the
+ * W3C `WebTransport` object. Servers get one per accepted extended CONNECT on a route with a
+ * `webtransport` handler; clients get one from `H3Client.webtransport()`.
  *
- * **Planned — not yet delivered.** Declared so `RouteDefinition.webtransport` can be typed; the
- * server does not call `webtransport` handlers yet.
+ * Server sessions are **accepted** when the handler calls `accept()`, when it first uses the
+ * session (datagrams, streams, `ready`, `closed`), or when it returns (an async handler: when its
+ * promise settles) — whichever comes first. `reject(status)` before that refuses it; a handler
+ * that throws before accepting refuses with 500. So an async handler can `await` an auth check
+ * and then `reject(401)`, as long as it does not touch the session first.
+ *
+ * Limits: 256 incoming streams per direction may wait for JS (more are refused with
+ * WEBTRANSPORT_BUFFERED_STREAM_REJECTED); 1024 datagrams may wait for JS (more are dropped and
+ * counted in `datagramsDropped`); close reasons are cut to 1024 bytes.
  */
 export interface WebTransportSession {
-  /** The extended CONNECT request that opened the session. */
-  readonly request: Request
-  /** The session id (the CONNECT stream id). */
-  readonly sessionId: bigint
-  /** Datagrams of this session. */
-  readonly datagrams: { readonly readable: ReadableStream<Uint8Array>; readonly writable: WritableStream<Uint8Array> }
-  /** Bidirectional streams the peer opened. */
-  readonly incomingBidirectionalStreams: ReadableStream<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }>
-  /** Unidirectional streams the peer opened. */
+  /** Server: the extended CONNECT request (`method` is `"CONNECT"`, `params` as for routes). */
+  readonly request?: H3Request
+  /** Server: the session id (the CONNECT stream id). */
+  readonly sessionId?: bigint
+  /** Resolves once the session is established (server: accepted); rejects if it never is. */
+  readonly ready: Promise<void>
+  /**
+   * Resolves with `{ closeCode, reason }` when either side closed the session cleanly; rejects
+   * with a `WebTransportError` (`source: "session"`) when it was cut off (connection lost,
+   * CONNECT stream reset). Never an unhandled rejection: await it only if you care.
+   */
+  readonly closed: Promise<WebTransportCloseInfo>
+  /** Resolves when the session is asked to wind down (DRAIN_WEBTRANSPORT_SESSION, or our server's graceful `stop()`). */
+  readonly draining: Promise<void>
+  /** Datagrams of this session (RFC 9297 datagrams on the CONNECT stream). */
+  readonly datagrams: {
+    /** Incoming datagrams; those arriving while JS is 1024 behind are dropped (counted). */
+    readonly readable: ReadableStream<Uint8Array>
+    /** Each write sends one datagram (see `sendDatagram`). */
+    readonly writable: WritableStream<Uint8Array | ArrayBufferView | ArrayBuffer | string>
+    /** Largest payload one datagram can carry right now, or null. */
+    readonly maxDatagramSize: number | null
+  }
+  /** Bidirectional streams the peer opened. Ends when the session closes. */
+  readonly incomingBidirectionalStreams: ReadableStream<WebTransportBidirectionalStream>
+  /** Unidirectional streams the peer opened. Ends when the session closes. */
   readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>
-  /** Resolves when the session is closed. */
-  readonly closed: Promise<{ closeCode: number; reason: string }>
-  /** Accept the session (a handler that neither accepts nor rejects accepts). */
+  /** Server: establish the session now (`200`, with `sec-webtransport-http3-draft: draft02`). */
   accept(): void
-  /** Refuse the session with an HTTP status. */
+  /** Server: refuse the session with an HTTP status in 300..599 (default 403). */
   reject(status?: number): void
-  createBidirectionalStream(): Promise<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }>
-  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>
+  /** Open a bidirectional stream. Rejects with `ERR_H3_SESSION_CLOSED` on a closed session. */
+  createBidirectionalStream(): Promise<WebTransportBidirectionalStream>
+  /** Open a unidirectional stream. Rejects with `ERR_H3_SESSION_CLOSED` on a closed session. */
+  createUnidirectionalStream(): Promise<WritableStream<Uint8Array | ArrayBufferView | ArrayBuffer | string>>
+  /**
+   * Send one datagram now. Throws `ERR_H3_DATAGRAM_TOO_LARGE` (over `datagrams.maxDatagramSize`)
+   * or `ERR_H3_SESSION_CLOSED`; when the send buffer is full the datagram is dropped (counted).
+   */
+  sendDatagram(data: Uint8Array | ArrayBufferView | ArrayBuffer | string): void
+  /**
+   * Close the session with a code (0..2^32-1, default 0) and a reason (default ""): sends
+   * CLOSE_WEBTRANSPORT_SESSION, ends the CONNECT stream and resets every stream of the session.
+   * On a server session not yet accepted, this rejects it (403).
+   */
   close(info?: { closeCode?: number; reason?: string }): void
+}
+
+/**
+ * The W3C `WebTransportError`: stream errors carry the peer's `streamErrorCode` (null when the
+ * peer used a code outside the WebTransport range); pass one to `writable.abort()` /
+ * `readable.cancel()` to send that code.
+ */
+export declare class WebTransportError extends Error {
+  constructor(message?: string, init?: { source?: 'stream' | 'session'; streamErrorCode?: number | null })
+  readonly name: 'WebTransportError'
+  readonly source: 'stream' | 'session'
+  readonly streamErrorCode: number | null
+  /** `ERR_H3_WT_REJECTED` when a client session was refused (then `status` is set). */
+  code?: H3ErrorCode
+  status?: number
 }
 
 /** One route in the array form of `routes`. */
@@ -181,10 +246,14 @@ export interface RouteDefinition {
    */
   h3Datagram?: (payload: Uint8Array, ctx: H3DatagramContext) => void
   /**
-   * WebTransport handler. **Planned — not yet delivered**: a route with it turns on extended
-   * CONNECT, WebTransport and datagrams in SETTINGS, but the handler is not called yet.
+   * WebTransport handler, called for each extended CONNECT (`:protocol = webtransport`) on this
+   * pattern (see {@link WebTransportSession} for when the session counts as accepted). The
+   * route's method must be `"*"` (default) or `"CONNECT"`; the same route may also have `fetch`
+   * for ordinary requests. Any such route in the initial options turns on extended CONNECT,
+   * SETTINGS_ENABLE_WEBTRANSPORT and datagrams for the server (`reload()` cannot turn them on
+   * later). An extended CONNECT on a path without such a route gets `404`.
    */
-  webtransport?: (session: WebTransportSession) => void | Promise<void>
+  webtransport?: (session: WebTransportSession & { request: H3Request; sessionId: bigint }, server: H3Server) => void | Promise<void>
 }
 
 /** TLS material: PEM text, PEM bytes, or a path to a PEM file (a string without `-----BEGIN`). */
@@ -303,8 +372,10 @@ export interface ServerStats {
   datagramsSent: number
   /** Datagrams dropped: no handler, JS more than 4096 behind, or a full send buffer. */
   datagramsDropped: number
-  /** Open WebTransport sessions (stays 0 until WebTransport ships). */
+  /** Established WebTransport sessions now. */
   webtransportSessionsActive: number
+  /** WebTransport streams open now (all sessions, either direction). */
+  webtransportStreamsActive: number
   /**
    * Requests refused or lost before reaching JS: malformed or oversized header sections,
    * `413`s decided before JS (buffered bodies over `maxRequestBodySize`, too large
@@ -510,8 +581,18 @@ export declare class H3Client {
    * `ERR_H3_NOT_RUNNING` after `close()`.
    */
   readonly fetch: (input: string | URL | Request, init?: H3RequestInit) => Promise<H3Response>
-  /** **Not available yet**: rejects with `ERR_H3_NOT_SUPPORTED`. */
-  webtransport(url?: string | URL, options?: unknown): Promise<never>
+  /**
+   * Open a WebTransport session (extended CONNECT) on this client's connection to the origin
+   * (shared with its `fetch`es). Resolves once the server accepted (2xx). Rejects with a
+   * `WebTransportError` with `code: "ERR_H3_WT_REJECTED"` and `status` when the server answered
+   * otherwise, `ERR_H3_CONNECT` / `ERR_H3_TLS` when it could not connect, `TypeError` for a
+   * non-`https:` URL. `serverCertificateHashes` (W3C `{ algorithm, value }` or plain 32-byte
+   * digests) trusts the server's certificate by its SHA-256, as browsers do.
+   */
+  webtransport(url: string | URL, options?: {
+    headers?: HeadersInit
+    serverCertificateHashes?: Array<Uint8Array | ArrayBuffer | { algorithm?: string; value: Uint8Array | ArrayBuffer }>
+  }): Promise<WebTransportSession>
   /** Close every connection; in-flight requests and body reads fail, later `fetch`es reject with `ERR_H3_NOT_RUNNING`. */
   close(): Promise<void>
   /** QUIC connections open now (one per origin in use). */
@@ -572,8 +653,10 @@ export type H3ErrorCode =
   | 'ERR_H3_TIMEOUT'
   /** Client: a request cancelled inside the addon while a body read was pending (e.g. by `close()`). */
   | 'ERR_H3_ABORTED'
-  /** A feature that is not available yet (`H3Client.webtransport()`). */
-  | 'ERR_H3_NOT_SUPPORTED'
+  /** The WebTransport session is closed (opening a stream, sending a datagram). */
+  | 'ERR_H3_SESSION_CLOSED'
+  /** Client: the server answered a WebTransport session request with a non-2xx status (`err.status`). */
+  | 'ERR_H3_WT_REJECTED'
   | 'ERR_H3_DATAGRAM_TOO_LARGE'
   | 'ERR_H3_DATAGRAM_UNSUPPORTED'
   /** The request is finished or unknown: reading a streaming `req.body` after the response was sent, or a client body after `close()`. */

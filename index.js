@@ -1162,4 +1162,4 @@ function createH3Client (options) {
   return new H3Client(options)
 }
 
-module.exports = { createH3Server, H3Server, withTrailers, trailersSymbol: kTrailers, h3Fetch, createH3Client, H3Client, WebTransportSession, WebTransportError }
+module.exports = { createH3Server, H3Server, withTrailers, trailersSymbol: kTrailers, h3Fetch, createH3Client, H3Client, WebTransportError }
