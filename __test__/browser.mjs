@@ -161,7 +161,8 @@ function hookSignals () {
  * Launches headless Chromium with a fresh profile and one page (about:blank).
  * quicOrigins: ['127.0.0.1:PORT', ...] → --origin-to-force-quic-on (HTTP/3 without Alt-Svc discovery)
  * spkiHashes: [base64 SHA-256 of SPKI, ...] → --ignore-certificate-errors-spki-list (trust our self-signed cert)
- * Returns { evaluate(expr), goto(url), send(method, params), stderr(), close() }.
+ * Returns { evaluate(expr), goto(url), send(method, params), newPage(url), stderr(), close() }: the first
+ * three act on the first tab; newPage opens another, with the same three and its own close().
  */
 export async function launchChromium ({ quicOrigins = [], spkiHashes = [], args = [], timeout = 15000 } = {}) {
   if (!haveChromium) throw new Error(`Chromium not found at ${chromiumPath}`)
@@ -242,30 +243,56 @@ export async function launchChromium ({ quicOrigins = [], spkiHashes = [], args 
       }), ms, `waiting for ${method}`).finally(() => listeners.delete(l))
     }
 
+    /** A page (tab) API over one attached target: evaluate, goto, send, close. */
+    const attachPage = async (targetId) => {
+      const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true })
+      await send('Page.enable', {}, sessionId)
+      await send('Runtime.enable', {}, sessionId)
+      return {
+        targetId,
+        sessionId,
+        /** Raw CDP call on the page's session (or the browser's with sessionId null). */
+        send: (method, params, sid = sessionId, ms) => send(method, params, sid, ms),
+        /** Navigates the page and waits for its load event. */
+        async goto (url, { timeout: ms = timeout } = {}) {
+          const loaded = waitEvent('Page.loadEventFired', sessionId, ms)
+          loaded.catch(() => {})
+          const r = await send('Page.navigate', { url }, sessionId, ms)
+          if (r.errorText) throw new Error(`navigating to ${url}: ${r.errorText}`)
+          await loaded
+        },
+        /** Evaluates an expression in the page; awaits a returned promise; returns the value (JSON-able). */
+        async evaluate (expression, { timeout: ms = timeout } = {}) {
+          const r = await send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true, userGesture: true }, sessionId, ms)
+          if (r.exceptionDetails) {
+            const d = r.exceptionDetails
+            throw new Error(`in page: ${d.exception?.description || d.exception?.value || d.text}`)
+          }
+          return r.result.value
+        },
+        /** Closes the tab (Target.closeTarget): its page is torn down as when a user closes it. */
+        async close () {
+          await send('Target.closeTarget', { targetId }).catch(() => {})
+        }
+      }
+    }
+
     const { targetId } = await send('Target.createTarget', { url: 'about:blank' })
-    const { sessionId } = await send('Target.attachToTarget', { targetId, flatten: true })
-    await send('Page.enable', {}, sessionId)
-    await send('Runtime.enable', {}, sessionId)
+    const first = await attachPage(targetId)
 
     Object.assign(browser, {
-      /** Raw CDP call on the page's session (or the browser's with sessionId null). */
-      send: (method, params, sid = sessionId, ms) => send(method, params, sid, ms),
-      /** Navigates the page and waits for its load event. */
-      async goto (url, { timeout: ms = timeout } = {}) {
-        const loaded = waitEvent('Page.loadEventFired', sessionId, ms)
-        loaded.catch(() => {})
-        const r = await send('Page.navigate', { url }, sessionId, ms)
-        if (r.errorText) throw new Error(`navigating to ${url}: ${r.errorText}`)
-        await loaded
-      },
-      /** Evaluates an expression in the page; awaits a returned promise; returns the value (JSON-able). */
-      async evaluate (expression, { timeout: ms = timeout } = {}) {
-        const r = await send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true, userGesture: true }, sessionId, ms)
-        if (r.exceptionDetails) {
-          const d = r.exceptionDetails
-          throw new Error(`in page: ${d.exception?.description || d.exception?.value || d.text}`)
-        }
-        return r.result.value
+      send: first.send,
+      goto: first.goto,
+      evaluate: first.evaluate,
+      /**
+       * Opens another tab at `url` (waits for its load event); returns { evaluate, goto, send, close }
+       * for it. close() closes just that tab; browser.close() takes any still open down with it.
+       */
+      async newPage (url = 'about:blank', { timeout: ms = timeout } = {}) {
+        const { targetId: id } = await send('Target.createTarget', { url: 'about:blank' })
+        const page = await attachPage(id)
+        if (url !== 'about:blank') await page.goto(url, { timeout: ms })
+        return page
       },
       /** Browser.close, then SIGKILL to the process group if it has not gone within 3 s; removes the profile. */
       async close () {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{self, BoxStream, FuturesUnordered, StreamExt};
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
 use h3_datagram::quic_traits::DatagramConnectionExt;
 use quinn::VarInt;
@@ -383,8 +383,17 @@ pub struct QuicConn {
     /// header names a session go to it, the rest to h3 with the bytes read so far.
     wt: Option<Arc<WtConn>>,
     is_client: bool,
-    classifying_bi: Option<Classifying<(quinn::SendStream, quinn::RecvStream)>>,
-    classifying_uni: Option<Classifying<quinn::RecvStream>>,
+    /// Streams whose first bytes are awaited, concurrently (a stream whose header is slow to
+    /// arrive must not hold up the others), at most [`MAX_CLASSIFYING`] at a time.
+    classifying_bi: FuturesUnordered<Classifying<(quinn::SendStream, quinn::RecvStream)>>,
+    classifying_uni: FuturesUnordered<Classifying<quinn::RecvStream>>,
+}
+
+/// Peer streams being classified at once per direction; beyond this, new ones wait in QUIC.
+const MAX_CLASSIFYING: usize = 64;
+
+fn acceptor_ended() -> ConnectionErrorIncoming {
+    ConnectionErrorIncoming::InternalError("acceptor ended".into())
 }
 
 /// Read a peer bidi stream's first bytes: a WebTransport stream goes to its session.
@@ -458,8 +467,8 @@ impl QuicConn {
             stops,
             wt,
             is_client,
-            classifying_bi: None,
-            classifying_uni: None,
+            classifying_bi: FuturesUnordered::new(),
+            classifying_uni: FuturesUnordered::new(),
         }
     }
 
@@ -530,25 +539,17 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
         cx: &mut Context<'_>,
     ) -> Poll<Result<RecvStream, ConnectionErrorIncoming>> {
         loop {
-            if let Some(fut) = self.classifying_uni.as_mut() {
-                let out = ready!(fut.as_mut().poll(cx));
-                self.classifying_uni = None;
-                if let Some((stream, prefix)) = out {
-                    return Poll::Ready(Ok(RecvStream {
-                        stream,
-                        guard: FrameGuard::uni(self.limit),
-                        prefix,
-                    }));
-                }
-                continue;
-            }
-            match ready!(self.incoming_uni.poll_next_unpin(cx)) {
-                Some(Ok(stream)) => match &self.wt {
-                    // One stream at a time, in order: a peer that stalls its stream header only
-                    // holds up its own connection.
-                    Some(wt) => {
-                        self.classifying_uni = Some(Box::pin(classify_uni(wt.clone(), stream)));
-                    }
+            while self.classifying_uni.len() < MAX_CLASSIFYING {
+                let stream = match self.incoming_uni.poll_next_unpin(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Some(Ok(stream))) => stream,
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(conn_error(e))),
+                    Poll::Ready(None) => return Poll::Ready(Err(acceptor_ended())),
+                };
+                match &self.wt {
+                    Some(wt) => self
+                        .classifying_uni
+                        .push(Box::pin(classify_uni(wt.clone(), stream))),
                     None => {
                         return Poll::Ready(Ok(RecvStream {
                             stream,
@@ -556,13 +557,19 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                             prefix: None,
                         }))
                     }
-                },
-                Some(Err(e)) => return Poll::Ready(Err(conn_error(e))),
-                None => {
-                    return Poll::Ready(Err(ConnectionErrorIncoming::InternalError(
-                        "acceptor ended".into(),
-                    )))
                 }
+            }
+            match self.classifying_uni.poll_next_unpin(cx) {
+                Poll::Ready(Some(Some((stream, prefix)))) => {
+                    return Poll::Ready(Ok(RecvStream {
+                        stream,
+                        guard: FrameGuard::uni(self.limit),
+                        prefix,
+                    }))
+                }
+                // Went to WebTransport: look for the next.
+                Poll::Ready(Some(None)) => continue,
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
     }
@@ -572,16 +579,14 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
         cx: &mut Context<'_>,
     ) -> Poll<Result<BidiStream<B>, ConnectionErrorIncoming>> {
         loop {
-            if let Some(fut) = self.classifying_bi.as_mut() {
-                let out = ready!(fut.as_mut().poll(cx));
-                self.classifying_bi = None;
-                if let Some(((send, recv), prefix)) = out {
-                    return Poll::Ready(Ok(self.request_stream(send, recv, prefix)));
-                }
-                continue;
-            }
-            match ready!(self.incoming_bi.poll_next_unpin(cx)) {
-                Some(Ok((send, recv))) => match &self.wt {
+            while self.classifying_bi.len() < MAX_CLASSIFYING {
+                let (send, recv) = match self.incoming_bi.poll_next_unpin(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Some(Ok(s))) => s,
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(conn_error(e))),
+                    Poll::Ready(None) => return Poll::Ready(Err(acceptor_ended())),
+                };
+                match &self.wt {
                     // A client has no use for server-opened bidi streams other than
                     // WebTransport ones: classify each on its own task, hand none to h3.
                     Some(wt) if self.is_client => {
@@ -598,16 +603,18 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                         });
                     }
                     Some(wt) => {
-                        self.classifying_bi = Some(Box::pin(classify_bidi(wt.clone(), send, recv)));
+                        self.classifying_bi
+                            .push(Box::pin(classify_bidi(wt.clone(), send, recv)))
                     }
                     None => return Poll::Ready(Ok(self.request_stream(send, recv, None))),
-                },
-                Some(Err(e)) => return Poll::Ready(Err(conn_error(e))),
-                None => {
-                    return Poll::Ready(Err(ConnectionErrorIncoming::InternalError(
-                        "acceptor ended".into(),
-                    )))
                 }
+            }
+            match self.classifying_bi.poll_next_unpin(cx) {
+                Poll::Ready(Some(Some(((send, recv), prefix)))) => {
+                    return Poll::Ready(Ok(self.request_stream(send, recv, prefix)))
+                }
+                Poll::Ready(Some(None)) => continue,
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
     }

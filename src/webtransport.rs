@@ -893,7 +893,17 @@ pub async fn run_session<W, R>(
             _ = &mut closed => break CloseInfo { code: 0, reason: String::new(), clean: false },
         }
     };
+    let clean = info.clean;
     conn.hub.end_session(session, conn, info);
+    if clean {
+        // Let the peer's FIN arrive before the receive half is dropped: dropping it sends
+        // STOP_SENDING, which Chromium may process before our capsule and report the session as
+        // lost instead of closed.
+        let fin = async {
+            while let Ok(Some(_)) = std::future::poll_fn(|cx| recv.poll_chunk(cx)).await {}
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), fin).await;
+    }
 }
 
 /// Read a stream's WebTransport header. Returns the session id for a WebTransport stream and

@@ -1702,7 +1702,7 @@ async def cmd_wt(args: argparse.Namespace) -> dict[str, Any]:
         out.update(proto.close_info())
         if proto.local_close is not None:
             out["errors"].append(f"our aioquic closed the connection: {proto.local_close}")
-        if not args.no_followup:
+        if args.wt_followup:
             out.update(await followup(args, proto))
         return out
 
@@ -1821,8 +1821,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     wt = sub.add_parser("wt", parents=[common],
                         help="WebTransport (draft-02) session against a WT echo server")
+    # Not no_followup here: set_defaults would change the shared --no-followup action of the
+    # common parent parser, i.e. of every subcommand.
     wt.set_defaults(quic_datagrams=True, raw_datagrams=False, h3_datagram_setting=True,
-                    webtransport_setting=True, no_followup=True)
+                    webtransport_setting=True)
     wt.add_argument("--path", default="/wt/echo")
     wt.add_argument("--origin", default=None, help="send an origin header (Chromium does)")
     wt.add_argument("--header", action="append", default=[], help="'name: value' (repeatable)")
@@ -1851,7 +1853,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="our max_datagram_frame_size transport parameter")
     wt.add_argument("--max-udp-payload", type=int, default=None,
                     help="aioquic max_datagram_size (raise it for datagrams over ~1150 bytes)")
-    wt.add_argument("--followup", dest="no_followup", action="store_false",
+    wt.add_argument("--followup", dest="wt_followup", action="store_true",
                     help="GET --followup-path on the same connection at the end")
     return p
 
