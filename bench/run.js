@@ -12,7 +12,13 @@
 // downloads from each streaming server (pure-Rust h3-hello vs servers/napi-h3-stream.js under
 // Node, Node 24 and Bun), one fresh server per transfer, client h3-transfer (SHA-256 checked),
 // server VmRSS sampled every 50 ms; prints MB/s, ratio vs rust, RSS growth and PASS/MISS against
-// the issue's targets. Writes everything to bench/results/latest.json.
+// the issue's targets. Then the datagram section: dgram-load (QUIC DATAGRAM echo load, bounded
+// window in flight, loss counted) against dgram-echo (pure-Rust quinn echo) and
+// servers/napi-h3-dgram.js (server-level quicDatagram handler) under Node, Node 24 and Bun: echoes/s,
+// server CPU per datagram, loss, ratios vs rust. Then the webtransport section: wt-transfer (one
+// WebTransport session, BENCH_WT_BYTES through one bidirectional stream and back, SHA-256 checked)
+// against wt-echo (pure-Rust h3-webtransport echo) and servers/napi-h3-wt.js under the three
+// runtimes: MB/s and server CPU, ratios vs rust. Writes everything to bench/results/latest.json.
 // See bench/README.md for the columns and the environment knobs.
 'use strict';
 
@@ -56,7 +62,15 @@ const CFG = {
   skipClient: process.env.BENCH_SKIP_CLIENT === '1',
   // In-flight requests (JS loops) of bench/clients/fetch-load.mjs in the client section.
   clientConcurrency: envNum('BENCH_CLIENT_CONCURRENCY', 64, { min: 1, max: 10000, int: true }),
-  // Comma-separated sections to run: rate, client, throughput (default: all).
+  // Datagram section: seconds measured per run, datagrams in flight per connection, payload
+  // bytes, QUIC connections of dgram-load.
+  dgramDuration: envNum('BENCH_DGRAM_DURATION', 3, { min: 0.5, max: 600 }),
+  dgramWindow: envNum('BENCH_DGRAM_WINDOW', 256, { min: 1, max: 100000, int: true }),
+  dgramSize: envNum('BENCH_DGRAM_SIZE', 64, { min: 16, max: 1100, int: true }),
+  dgramConnections: envNum('BENCH_DGRAM_CONNECTIONS', 1, { min: 1, max: 64, int: true }),
+  // WebTransport section: bytes echoed through one WebTransport bidirectional stream per run.
+  wtBytes: envNum('BENCH_WT_BYTES', 128 * 1024 * 1024, { min: 1, max: 64 * 1024 ** 3, int: true }),
+  // Comma-separated sections to run: rate, client, throughput, datagram, webtransport (default: all).
   sections: (process.env.BENCH_ONLY || '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
   noBuild: process.env.BENCH_NO_BUILD === '1',
   // Comma-separated, case-insensitive substrings of target names, e.g. "rust,bun.serve".
@@ -64,8 +78,9 @@ const CFG = {
   startTimeoutMs: 10_000,
 };
 if (!CFG.throughputRounds) CFG.throughputRounds = CFG.rounds;
+const SECTIONS = ['rate', 'client', 'throughput', 'datagram', 'webtransport'];
 for (const s of CFG.sections) {
-  if (!['rate', 'client', 'throughput'].includes(s)) console.error(`bench: BENCH_ONLY: unknown section ${JSON.stringify(s)} (want rate, client, throughput)`);
+  if (!SECTIONS.includes(s)) console.error(`bench: BENCH_ONLY: unknown section ${JSON.stringify(s)} (want ${SECTIONS.join(', ')})`);
 }
 const runSection = (name) => CFG.sections.length === 0 || CFG.sections.includes(name);
 
@@ -223,7 +238,7 @@ function build() {
       process.exit(1);
     }
   }
-  for (const b of ['h3-hello', 'h3-load', 'h3-transfer']) {
+  for (const b of ['h3-hello', 'h3-load', 'h3-transfer', 'dgram-echo', 'dgram-load', 'wt-echo', 'wt-transfer']) {
     if (!exists(BIN(b))) {
       console.error(`bench: ${BIN(b)} missing; build with: cargo build --release -p napi-h3-bench`);
       process.exit(1);
@@ -442,24 +457,30 @@ function runTransfer(server, args, { timeoutMs }) {
   });
 }
 
+/** SHA-256 (hex) of the first n bytes of `block` repeated. */
+function hashRepeated(block, n) {
+  const h = require('node:crypto').createHash('sha256');
+  for (let left = n; left > 0; ) {
+    const k = Math.min(left, block.length);
+    h.update(k === block.length ? block : block.subarray(0, k));
+    left -= k;
+  }
+  return h.digest('hex');
+}
+
+/** SHA-256 of n bytes of the pattern byte[i] = i % 251 (what h3-transfer uploads and wt-transfer sends). */
+function patternSha256(n) {
+  const pattern = Buffer.allocUnsafe(251 * 4096); // a whole number of periods, so copies continue it
+  for (let i = 0; i < pattern.length; i++) pattern[i] = i % 251;
+  return hashRepeated(pattern, n);
+}
+
 /**
- * SHA-256 of what h3-transfer uploads (byte[i] = i % 251) and of what both servers' /download
+ * SHA-256 of what h3-transfer uploads (the i % 251 pattern) and of what both servers' /download
  * send (N bytes of 'x'), for N bytes. ~1-3 s per GiB each.
  */
 function expectedHashes(n) {
-  const { createHash } = require('node:crypto');
-  const hashRepeated = (block) => {
-    const h = createHash('sha256');
-    for (let left = n; left > 0; ) {
-      const k = Math.min(left, block.length);
-      h.update(k === block.length ? block : block.subarray(0, k));
-      left -= k;
-    }
-    return h.digest('hex');
-  };
-  const pattern = Buffer.allocUnsafe(251 * 4096); // a whole number of periods, so copies continue it
-  for (let i = 0; i < pattern.length; i++) pattern[i] = i % 251;
-  return { upload: hashRepeated(pattern), download: hashRepeated(Buffer.alloc(1024 * 1024, 0x78)) };
+  return { upload: patternSha256(n), download: hashRepeated(Buffer.alloc(1024 * 1024, 0x78), n) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -489,15 +510,41 @@ function rateTargets(ctx) {
  * ReadableStream for /download (servers/napi-h3-stream.js).
  */
 function throughputTargets(ctx) {
-  const stream = path.join(__dirname, 'servers', 'napi-h3-stream.js');
+  return [{ name: 'rust', cmd: [BIN('h3-hello')] }, ...napiRows(ctx, 'napi-h3-stream.js')];
+}
+
+/** The `napi-h3 (node)`, `(node24)` and `(bun)` rows running servers/<script>. */
+function napiRows(ctx, script) {
+  const file = path.join(__dirname, 'servers', script);
   const node24 = path.join(ROOT, 'node_modules', 'node24', 'bin', 'node');
   const bun = path.join(ROOT, 'node_modules', '.bin', 'bun');
   return [
-    { name: 'rust', cmd: [BIN('h3-hello')] },
-    { name: 'napi-h3 (node)', cmd: [ctx.node, stream], addon: true, runtime: ctx.node },
-    { name: 'napi-h3 (node24)', cmd: [node24, stream], addon: true, runtime: node24, need: [node24, 'node_modules/node24 not installed'] },
-    { name: 'napi-h3 (bun)', cmd: [bun, stream], addon: true, runtime: bun, need: [bun, 'node_modules/.bin/bun not installed'] },
+    { name: 'napi-h3 (node)', cmd: [ctx.node, file], addon: true, runtime: ctx.node },
+    { name: 'napi-h3 (node24)', cmd: [node24, file], addon: true, runtime: node24, need: [node24, 'node_modules/node24 not installed'] },
+    { name: 'napi-h3 (bun)', cmd: [bun, file], addon: true, runtime: bun, need: [bun, 'node_modules/.bin/bun not installed'] },
   ];
+}
+
+/**
+ * ---- DATAGRAM TARGETS ---------------------------------------------------------------------
+ * QUIC DATAGRAM echo servers for the datagram section: every datagram dgram-load sends on a
+ * connection (which opens no streams) comes back unchanged. `rust` (dgram-echo: quinn only) is the
+ * reference; the napi-h3 rows echo from the server-level `quicDatagram` handler
+ * (servers/napi-h3-dgram.js).
+ */
+function datagramTargets(ctx) {
+  return [{ name: 'rust', cmd: [BIN('dgram-echo')] }, ...napiRows(ctx, 'napi-h3-dgram.js')];
+}
+
+/**
+ * ---- WEBTRANSPORT TARGETS -----------------------------------------------------------------
+ * WebTransport echo servers for the webtransport section: an extended CONNECT to /echo opens a
+ * session; every bidirectional stream of it is echoed back. `rust` (wt-echo: h3-webtransport) is
+ * the reference; the napi-h3 rows pipe each stream's readable into its writable
+ * (servers/napi-h3-wt.js).
+ */
+function webtransportTargets(ctx) {
+  return [{ name: 'rust', cmd: [BIN('wt-echo')] }, ...napiRows(ctx, 'napi-h3-wt.js')];
 }
 
 /**
@@ -914,6 +961,204 @@ async function main() {
     }
   }
 
+  // ---- datagram section ---------------------------------------------------------------------
+  // dgram-load (CFG.dgramWindow sequence-numbered datagrams in flight per connection, each echo
+  // checked byte for byte, loss = no echo within its loss timeout) against a fresh echo server
+  // per run; rounds interleaved like the rate section; server CPU sampled at the markers.
+  const datagram = {};
+  const datagramRatios = [];
+  if (!runSection('datagram')) {
+    console.log('bench: datagram section skipped (BENCH_ONLY)');
+  } else {
+    const dTargets = [];
+    for (const t of datagramTargets(ctx).filter(selected)) {
+      const why = whyUnavailable(t, ctx);
+      if (why) {
+        skipped[`${t.name} (datagram)`] = why;
+        console.log(`bench: skipping datagram ${t.name}: ${why}`);
+      } else {
+        dTargets.push(t);
+        datagram[t.name] = { runs: [], failures: [] };
+      }
+    }
+    if (dTargets.length) {
+      console.log(
+        `bench: datagram section: ${CFG.rounds} rounds x ${dTargets.length} targets x ${CFG.warmup}+${CFG.dgramDuration} s, ` +
+          `${CFG.dgramConnections} connection(s) x ${CFG.dgramWindow} datagrams of ${CFG.dgramSize} bytes in flight`,
+      );
+    }
+    const args = (port) => [
+      '--url', `https://127.0.0.1:${port}/`,
+      '--connections', String(CFG.dgramConnections),
+      '--window', String(CFG.dgramWindow),
+      '--size', String(CFG.dgramSize),
+      '--duration', String(CFG.dgramDuration),
+      '--warmup', String(CFG.warmup),
+    ];
+    for (let round = 1; round <= CFG.rounds; round++) {
+      for (const t of dTargets) {
+        const label = `  round ${round}  ${t.name.padEnd(18)}`;
+        if (skipped[`${t.name} (datagram)`]) continue;
+        let server;
+        try {
+          server = await startServer(t);
+        } catch (e) {
+          skipped[`${t.name} (datagram)`] = `server failed to start: ${e.message}`;
+          console.log(`${label} skipped: server failed to start: ${e.message}`);
+          continue;
+        }
+        const r = await runLoad(server, args(server.port), { timeoutMs: (CFG.warmup + CFG.dgramDuration + 30) * 1000, cmd: BIN('dgram-load'), label: 'dgram-load' });
+        const died = server.child.exitCode !== null || server.child.signalCode !== null;
+        const peakRss = procPeakRssMiB(server.pid);
+        await stopServer(server);
+        const j = r.json;
+        const why = r.error || (died ? `server died during the run${server.stderrTail() ? ': ' + server.stderrTail() : ''}` : null) ||
+          (j.echoes > 0 ? null : `no echo came back (sent ${j.sent_total}; ${j.first_error || 'no error reported'})`);
+        if (why) {
+          datagram[t.name].failures.push({ round, error: why });
+          console.log(`${label} FAILED: ${why}`);
+          continue;
+        }
+        const run = {
+          round,
+          eps: j.eps,
+          echoes: j.echoes,
+          sent: j.sent,
+          lost: j.lost,
+          loss_pct: j.loss_pct,
+          late: j.late,
+          corrupt: j.corrupt,
+          p50_us: j.p50_us,
+          p99_us: j.p99_us,
+          wall_s: r.wall_s ?? null,
+          server_cpu_s: r.server_cpu_s ?? null,
+          server_cpu_us_per_dgram: r.server_cpu_s != null && j.echoes ? (r.server_cpu_s * 1e6) / j.echoes : null,
+          server_cores: r.server_cpu_s != null && r.wall_s ? r.server_cpu_s / r.wall_s : null,
+          client_cpu_us_per_dgram: r.client_cpu_s != null && j.echoes ? (r.client_cpu_s * 1e6) / j.echoes : null,
+          other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+          server_peak_rss_mib: peakRss,
+          dgram_load: j,
+        };
+        datagram[t.name].runs.push(run);
+        console.log(
+          `${label} ${fmt(run.eps).padStart(9)} echoes/s  loss ${fmt(run.loss_pct, 2)} %  rtt p50 ${fmt(run.p50_us).padStart(5)} µs  ` +
+            `server ${fmt(run.server_cpu_us_per_dgram, 2).padStart(6)} µs/dgram (${fmt(run.server_cores, 2)} cores)` +
+            (run.corrupt ? `  CORRUPT ${run.corrupt}` : ''),
+        );
+      }
+    }
+    for (const [name, v] of Object.entries(datagram)) {
+      v.median = {
+        ...medians(v.runs, ['eps', 'loss_pct', 'p50_us', 'p99_us', 'server_cpu_us_per_dgram', 'server_cores', 'client_cpu_us_per_dgram', 'other_cores', 'server_peak_rss_mib']),
+        lost: v.runs.reduce((a, r) => a + r.lost, 0),
+        corrupt: v.runs.reduce((a, r) => a + r.corrupt, 0),
+        rounds: v.runs.length,
+      };
+      if (v.runs.length === 0) skipped[`${name} (datagram)`] = skipped[`${name} (datagram)`] || `all ${v.failures.length} runs failed: ${v.failures[0] && v.failures[0].error}`;
+    }
+    const ref = datagram.rust;
+    for (const [name, v] of Object.entries(datagram)) {
+      if (name === 'rust' || !v.runs.length || !ref || !ref.runs.length) continue;
+      const q = (k) => (v.median[k] != null && ref.median[k] ? v.median[k] / ref.median[k] : null);
+      datagramRatios.push({ row: name, vs: 'rust', eps_ratio: q('eps'), cpu_ratio: q('server_cpu_us_per_dgram') });
+    }
+  }
+
+  // ---- webtransport section -----------------------------------------------------------------
+  // wt-transfer (one WebTransport session, CFG.wtBytes through one bidirectional stream and back,
+  // SHA-256 checked) against a fresh echo server per run; rounds interleaved. Server CPU is sampled
+  // at wt-transfer's MEASURE_START / MEASURE_END (around the transfer, setup excluded).
+  const webtransport = {};
+  const webtransportRatios = [];
+  let wtExpected = null;
+  if (!runSection('webtransport')) {
+    console.log('bench: webtransport section skipped (BENCH_ONLY)');
+  } else {
+    const wTargets = [];
+    for (const t of webtransportTargets(ctx).filter(selected)) {
+      const why = whyUnavailable(t, ctx);
+      if (why) {
+        skipped[`${t.name} (webtransport)`] = why;
+        console.log(`bench: skipping webtransport ${t.name}: ${why}`);
+      } else {
+        wTargets.push(t);
+        webtransport[t.name] = { runs: [], failures: [] };
+      }
+    }
+    const mib = CFG.wtBytes / 1048576;
+    if (wTargets.length) {
+      wtExpected = patternSha256(CFG.wtBytes);
+      console.log(`bench: webtransport section: ${CFG.rounds} rounds x ${wTargets.length} targets, ${fmt(mib)} MiB echoed through one WebTransport stream each`);
+    }
+    const timeoutS = Math.max(60, Math.ceil(CFG.wtBytes / 5e6)); // 5 MB/s would still finish
+    for (let round = 1; round <= CFG.rounds; round++) {
+      for (const t of wTargets) {
+        const label = `  round ${round}  ${t.name.padEnd(18)}`;
+        if (skipped[`${t.name} (webtransport)`]) continue;
+        let server;
+        try {
+          server = await startServer(t);
+        } catch (e) {
+          skipped[`${t.name} (webtransport)`] = `server failed to start: ${e.message}`;
+          console.log(`${label} skipped: server failed to start: ${e.message}`);
+          continue;
+        }
+        const args = ['--url', `https://127.0.0.1:${server.port}/echo`, '--bytes', String(CFG.wtBytes), '--timeout', String(timeoutS)];
+        const r = await runLoad(server, args, { timeoutMs: (timeoutS + 15) * 1000, cmd: BIN('wt-transfer'), label: 'wt-transfer' });
+        const died = server.child.exitCode !== null || server.child.signalCode !== null;
+        const peakRss = procPeakRssMiB(server.pid);
+        await stopServer(server);
+        const j = r.json;
+        let why = r.error || j.error || null;
+        if (!why && (j.sent !== CFG.wtBytes || j.received !== CFG.wtBytes)) why = `sent ${j.sent}, echoed ${j.received} of ${CFG.wtBytes} bytes`;
+        if (!why && (j.sha256_sent !== wtExpected || j.sha256_received !== wtExpected)) why = `sha256 sent ${j.sha256_sent} / echoed ${j.sha256_received} != expected ${wtExpected}`;
+        if (!why && died) why = `server died during the transfer${server.stderrTail() ? ': ' + server.stderrTail() : ''}`;
+        if (why) {
+          webtransport[t.name].failures.push({ round, error: why, status: j ? j.status : null });
+          console.log(`${label} FAILED: ${why}`);
+          // No session (CONNECT refused or never answered): later rounds would fail the same way.
+          if (!j || j.status !== 200) {
+            skipped[`${t.name} (webtransport)`] = `no WebTransport session: ${why}`;
+          }
+          continue;
+        }
+        const run = {
+          round,
+          mb_per_s: j.mb_per_s,
+          transfer_ms: j.transfer_ms,
+          setup_ms: j.setup_ms,
+          wall_s: r.wall_s ?? null,
+          server_cpu_s: r.server_cpu_s ?? null,
+          server_cpu_ms_per_mib: r.server_cpu_s != null ? (r.server_cpu_s * 1000) / mib : null,
+          server_cores: r.server_cpu_s != null && r.wall_s ? r.server_cpu_s / r.wall_s : null,
+          client_cores: r.client_cpu_s != null && r.wall_s ? r.client_cpu_s / r.wall_s : null,
+          other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+          server_peak_rss_mib: peakRss,
+          wt_transfer: j,
+        };
+        webtransport[t.name].runs.push(run);
+        console.log(
+          `${label} ${fmt(run.mb_per_s, 1).padStart(7)} MB/s  server ${fmt(run.server_cpu_ms_per_mib, 2)} ms CPU/MiB (${fmt(run.server_cores, 2)} cores)  ` +
+            `setup ${fmt(run.setup_ms, 1)} ms  peak RSS ${fmt(peakRss, 1)} MiB  sha256 ok`,
+        );
+      }
+    }
+    for (const [name, v] of Object.entries(webtransport)) {
+      v.median = {
+        ...medians(v.runs, ['mb_per_s', 'server_cpu_ms_per_mib', 'server_cores', 'client_cores', 'other_cores', 'setup_ms', 'server_peak_rss_mib']),
+        rounds: v.runs.length,
+        failures: v.failures.length,
+      };
+      if (v.runs.length === 0) skipped[`${name} (webtransport)`] = skipped[`${name} (webtransport)`] || `all ${v.failures.length} runs failed: ${v.failures[0] && v.failures[0].error}`;
+    }
+    const ref = webtransport.rust;
+    for (const [name, v] of Object.entries(webtransport)) {
+      if (name === 'rust' || !v.runs.length || !ref || !ref.runs.length) continue;
+      const q = (k) => (v.median[k] != null && ref.median[k] ? v.median[k] / ref.median[k] : null);
+      webtransportRatios.push({ row: name, vs: 'rust', mb_per_s_ratio: q('mb_per_s'), cpu_ratio: q('server_cpu_ms_per_mib') });
+    }
+  }
+
   // ---- report -------------------------------------------------------------------------------
   const names = Object.keys(rate).filter((n) => rate[n].runs.length);
   const m = (n, k) => (rate[n] && rate[n].runs.length ? rate[n].median[k] : null);
@@ -1047,6 +1292,76 @@ async function main() {
     if (noisyT.length) console.log(`note: other processes used > 0.2 cores during: ${noisyT.join(', ')}; treat those MB/s with care.`);
   }
 
+  const dNames = Object.keys(datagram).filter((n) => datagram[n].runs.length);
+  if (Object.keys(datagram).length) {
+    const dm = (n, k) => datagram[n].median[k];
+    console.log(
+      `\nQUIC datagram echo: ${CFG.dgramConnections} connection(s) x ${CFG.dgramWindow} x ${CFG.dgramSize}-byte datagrams in flight (dgram-load), ` +
+        `medians over ${CFG.rounds} rounds of ${CFG.dgramDuration} s\n`,
+    );
+    console.log(
+      table(
+        ['target', 'datagrams/s', 'vs rust', 'loss %', 'rtt p50 µs', 'rtt p99 µs', 'server CPU µs/dgram', 'CPU vs rust', 'server cores', 'load-gen µs/dgram', 'other cores', 'peak RSS MiB', 'ok'],
+        dNames.map((n) => {
+          const rr = datagramRatios.find((x) => x.row === n);
+          return [
+            n,
+            fmt(dm(n, 'eps')),
+            n === 'rust' ? 'ref' : rr ? ratio(rr.eps_ratio, 1) : '-',
+            fmt(dm(n, 'loss_pct'), 2),
+            fmt(dm(n, 'p50_us')),
+            fmt(dm(n, 'p99_us')),
+            fmt(dm(n, 'server_cpu_us_per_dgram'), 2),
+            n === 'rust' ? 'ref' : rr ? ratio(rr.cpu_ratio, 1) : '-',
+            fmt(dm(n, 'server_cores'), 2),
+            fmt(dm(n, 'client_cpu_us_per_dgram'), 2),
+            fmt(dm(n, 'other_cores'), 2),
+            fmt(dm(n, 'server_peak_rss_mib'), 1),
+            `${datagram[n].runs.length}/${CFG.rounds}`,
+          ];
+        }),
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+    const corrupt = dNames.filter((n) => datagram[n].median.corrupt > 0);
+    if (corrupt.length) console.log(`WARNING: echoes that differ from what was sent: ${corrupt.map((n) => `${n} (${datagram[n].median.corrupt})`).join(', ')}`);
+    const noisyD = dNames.filter((n) => (dm(n, 'other_cores') || 0) > 0.2);
+    if (noisyD.length) console.log(`note: other processes used > 0.2 cores during: ${noisyD.join(', ')}; treat those numbers with care.`);
+  }
+
+  const wNames = Object.keys(webtransport).filter((n) => webtransport[n].runs.length);
+  if (Object.keys(webtransport).length) {
+    const wm = (n, k) => webtransport[n].median[k];
+    console.log(
+      `\nWebTransport echo: ${fmt(CFG.wtBytes / 1048576)} MiB out and back through one bidirectional stream (wt-transfer, SHA-256 checked), ` +
+        `fresh server per run, medians over ${CFG.rounds} rounds\n`,
+    );
+    console.log(
+      table(
+        ['target', 'MB/s', 'vs rust', 'server CPU ms/MiB', 'CPU vs rust', 'server cores', 'client cores', 'other cores', 'setup ms', 'peak RSS MiB', 'ok'],
+        wNames.map((n) => {
+          const rr = webtransportRatios.find((x) => x.row === n);
+          return [
+            n,
+            fmt(wm(n, 'mb_per_s'), 1),
+            n === 'rust' ? 'ref' : rr ? ratio(rr.mb_per_s_ratio, 1) : '-',
+            fmt(wm(n, 'server_cpu_ms_per_mib'), 2),
+            n === 'rust' ? 'ref' : rr ? ratio(rr.cpu_ratio, 1) : '-',
+            fmt(wm(n, 'server_cores'), 2),
+            fmt(wm(n, 'client_cores'), 2),
+            fmt(wm(n, 'other_cores'), 2),
+            fmt(wm(n, 'setup_ms'), 1),
+            fmt(wm(n, 'server_peak_rss_mib'), 1),
+            `${webtransport[n].runs.length}/${CFG.rounds}`,
+          ];
+        }),
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+    const noisyW = wNames.filter((n) => (wm(n, 'other_cores') || 0) > 0.2);
+    if (noisyW.length) console.log(`note: other processes used > 0.2 cores during: ${noisyW.join(', ')}; treat those MB/s with care.`);
+  }
+
   if (Object.keys(skipped).length) {
     console.log('\nSkipped:');
     for (const [n, why] of Object.entries(skipped)) console.log(`  ${n}: ${why}`);
@@ -1055,7 +1370,19 @@ async function main() {
   if (noisy.length) console.log(`\nnote: other processes used > 0.2 cores during: ${noisy.join(', ')}; treat those numbers with care.`);
 
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const out = { meta: { ...meta, elapsed_s: (Date.now() - t0) / 1000, throughput_expected_sha256: expected }, rate, ratios, client, client_ratios: clientRatios, throughput, skipped };
+  const out = {
+    meta: { ...meta, elapsed_s: (Date.now() - t0) / 1000, throughput_expected_sha256: expected, webtransport_expected_sha256: wtExpected },
+    rate,
+    ratios,
+    client,
+    client_ratios: clientRatios,
+    throughput,
+    datagram,
+    datagram_ratios: datagramRatios,
+    webtransport,
+    webtransport_ratios: webtransportRatios,
+    skipped,
+  };
   fs.writeFileSync(RESULTS_FILE, JSON.stringify(out, null, 2) + '\n');
   console.log(`\nbench: raw results in ${path.relative(ROOT, RESULTS_FILE)} (${((Date.now() - t0) / 1000).toFixed(0)} s total)`);
 }

@@ -121,7 +121,7 @@ impl NativeWt {
     #[napi(ts_return_type = "Promise<Buffer | null | number>")]
     pub async fn read(&self, stream: i64) -> Result<Either3<JsBytes, Null, i64>> {
         match self.hub.read(stream as u64).await.map_err(to_js)? {
-            ReadOutcome::Data(b) => Ok(Either3::A(JsBytes(vec![b]))),
+            ReadOutcome::Data(pieces) => Ok(Either3::A(JsBytes(pieces))),
             ReadOutcome::End => Ok(Either3::B(Null)),
             ReadOutcome::Reset(code) => Ok(Either3::C(code.map_or(-1, i64::from))),
         }

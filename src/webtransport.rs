@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::datagram::{put_varint, read_varint};
@@ -44,7 +45,7 @@ pub const MAX_PENDING_STREAMS: usize = 256;
 /// Datagrams waiting for JS per session; beyond this they are dropped and counted.
 pub const MAX_PENDING_DATAGRAMS: usize = 1024;
 /// Most bytes one read hands to JS.
-const READ_BYTES: usize = 256 * 1024;
+const READ_BYTES: usize = crate::body::PULL_BYTES;
 
 /// HTTP/3 error code carrying WebTransport application error `n`.
 pub fn to_http_code(n: u32) -> u64 {
@@ -389,7 +390,8 @@ pub struct WtStream {
 /// What a read yields.
 #[derive(Debug)]
 pub enum ReadOutcome {
-    Data(Bytes),
+    /// Pieces as QUIC delivered them (copied once, into JS memory, at the edge).
+    Data(Vec<Bytes>),
     End,
     /// The peer reset the stream; its WebTransport error code if it carried one.
     Reset(Option<u32>),
@@ -629,10 +631,26 @@ impl Hub {
         let out = half
             .run(async |r: &mut RecvHalf| {
                 if let Some(p) = r.prefix.take() {
-                    return Ok(ReadOutcome::Data(p));
+                    return Ok(ReadOutcome::Data(vec![p]));
                 }
                 match r.stream.read_chunk(READ_BYTES, true).await {
-                    Ok(Some(c)) => Ok(ReadOutcome::Data(c.bytes)),
+                    Ok(Some(c)) => {
+                        // Take whatever else already arrived (QUIC hands out about a packet per
+                        // chunk), so JS sees few large chunks rather than many small ones.
+                        let mut pieces = vec![c.bytes];
+                        let mut len = pieces[0].len();
+                        while len < READ_BYTES {
+                            match r.stream.read_chunk(READ_BYTES - len, true).now_or_never() {
+                                Some(Ok(Some(c))) => {
+                                    len += c.bytes.len();
+                                    pieces.push(c.bytes);
+                                }
+                                // End, reset or nothing ready: the next read sees it.
+                                _ => break,
+                            }
+                        }
+                        Ok(ReadOutcome::Data(pieces))
+                    }
                     Ok(None) => Ok(ReadOutcome::End),
                     Err(quinn::ReadError::Reset(code)) => {
                         Ok(ReadOutcome::Reset(from_http_code(code.into_inner())))

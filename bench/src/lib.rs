@@ -1,4 +1,4 @@
-//! Shared helpers for the napi-h3 benchmark binaries (`h3-hello`, `h3-load`):
+//! Shared helpers for the napi-h3 benchmark binaries (`h3-hello`, `h3-load`, `dgram-load`, ...):
 //! a tiny argument parser, a log-bucketed latency histogram and rustls/quinn configuration.
 //!
 //! Everything here is for loopback benchmarking only. In particular [`insecure_client_config`]
@@ -342,4 +342,188 @@ pub fn json_str(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A parsed `--url https://HOST:PORT/path`: the URI, the first address HOST resolves to, and HOST
+/// (without brackets) for SNI.
+pub struct Target {
+    pub uri: http::Uri,
+    pub addr: std::net::SocketAddr,
+    pub host: String,
+}
+
+pub fn resolve_url(url: &str) -> Result<Target, String> {
+    use std::net::ToSocketAddrs;
+    let uri: http::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
+    if uri.scheme_str() != Some("https") {
+        return Err("--url must be https://HOST:PORT/path".into());
+    }
+    let authority = uri.authority().ok_or("--url needs a host")?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = authority.port_u16().unwrap_or(443);
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("resolve {host}: no address"))?;
+    Ok(Target { uri, addr, host })
+}
+
+/// The wildcard address of `peer`'s family, port 0: where a client endpoint binds.
+pub fn client_bind_addr(peer: std::net::SocketAddr) -> std::net::SocketAddr {
+    if peer.is_ipv6() {
+        std::net::SocketAddr::from(([0u16; 8], 0))
+    } else {
+        std::net::SocketAddr::from(([0u8; 4], 0))
+    }
+}
+
+pub mod server {
+    //! What the reference servers (`h3-hello`, `dgram-echo`, `wt-echo`) share: the common options,
+    //! the runtime, binding + the `LISTENING <port>` line, the accept loop and a rate-limited
+    //! error log.
+
+    use std::future::Future;
+    use std::io::Write;
+    use std::net::{IpAddr, SocketAddr};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use crate::args::Args;
+
+    /// Logs errors to stderr: the first 20, then every power of two, so a benchmark that resets
+    /// thousands of streams at its end does not drown the terminal.
+    pub struct ErrorLog {
+        name: &'static str,
+        count: AtomicU64,
+        quiet: AtomicBool,
+    }
+
+    impl ErrorLog {
+        pub const fn new(name: &'static str) -> Self {
+            ErrorLog {
+                name,
+                count: AtomicU64::new(0),
+                quiet: AtomicBool::new(false),
+            }
+        }
+
+        pub fn set_quiet(&self, quiet: bool) {
+            self.quiet.store(quiet, Ordering::Relaxed);
+        }
+
+        pub fn log(&self, what: &str, err: &dyn std::fmt::Debug) {
+            let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+            if !self.quiet.load(Ordering::Relaxed) && (n <= 20 || n.is_power_of_two()) {
+                eprintln!("{}: {what}: {err:?} (error #{n})", self.name);
+            }
+        }
+
+        /// Prints `msg` and the usage, exits with status 2.
+        pub fn fail(&self, usage: &str, msg: &str) -> ! {
+            eprintln!("{}: {msg}\n{usage}", self.name);
+            std::process::exit(2);
+        }
+    }
+
+    /// The options every reference server takes.
+    pub struct Opts {
+        pub addr: SocketAddr,
+        pub threads: Option<usize>,
+        /// All parsed arguments, for the server's own options.
+        pub args: Args,
+    }
+
+    /// Parses `--port N (0) --host IP (127.0.0.1) --threads N --quiet --help` plus the server's
+    /// own `extra` options (`extra_flags`: those without a value). Prints the usage and exits on
+    /// `--help`; exits with status 2 on a bad option. Applies `--quiet` to `log`.
+    pub fn opts(log: &ErrorLog, usage: &str, extra: &[&str], extra_flags: &[&str]) -> Opts {
+        let mut flags = vec!["help", "quiet"];
+        flags.extend_from_slice(extra_flags);
+        let args = Args::parse(&flags).unwrap_or_else(|e| log.fail(usage, &e));
+        if args.flag("help") {
+            println!("{usage}");
+            std::process::exit(0);
+        }
+        let known = ["port", "host", "threads", "quiet"];
+        if let Some(bad) = args
+            .names()
+            .find(|n| !known.contains(n) && !extra.contains(n) && !extra_flags.contains(n))
+        {
+            log.fail(usage, &format!("unknown option --{bad}"));
+        }
+        log.set_quiet(args.flag("quiet"));
+        let port: u16 = args
+            .get_or("port", 0)
+            .unwrap_or_else(|e| log.fail(usage, &e));
+        let host: IpAddr = args
+            .get_or("host", IpAddr::from([127, 0, 0, 1]))
+            .unwrap_or_else(|e| log.fail(usage, &e));
+        let threads = args.get("threads").unwrap_or_else(|e| log.fail(usage, &e));
+        Opts {
+            addr: SocketAddr::new(host, port),
+            threads,
+            args,
+        }
+    }
+
+    /// Runs `fut` on a multi-thread tokio runtime (`threads` workers, default: one per core);
+    /// an error ends the process with status 2.
+    pub fn block_on<F>(log: &ErrorLog, usage: &str, threads: Option<usize>, fut: F)
+    where
+        F: Future<Output = Result<(), String>>,
+    {
+        let mut rt = tokio::runtime::Builder::new_multi_thread();
+        rt.enable_all();
+        if let Some(t) = threads {
+            rt.worker_threads(t.max(1));
+        }
+        let rt = rt
+            .build()
+            .unwrap_or_else(|e| log.fail(usage, &format!("tokio runtime: {e}")));
+        if let Err(e) = rt.block_on(fut) {
+            log.fail(usage, &e);
+        }
+    }
+
+    /// Binds a quinn server on `addr` (ALPN "h3", a fresh self-signed certificate,
+    /// `max_concurrent_bidi_streams = streams`, quinn defaults otherwise, which include QUIC
+    /// datagrams), prints `LISTENING <port>`, and runs `handle` in a task of its own for every
+    /// connection that completes its handshake. Returns when the endpoint is closed.
+    pub async fn serve<H, Fut>(
+        log: &'static ErrorLog,
+        addr: SocketAddr,
+        streams: u32,
+        handle: H,
+    ) -> Result<(), String>
+    where
+        H: Fn(quinn::Connection) -> Fut + Copy + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let cert = crate::self_signed()?;
+        let config = crate::server_config(&cert, streams)?;
+        let endpoint =
+            quinn::Endpoint::server(config, addr).map_err(|e| format!("bind {addr}: {e}"))?;
+        let port = endpoint
+            .local_addr()
+            .map_err(|e| format!("local_addr: {e}"))?
+            .port();
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "LISTENING {port}").map_err(|e| format!("stdout: {e}"))?;
+            out.flush().map_err(|e| format!("stdout: {e}"))?;
+        }
+        while let Some(incoming) = endpoint.accept().await {
+            tokio::spawn(async move {
+                match incoming.await {
+                    Ok(conn) => handle(conn).await,
+                    Err(e) => log.log("handshake", &e),
+                }
+            });
+        }
+        Ok(())
+    }
 }

@@ -9,13 +9,9 @@
 //! Prints exactly one line `LISTENING <port>` on stdout once bound, then serves until killed.
 //! `--write-cert DIR` instead writes a throwaway self-signed `DIR/cert.pem` + `DIR/key.pem` and exits.
 
-use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use bytes::{Buf, Bytes};
 use http::{Method, Request, Response, StatusCode};
-use napi_h3_bench::args::Args;
+use napi_h3_bench::server::{self, ErrorLog};
 use sha2::{Digest, Sha256};
 
 const CHUNK: usize = 64 * 1024;
@@ -26,64 +22,26 @@ const USAGE: &str = "usage: h3-hello [--port N (default 0)] [--host IP (default 
 
 type ReqStream = h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
 
-static ERRORS: AtomicU64 = AtomicU64::new(0);
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Logs to stderr, but only the first 20 errors and then every power of two, so a benchmark
-/// that resets thousands of streams at its end does not drown the terminal.
-fn log_err(what: &str, err: &dyn std::fmt::Debug) {
-    let n = ERRORS.fetch_add(1, Ordering::Relaxed) + 1;
-    if !QUIET.load(Ordering::Relaxed) && (n <= 20 || n.is_power_of_two()) {
-        eprintln!("h3-hello: {what}: {err:?} (error #{n})");
-    }
-}
+static LOG: ErrorLog = ErrorLog::new("h3-hello");
 
 fn main() {
-    let args = match Args::parse(&["help", "quiet"]) {
-        Ok(a) => a,
-        Err(e) => fail(&e),
-    };
-    if args.flag("help") {
-        println!("{USAGE}");
-        return;
-    }
-    const KNOWN: &[&str] = &["port", "host", "streams", "threads", "write-cert", "quiet"];
-    if let Some(bad) = args.names().find(|n| !KNOWN.contains(n)) {
-        fail(&format!("unknown option --{bad}"));
-    }
-    QUIET.store(args.flag("quiet"), Ordering::Relaxed);
-
-    if let Some(dir) = args.str("write-cert") {
+    let o = server::opts(&LOG, USAGE, &["streams", "write-cert"], &[]);
+    if let Some(dir) = o.args.str("write-cert") {
         if let Err(e) = write_cert(dir) {
-            fail(&e);
+            LOG.fail(USAGE, &e);
         }
         return;
     }
-
-    let port: u16 = args.get_or("port", 0).unwrap_or_else(|e| fail(&e));
-    let host: IpAddr = args
-        .get_or("host", IpAddr::from([127, 0, 0, 1]))
-        .unwrap_or_else(|e| fail(&e));
-    let streams: u32 = args.get_or("streams", 100).unwrap_or_else(|e| fail(&e));
-    let threads: Option<usize> = args.get("threads").unwrap_or_else(|e| fail(&e));
-
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(t) = threads {
-        rt.worker_threads(t.max(1));
-    }
-    let rt = match rt.build() {
-        Ok(rt) => rt,
-        Err(e) => fail(&format!("tokio runtime: {e}")),
-    };
-    if let Err(e) = rt.block_on(serve(SocketAddr::new(host, port), streams)) {
-        fail(&e);
-    }
-}
-
-fn fail(msg: &str) -> ! {
-    eprintln!("h3-hello: {msg}\n{USAGE}");
-    std::process::exit(2);
+    let streams: u32 = o
+        .args
+        .get_or("streams", 100)
+        .unwrap_or_else(|e| LOG.fail(USAGE, &e));
+    server::block_on(
+        &LOG,
+        USAGE,
+        o.threads,
+        server::serve(&LOG, o.addr, streams, handle_connection),
+    );
 }
 
 fn write_cert(dir: &str) -> Result<(), String> {
@@ -97,38 +55,13 @@ fn write_cert(dir: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn serve(addr: SocketAddr, streams: u32) -> Result<(), String> {
-    let cert = napi_h3_bench::self_signed()?;
-    let config = napi_h3_bench::server_config(&cert, streams)?;
-    let endpoint =
-        quinn::Endpoint::server(config, addr).map_err(|e| format!("bind {addr}: {e}"))?;
-    let port = endpoint
-        .local_addr()
-        .map_err(|e| format!("local_addr: {e}"))?
-        .port();
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "LISTENING {port}").map_err(|e| format!("stdout: {e}"))?;
-        out.flush().map_err(|e| format!("stdout: {e}"))?;
-    }
-    while let Some(incoming) = endpoint.accept().await {
-        tokio::spawn(async move {
-            match incoming.await {
-                Ok(conn) => handle_connection(conn).await,
-                Err(e) => log_err("handshake", &e),
-            }
-        });
-    }
-    Ok(())
-}
-
 async fn handle_connection(conn: quinn::Connection) {
     let mut h3c: h3::server::Connection<h3_quinn::Connection, Bytes> =
         match h3::server::Connection::new(h3_quinn::Connection::new(conn)).await {
             Ok(c) => c,
             Err(e) => {
                 if !e.is_h3_no_error() {
-                    log_err("h3 connection setup", &e);
+                    LOG.log("h3 connection setup", &e);
                 }
                 return;
             }
@@ -141,13 +74,13 @@ async fn handle_connection(conn: quinn::Connection) {
                         Ok((req, stream)) => {
                             if let Err(e) = handle_request(req, stream).await {
                                 if !e.is_h3_no_error() {
-                                    log_err("request", &e);
+                                    LOG.log("request", &e);
                                 }
                             }
                         }
                         Err(e) => {
                             if !e.is_h3_no_error() {
-                                log_err("request headers", &e);
+                                LOG.log("request headers", &e);
                             }
                         }
                     }
@@ -156,7 +89,7 @@ async fn handle_connection(conn: quinn::Connection) {
             Ok(None) => return,
             Err(e) => {
                 if !e.is_h3_no_error() && !is_peer_gone(&e) {
-                    log_err("connection", &e);
+                    LOG.log("connection", &e);
                 }
                 return;
             }

@@ -10,7 +10,7 @@
 //!
 //! Certificate verification is disabled: never point this at anything but your own test servers.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,23 +173,9 @@ struct Opts {
 
 impl Opts {
     fn from_args(a: &Args) -> Result<Opts, String> {
-        let url = a.str("url").ok_or("--url is required")?;
-        let mut uri: Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
-        if uri.scheme_str() != Some("https") {
-            return Err("--url must be https://HOST:PORT/path".into());
-        }
-        let authority = uri.authority().ok_or("--url needs a host")?.clone();
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = authority.port_u16().unwrap_or(443);
-        let addr = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("resolve {host}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("resolve {host}: no address"))?;
-        let server_name = a.str("sni").unwrap_or(host).to_string();
+        let target = napi_h3_bench::resolve_url(a.str("url").ok_or("--url is required")?)?;
+        let (mut uri, addr) = (target.uri, target.addr);
+        let server_name = a.str("sni").unwrap_or(&target.host).to_string();
 
         let download: Option<u64> = a.get("download")?;
         let upload: Option<u64> = a.get("upload")?;
