@@ -185,7 +185,8 @@ function requestInit (method, pairs, body) {
 class QUICDatagramContext {
   #native
   #conn
-  constructor (nat, connId) { this.#native = nat; this.#conn = connId }
+  #send
+  constructor (nat, connId, send) { this.#native = nat; this.#conn = connId; this.#send = send }
   /** Server-local, stable id of the QUIC connection (8 bytes, big-endian; not the wire CID). */
   get connectionId () {
     const b = new Uint8Array(8)
@@ -196,9 +197,7 @@ class QUICDatagramContext {
   get connectionIdHex () { return Buffer.from(this.connectionId).toString('hex') }
   /** Largest payload sendReply() accepts right now, or null. */
   get maxDatagramSize () { return this.#native.maxDatagramSize(this.#conn, null) }
-  sendReply (data) {
-    try { this.#native.sendDatagram(this.#conn, null, asBytes(data)) } catch (e) { throw liftError(e) }
-  }
+  sendReply (data) { this.#send(this.#conn, null, data) }
 }
 
 /** RFC 9297 datagram context of one request stream (SPEC `H3DatagramContext`). */
@@ -206,20 +205,26 @@ class H3DatagramContext {
   #native
   #conn
   #stream
-  constructor (nat, connId, streamId, request) {
+  #send
+  constructor (nat, connId, streamId, request, send) {
     this.#native = nat
     this.#conn = connId
     this.#stream = streamId
     this.request = request
+    this.#send = send
   }
 
   get streamId () { return BigInt(this.#stream) }
   /** The quarter stream id that prefixes the datagram on the wire. */
   get flowId () { return BigInt(this.#stream) / 4n }
   get maxDatagramSize () { return this.#native.maxDatagramSize(this.#conn, this.#stream) }
-  sendReply (data) {
-    try { this.#native.sendDatagram(this.#conn, this.#stream, asBytes(data)) } catch (e) { throw liftError(e) }
-  }
+  sendReply (data) { this.#send(this.#conn, this.#stream, data) }
+}
+
+/** Bytes of the quarter-stream-id prefix of an HTTP datagram on stream `streamId`. */
+function prefixLength (streamId) {
+  const q = Math.floor(streamId / 4)
+  return q < 0x40 ? 1 : q < 0x4000 ? 2 : q < 0x40000000 ? 4 : 8
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,21 +583,53 @@ class H3Server {
 
   #datagramRequests = new Map()
 
+  /** Replies sent while a datagram batch is handled go back to Rust in one call at its end. */
+  #dgOut = null
+  /** Largest bare datagram per connection, looked up once per batch. */
+  #dgMax = new Map()
+
+  #sendDatagram = (conn, stream, data) => {
+    const bytes = asBytes(data)
+    const out = this.#dgOut
+    if (out) {
+      let max = this.#dgMax.get(conn)
+      if (max === undefined) this.#dgMax.set(conn, max = this.#native.maxDatagramSize(conn, null))
+      if (max !== null) {
+        const limit = stream === null ? max : max - prefixLength(stream)
+        const len = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length
+        if (len > limit) throw configError(`datagram of ${len} bytes exceeds the current maximum of ${limit}`, 'ERR_H3_DATAGRAM_TOO_LARGE')
+        out.push(conn, stream ?? -1, typeof bytes === 'string' ? Buffer.from(bytes) : bytes)
+        return
+      }
+    }
+    // Outside a batch, or the connection has no datagrams: send now (errors as they come).
+    try { this.#native.sendDatagram(conn, stream, bytes) } catch (e) { throw liftError(e) }
+  }
+
   /** Datagrams arrive in batches: connId, requestId (-1: server level), streamId, payload. */
   #onDatagrams (cells) {
-    for (let i = 0; i < cells.length; i += 4) {
-      const connId = cells[i]
-      const reqId = cells[i + 1]
-      const payload = cells[i + 3]
-      try {
-        if (reqId >= 0) {
-          const e = this.#datagramRequests.get(reqId)
-          if (e) e.route.h3Datagram(payload, new H3DatagramContext(this.#native, connId, cells[i + 2], e.request))
-        } else if (typeof this.#quicDatagram === 'function') {
-          this.#quicDatagram(payload, new QUICDatagramContext(this.#native, connId))
+    const out = this.#dgOut = []
+    try {
+      for (let i = 0; i < cells.length; i += 4) {
+        const connId = cells[i]
+        const reqId = cells[i + 1]
+        const payload = cells[i + 3]
+        try {
+          if (reqId >= 0) {
+            const e = this.#datagramRequests.get(reqId)
+            if (e) e.route.h3Datagram(payload, new H3DatagramContext(this.#native, connId, cells[i + 2], e.request, this.#sendDatagram))
+          } else if (typeof this.#quicDatagram === 'function') {
+            this.#quicDatagram(payload, new QUICDatagramContext(this.#native, connId, this.#sendDatagram))
+          }
+        } catch {
+          // A throwing datagram handler loses that datagram only.
         }
-      } catch {
-        // A throwing datagram handler loses that datagram only.
+      }
+    } finally {
+      this.#dgOut = null
+      this.#dgMax.clear()
+      if (out.length) {
+        try { this.#native.sendDatagrams(out) } catch {}
       }
     }
   }
@@ -742,7 +779,7 @@ class H3Server {
 }
 
 function asBytes (chunk) {
-  if (typeof chunk === 'string') return chunk
+  if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) return chunk
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
   if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
   if (chunk instanceof ArrayBuffer) return Buffer.from(chunk)

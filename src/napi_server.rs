@@ -23,7 +23,8 @@ pub enum Cell {
     Int(i64),
     Str(String),
     Strs(Vec<String>),
-    Bytes(Vec<u8>),
+    /// Copied into a JS-heap Buffer (cheaper than an external one with a finalizer).
+    Bytes(Bytes),
     Null,
 }
 
@@ -33,7 +34,7 @@ impl ToNapiValue for Cell {
             Cell::Int(v) => i64::to_napi_value(env, v),
             Cell::Str(v) => String::to_napi_value(env, v),
             Cell::Strs(v) => Vec::<String>::to_napi_value(env, v),
-            Cell::Bytes(v) => Buffer::to_napi_value(env, Buffer::from(v)),
+            Cell::Bytes(v) => JsBytes::to_napi_value(env, JsBytes(vec![v])),
             Cell::Null => Null::to_napi_value(env, Null),
         }
     }
@@ -93,7 +94,7 @@ fn request_cells(heads: Vec<RequestHead>) -> Vec<Cell> {
             Cell::Str(h.method),
             Cell::Str(h.url),
             Cell::Strs(h.headers),
-            h.body.map_or(Cell::Null, Cell::Bytes),
+            h.body.map_or(Cell::Null, |b| Cell::Bytes(b.into())),
             Cell::Int(route),
             params,
             Cell::Int(h.generation.into()),
@@ -126,7 +127,7 @@ fn datagram_cells(items: Vec<Datagram>) -> Vec<Cell> {
             Cell::Int(d.conn_id as i64),
             Cell::Int(req),
             Cell::Int(stream),
-            Cell::Bytes(d.payload.to_vec()),
+            Cell::Bytes(d.payload),
         ]);
     }
     cells
@@ -524,6 +525,44 @@ impl NativeServer {
             &payload,
         )
         .map_err(to_js)
+    }
+
+    /// Replies collected while JS handled a datagram batch, flat: `connId, streamId (-1: bare
+    /// QUIC datagram), payload` per datagram. JS checked the sizes; a datagram that no longer
+    /// fits, or whose connection is gone, is dropped and counted.
+    #[napi]
+    pub fn send_datagrams(&self, batch: Vec<Unknown<'_>>) -> Result<()> {
+        let shared = &self.inner.shared;
+        let mut conn: Option<(i64, quinn::Connection)> = None;
+        let mut it = batch.into_iter();
+        while let (Some(c), Some(s), Some(p)) = (it.next(), it.next(), it.next()) {
+            let c: i64 = c.coerce_to_number()?.get_int64()?;
+            let s: i64 = s.coerce_to_number()?.get_int64()?;
+            let payload = unsafe { Buffer::from_napi_value(p.env(), p.raw())? };
+            if conn.as_ref().is_none_or(|(id, _)| *id != c) {
+                conn = shared
+                    .lock_conns()
+                    .get(&(c as u64))
+                    .cloned()
+                    .map(|q| (c, q));
+            }
+            let sent = conn.as_ref().is_some_and(|(_, quic)| {
+                crate::datagram::send_on(
+                    quic,
+                    &shared.stats,
+                    (s >= 0).then_some(s as u64),
+                    &payload,
+                )
+                .is_ok()
+            });
+            if !sent {
+                shared
+                    .stats
+                    .datagrams_dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Largest datagram payload the connection accepts right now (null when it has none).
