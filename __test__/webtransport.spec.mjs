@@ -338,6 +338,18 @@ describe('WebTransport: aioquic as the client', () => {
     assert.equal(rejected.status, 403)
   })
 
+  test('streams naming no session are refused; the connection keeps serving', async () => {
+    const REJECTED = 0x3994bd84 // WEBTRANSPORT_BUFFERED_STREAM_REJECTED
+    for (const uni of [false, true]) {
+      const hex = (uni ? '4054' : '4041') + '3c' + '68656c6c6f' // session 60 does not exist
+      const out = await aioquic(server, ['raw-stream', '--hex', hex, ...(uni ? ['--uni'] : []), '--fin', '--followup-path', '/plain'])
+      assert.ok(out.stop_sending === REJECTED || uni, JSON.stringify(out))
+      assert.ok(!out.connection_closed, JSON.stringify(out))
+      assert.equal(out.followup_status, 200)
+    }
+    assert.equal(server.getStats().webtransportStreamsActive, 0)
+  })
+
   test('concurrent sessions on one connection', async () => {
     const out = await aioquic(server, ['wt', '--path', '/wt/echo', '--concurrent-sessions', '4'])
     assert.equal(out.ok_sessions, 4, JSON.stringify(out).slice(0, 800))

@@ -62,6 +62,16 @@ fn seconds(v: Option<f64>, default: f64, name: &str) -> H3Result<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
+fn https_uri(url: &str) -> H3Result<http::Uri> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| H3Error::InvalidArg(format!("invalid URL {url:?}: {e}")))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(H3Error::InvalidArg("HTTP/3 needs an https: URL".into()));
+    }
+    Ok(uri)
+}
+
 fn config(o: NativeClientOptions) -> H3Result<ClientConfig> {
     let trust = if let Some(hashes) = o.server_certificate_hashes.filter(|h| !h.is_empty()) {
         let mut out = Vec::with_capacity(hashes.len());
@@ -97,14 +107,7 @@ impl NativeClient {
         url: String,
         headers: Vec<String>,
     ) -> Result<NativeSessionOpen> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| to_js(H3Error::InvalidArg(format!("invalid URL {url:?}: {e}"))))?;
-        if uri.scheme_str() != Some("https") {
-            return Err(to_js(H3Error::InvalidArg(
-                "WebTransport needs an https: URL".into(),
-            )));
-        }
+        let uri = https_uri(&url).map_err(to_js)?;
         let open = self
             .inner
             .webtransport(uri, header_pairs(headers))
@@ -136,14 +139,7 @@ impl NativeClient {
     ) -> Result<i64> {
         let method = http::Method::from_bytes(method.as_bytes())
             .map_err(|_| to_js(H3Error::InvalidArg(format!("invalid method {method:?}"))))?;
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| to_js(H3Error::InvalidArg(format!("invalid URL {url:?}: {e}"))))?;
-        if uri.scheme_str() != Some("https") {
-            return Err(to_js(H3Error::InvalidArg(
-                "HTTP/3 needs an https: URL".into(),
-            )));
-        }
+        let uri = https_uri(&url).map_err(to_js)?;
         let body = body.map(body_bytes);
         let spec = RequestSpec {
             method,

@@ -284,14 +284,15 @@ impl Session {
         self.is_open() && self.datagrams.tx.try_send(payload).is_ok()
     }
 
-    /// Next item of `queue`, or `None` once the session is closed.
+    /// Next item of `queue`, or `None` once the session is closed (what is still queued then
+    /// belongs to a closed session: its streams were reset).
     async fn pull<T>(&self, queue: &Queue<T>) -> Option<T> {
         let mut rx = queue.rx.lock().await;
-        if let Ok(v) = rx.try_recv() {
-            return Some(v);
-        }
         if !self.is_open() {
             return None;
+        }
+        if let Ok(v) = rx.try_recv() {
+            return Some(v);
         }
         tokio::select! {
             v = rx.recv() => v,
