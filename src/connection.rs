@@ -141,6 +141,9 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
     let mut state = shared.state.subscribe();
     let mut draining = false;
     let mut last_id: Option<u64> = None;
+    // h3 counts its GOAWAY from the stream it accepted last, which is not the highest one when
+    // streams were classified for WebTransport concurrently and came out of order.
+    let mut recent_id: Option<u64> = None;
     let mut goaway: Option<u64> = None;
     loop {
         tokio::select! {
@@ -153,6 +156,7 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
                         continue;
                     }
                     last_id = Some(last_id.map_or(id, |l: u64| l.max(id)));
+                    recent_id = Some(id);
                     let guard = InflightGuard::new(ctx.clone());
                     tokio::spawn(crate::request::handle(resolver, shared.clone(), ctx.clone(), guard));
                 }
@@ -173,7 +177,11 @@ async fn drive(shared: &Arc<Shared>, ctx: &Arc<ConnCtx>) {
                 // the one after the last request accepted (h3's shutdown(1)); those at or
                 // beyond it are refused above.
                 goaway = Some(last_id.map_or(0, |l| l + 4));
-                if h3conn.shutdown(1).await.is_err() {
+                let ahead = match (last_id, recent_id) {
+                    (Some(l), Some(r)) => ((l - r.min(l)) / 4) as usize,
+                    _ => 0,
+                };
+                if h3conn.shutdown(1 + ahead).await.is_err() {
                     return;
                 }
             },
