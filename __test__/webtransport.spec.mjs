@@ -64,6 +64,17 @@ function wtRoutes (log) {
       }
     },
     { pattern: '/wt/reject', webtransport: (s) => s.reject(403) },
+    { pattern: '/wt/throws', webtransport () { throw new Error('handler bug') } },
+    {
+      // The README example.
+      pattern: '/wt/readme',
+      async webtransport (session) {
+        session.datagrams.readable.pipeTo(session.datagrams.writable).catch(() => {})
+        for await (const { readable, writable } of session.incomingBidirectionalStreams) {
+          readable.pipeTo(writable).catch(() => {})
+        }
+      }
+    },
     {
       pattern: '/wt/auth/:token',
       async webtransport (s) {
@@ -194,6 +205,17 @@ describe('WebTransport: our client and server', () => {
     assert.equal(dec.decode(value), 'ok?')
     s.close()
     assert.deepEqual(await s.closed, { closeCode: 0, reason: '' })
+    // A handler that throws before accepting refuses with 500.
+    await assert.rejects(client.webtransport(url('/wt/throws')), { status: 500 })
+    // The README example echoes.
+    const r = await client.webtransport(url('/wt/readme'))
+    const { readable, writable } = await r.createBidirectionalStream()
+    const w = writable.getWriter()
+    await w.write(enc.encode('readme'))
+    await w.close()
+    assert.equal(dec.decode(await readAll(readable)), 'readme')
+    r.close()
+    await r.closed
     // A path without a webtransport route is a 404.
     await assert.rejects(client.webtransport(url('/plain')), { status: 404 })
   })
