@@ -241,17 +241,16 @@ class WebTransportError extends Error {
 }
 
 const MAX_WT_CODE = 0xffffffff
+const kSettle = Symbol('napi-h3.settleSession')
 
 function wtCode (reason) {
   const c = reason && reason.streamErrorCode
   return Number.isInteger(c) && c >= 0 && c <= MAX_WT_CODE ? c : 0
 }
 
+/** `asBytes`, with strings encoded too (for natives that take only a Buffer). */
 function toBuffer (chunk) {
-  if (typeof chunk === 'string') return Buffer.from(chunk)
-  if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-  if (chunk instanceof ArrayBuffer) return Buffer.from(chunk)
-  throw new TypeError('WebTransport data must be a BufferSource (Uint8Array, ArrayBuffer, ...) or a string')
+  return typeof chunk === 'string' ? Buffer.from(chunk) : asBytes(chunk)
 }
 
 /** Receiving half of a WebTransport stream: every pull is one QUIC read in Rust. */
@@ -385,7 +384,7 @@ class WebTransportSession {
   }
 
   /** Where the handler neither accepted nor rejected: accept (or refuse with 500 after a throw). */
-  settleAfterHandler (failed) {
+  [kSettle] (failed) {
     if (this.#state !== 'pending') return
     if (failed) this.reject(500)
     else this.accept()
@@ -589,16 +588,15 @@ class H3Server {
   #dgMax = new Map()
 
   #sendDatagram = (conn, stream, data) => {
-    const bytes = asBytes(data)
+    const bytes = toBuffer(data)
     const out = this.#dgOut
     if (out) {
       let max = this.#dgMax.get(conn)
       if (max === undefined) this.#dgMax.set(conn, max = this.#native.maxDatagramSize(conn, null))
       if (max !== null) {
         const limit = stream === null ? max : max - prefixLength(stream)
-        const len = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length
-        if (len > limit) throw configError(`datagram of ${len} bytes exceeds the current maximum of ${limit}`, 'ERR_H3_DATAGRAM_TOO_LARGE')
-        out.push(conn, stream ?? -1, typeof bytes === 'string' ? Buffer.from(bytes) : bytes)
+        if (bytes.length > limit) throw configError(`datagram of ${bytes.length} bytes exceeds the current maximum of ${limit}`, 'ERR_H3_DATAGRAM_TOO_LARGE')
+        out.push(conn, stream ?? -1, bytes)
         return
       }
     }
@@ -725,10 +723,10 @@ class H3Server {
     try {
       r = route.webtransport(session, this)
     } catch {
-      return session.settleAfterHandler(true)
+      return session[kSettle](true)
     }
-    if (r && typeof r.then === 'function') r.then(() => session.settleAfterHandler(false), () => session.settleAfterHandler(true))
-    else session.settleAfterHandler(false)
+    if (r && typeof r.then === 'function') r.then(() => session[kSettle](false), () => session[kSettle](true))
+    else session[kSettle](false)
   }
 
   #fail (id, err, errorHandler) {
@@ -783,7 +781,7 @@ function asBytes (chunk) {
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
   if (ArrayBuffer.isView(chunk)) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
   if (chunk instanceof ArrayBuffer) return Buffer.from(chunk)
-  throw new TypeError('response body chunks must be bytes or strings')
+  throw new TypeError('data must be bytes (Uint8Array, ArrayBuffer, any ArrayBufferView) or a string')
 }
 
 const NOT_YET = Symbol('not yet')

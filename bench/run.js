@@ -37,6 +37,16 @@ const BIN = (name) => path.join(TARGET_DIR, 'release', name);
 // ---------------------------------------------------------------------------------------------
 // Configuration (environment knobs; documented in bench/README.md)
 // ---------------------------------------------------------------------------------------------
+/** CPU seconds per unit of work, scaled (1e6: µs per unit); null when either is unknown. */
+function perUnit(cpuS, units, scale) {
+  return cpuS != null && units ? (cpuS * scale) / units : null;
+}
+
+/** CPU seconds over wall seconds: how many cores were busy. */
+function cores(cpuS, wallS) {
+  return cpuS != null && wallS ? cpuS / wallS : null;
+}
+
 function envNum(name, def, { min = 0, max = Infinity, int = false } = {}) {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return def;
@@ -696,10 +706,10 @@ async function main() {
         first_error: j.first_error,
         wall_s: r.wall_s ?? null,
         server_cpu_s: r.server_cpu_s ?? null,
-        server_cpu_us_per_req: r.server_cpu_s != null && j.requests ? (r.server_cpu_s * 1e6) / j.requests : null,
-        server_cores: r.server_cpu_s != null && r.wall_s ? r.server_cpu_s / r.wall_s : null,
-        client_cpu_us_per_req: r.client_cpu_s != null && j.requests ? (r.client_cpu_s * 1e6) / j.requests : null,
-        other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+        server_cpu_us_per_req: perUnit(r.server_cpu_s, j.requests, 1e6),
+        server_cores: cores(r.server_cpu_s, r.wall_s),
+        client_cpu_us_per_req: perUnit(r.client_cpu_s, j.requests, 1e6),
+        other_cores: cores(r.other_cpu_s, r.wall_s),
         server_peak_rss_mib: peakRss,
         h3load: j,
       };
@@ -789,11 +799,11 @@ async function main() {
           // fetch-load's own process.cpuUsage() (user + system) per request, in µs (= ms per 1k).
           client_cpu_us_per_req: j.cpu_ms_per_1k,
           // The same from /proc, sampled by run.js at the markers (cross-check) and as cores.
-          client_cpu_us_per_req_proc: r.client_cpu_s != null && j.requests ? (r.client_cpu_s * 1e6) / j.requests : null,
-          client_cores: r.client_cpu_s != null && r.wall_s ? r.client_cpu_s / r.wall_s : null,
-          server_cpu_us_per_req: r.server_cpu_s != null && j.requests ? (r.server_cpu_s * 1e6) / j.requests : null,
-          server_cores: r.server_cpu_s != null && r.wall_s ? r.server_cpu_s / r.wall_s : null,
-          other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+          client_cpu_us_per_req_proc: perUnit(r.client_cpu_s, j.requests, 1e6),
+          client_cores: cores(r.client_cpu_s, r.wall_s),
+          server_cpu_us_per_req: perUnit(r.server_cpu_s, j.requests, 1e6),
+          server_cores: cores(r.server_cpu_s, r.wall_s),
+          other_cores: cores(r.other_cpu_s, r.wall_s),
           wall_s: r.wall_s ?? null,
           runtime: j.runtime,
           connections_opened: j.connections_opened,
@@ -917,9 +927,9 @@ async function main() {
             transfer_ms: j.ms,
             probe_ms: probeMs,
             server_cpu_s: r.server_cpu_s,
-            server_cpu_ms_per_mib: r.server_cpu_s != null ? (r.server_cpu_s * 1000) / mib : null,
+            server_cpu_ms_per_mib: perUnit(r.server_cpu_s, mib, 1000),
             client_cpu_s: r.client_cpu_s,
-            other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+            other_cores: cores(r.other_cpu_s, r.wall_s),
             rss_before_mib: kib2mib(r.rss_before_kib),
             rss_peak_mib: kib2mib(r.rss_peak_kib),
             rss_growth_mib: r.rss_peak_kib != null && r.rss_before_kib != null ? (r.rss_peak_kib - r.rss_before_kib) / 1024 : null,
@@ -1032,10 +1042,10 @@ async function main() {
           p99_us: j.p99_us,
           wall_s: r.wall_s ?? null,
           server_cpu_s: r.server_cpu_s ?? null,
-          server_cpu_us_per_dgram: r.server_cpu_s != null && j.echoes ? (r.server_cpu_s * 1e6) / j.echoes : null,
-          server_cores: r.server_cpu_s != null && r.wall_s ? r.server_cpu_s / r.wall_s : null,
-          client_cpu_us_per_dgram: r.client_cpu_s != null && j.echoes ? (r.client_cpu_s * 1e6) / j.echoes : null,
-          other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+          server_cpu_us_per_dgram: perUnit(r.server_cpu_s, j.echoes, 1e6),
+          server_cores: cores(r.server_cpu_s, r.wall_s),
+          client_cpu_us_per_dgram: perUnit(r.client_cpu_s, j.echoes, 1e6),
+          other_cores: cores(r.other_cpu_s, r.wall_s),
           server_peak_rss_mib: peakRss,
           dgram_load: j,
         };
@@ -1129,10 +1139,10 @@ async function main() {
           setup_ms: j.setup_ms,
           wall_s: r.wall_s ?? null,
           server_cpu_s: r.server_cpu_s ?? null,
-          server_cpu_ms_per_mib: r.server_cpu_s != null ? (r.server_cpu_s * 1000) / mib : null,
-          server_cores: r.server_cpu_s != null && r.wall_s ? r.server_cpu_s / r.wall_s : null,
-          client_cores: r.client_cpu_s != null && r.wall_s ? r.client_cpu_s / r.wall_s : null,
-          other_cores: r.other_cpu_s != null && r.wall_s ? r.other_cpu_s / r.wall_s : null,
+          server_cpu_ms_per_mib: perUnit(r.server_cpu_s, mib, 1000),
+          server_cores: cores(r.server_cpu_s, r.wall_s),
+          client_cores: cores(r.client_cpu_s, r.wall_s),
+          other_cores: cores(r.other_cpu_s, r.wall_s),
           server_peak_rss_mib: peakRss,
           wt_transfer: j,
         };

@@ -42,13 +42,11 @@ fn dir(bidi: bool) -> Dir {
 impl NativeWt {
     /// Next stream the peer opened (bidirectional or not), or null once the session is closed.
     #[napi]
-    pub async fn accept(&self, session: i64, bidi: bool) -> Result<Option<i64>> {
-        let h = self
-            .hub
+    pub async fn accept(&self, session: i64, bidi: bool) -> Option<i64> {
+        self.hub
             .accept(session as u64, dir(bidi))
             .await
-            .map_err(to_js)?;
-        Ok(h.map(|h| h as i64))
+            .map(|h| h as i64)
     }
 
     /// Open a stream on the session (its WebTransport header already written).

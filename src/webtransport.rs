@@ -575,17 +575,14 @@ impl Hub {
         }
     }
 
-    /// Next stream the peer opened, or `None` once the session is closed.
-    pub async fn accept(&self, session: u64, dir: Dir) -> Result<Option<u64>> {
-        let s = match self.session(session) {
-            Ok(s) => s,
-            Err(_) => return Ok(None),
-        };
+    /// Next stream the peer opened, or `None` once the session is closed (or unknown).
+    pub async fn accept(&self, session: u64, dir: Dir) -> Option<u64> {
+        let s = self.session(session).ok()?;
         let queue = match dir {
             Dir::Bidi => &s.incoming_bidi,
             Dir::Uni => &s.incoming_uni,
         };
-        Ok(s.pull(queue).await)
+        s.pull(queue).await
     }
 
     /// Open a stream on `session`, header written.
