@@ -590,7 +590,7 @@ export declare class H3Client {
    * digests) trusts the server's certificate by its SHA-256, as browsers do.
    */
   webtransport(url: string | URL, options?: {
-    headers?: HeadersInit
+    headers?: ConstructorParameters<typeof Headers>[0]
     serverCertificateHashes?: Array<Uint8Array | ArrayBuffer | { algorithm?: string; value: Uint8Array | ArrayBuffer }>
   }): Promise<WebTransportSession>
   /** Close every connection; in-flight requests and body reads fail, later `fetch`es reject with `ERR_H3_NOT_RUNNING`. */
