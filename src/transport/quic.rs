@@ -12,24 +12,53 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, FuturesUnordered, StreamExt};
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
 use h3_datagram::quic_traits::DatagramConnectionExt;
 use quinn::VarInt;
 
-use crate::guard::{FrameGuard, H3_EXCESSIVE_LOAD};
-use crate::webtransport::{self, Dir, RecvHalf, WtConn};
+use crate::ids::SessionId;
+use crate::proto::frame_guard::{FrameGuard, H3_EXCESSIVE_LOAD};
+use crate::proto::wt_wire::{self, StreamHeader};
+use crate::sync::lock;
+
+/// Which kind of stream JS asked for or is handed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    Bidi,
+    Uni,
+}
+
+/// Receiving half of a peer stream whose first bytes were read while classifying it: those
+/// bytes (past the WebTransport header) come first.
+pub struct PrefixedRecv {
+    pub prefix: Option<Bytes>,
+    pub stream: quinn::RecvStream,
+}
+
+/// Takes the peer streams whose header names a WebTransport session. Implemented a layer up
+/// (by the connection's session table), so this adapter needs no WebTransport types.
+pub trait StreamClassifier: Send + Sync + 'static {
+    /// A peer-opened stream whose header named `session`.
+    fn incoming(
+        &self,
+        session: SessionId,
+        dir: Dir,
+        send: Option<quinn::SendStream>,
+        recv: PrefixedRecv,
+    );
+}
 
 pub type StopFuture = Pin<Box<dyn Future<Output = Option<u64>> + Send + Sync>>;
 
 /// For each accepted request stream, a future that resolves with the peer's STOP_SENDING
 /// code. The request task takes its entry by stream id.
 #[derive(Default)]
-pub struct Stops(Mutex<HashMap<u64, StopFuture>>);
+pub struct Stops(Mutex<HashMap<crate::ids::StreamId, StopFuture>>);
 
 impl Stops {
-    fn put(&self, id: u64, send: &quinn::SendStream) {
+    fn put(&self, id: crate::ids::StreamId, send: &quinn::SendStream) {
         let stopped = send.stopped();
         let fut: StopFuture = Box::pin(async move {
             match stopped.await {
@@ -38,17 +67,12 @@ impl Stops {
                 _ => std::future::pending().await,
             }
         });
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, fut);
+        lock(&self.0).insert(id, fut);
     }
 
     /// Resolves with the peer's STOP_SENDING code; never resolves if there is none to watch.
-    pub fn take(&self, id: u64) -> StopFuture {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    pub fn take(&self, id: crate::ids::StreamId) -> StopFuture {
+        lock(&self.0)
             .remove(&id)
             .unwrap_or_else(|| Box::pin(std::future::pending()))
     }
@@ -381,7 +405,7 @@ pub struct QuicConn {
     datagrams: h3_quinn::Connection,
     /// With WebTransport on, peer streams are classified before h3 sees them: streams whose
     /// header names a session go to it, the rest to h3 with the bytes read so far.
-    wt: Option<Arc<WtConn>>,
+    classifier: Option<Arc<dyn StreamClassifier>>,
     is_client: bool,
     /// Streams whose first bytes are awaited, concurrently (a stream whose header is slow to
     /// arrive must not hold up the others), at most [`MAX_CLASSIFYING`] at a time.
@@ -396,19 +420,44 @@ fn acceptor_ended() -> ConnectionErrorIncoming {
     ConnectionErrorIncoming::InternalError("acceptor ended".into())
 }
 
+/// Read a stream's WebTransport header (draft-ietf-webtrans-http3-02 §4). Returns the session
+/// id for a WebTransport stream and whatever was read (past the header for WebTransport,
+/// everything for other streams, so the caller can hand it on untouched).
+async fn read_header(
+    recv: &mut quinn::RecvStream,
+    wt_type: u64,
+) -> (Option<SessionId>, Option<Bytes>) {
+    let mut buf = BytesMut::new();
+    loop {
+        match wt_wire::parse_stream_header(&buf, wt_type) {
+            StreamHeader::WebTransport { session, len } => {
+                buf.advance(len);
+                return (Some(session), (!buf.is_empty()).then(|| buf.freeze()));
+            }
+            StreamHeader::Other => break,
+            StreamHeader::Incomplete => {}
+        }
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
+            _ => break,
+        }
+    }
+    (None, (!buf.is_empty()).then(|| buf.freeze()))
+}
+
 /// Read a peer bidi stream's first bytes: a WebTransport stream goes to its session.
 async fn classify_bidi(
-    wt: Arc<WtConn>,
+    classifier: Arc<dyn StreamClassifier>,
     send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) -> Option<((quinn::SendStream, quinn::RecvStream), Option<Bytes>)> {
-    match webtransport::read_header(&mut recv, webtransport::BIDI_TYPE).await {
+    match read_header(&mut recv, wt_wire::BIDI_TYPE).await {
         (Some(session), prefix) => {
-            wt.incoming(
+            classifier.incoming(
                 session,
                 Dir::Bidi,
                 Some(send),
-                RecvHalf {
+                PrefixedRecv {
                     prefix,
                     stream: recv,
                 },
@@ -420,16 +469,16 @@ async fn classify_bidi(
 }
 
 async fn classify_uni(
-    wt: Arc<WtConn>,
+    classifier: Arc<dyn StreamClassifier>,
     mut recv: quinn::RecvStream,
 ) -> Option<(quinn::RecvStream, Option<Bytes>)> {
-    match webtransport::read_header(&mut recv, webtransport::UNI_TYPE).await {
+    match read_header(&mut recv, wt_wire::UNI_TYPE).await {
         (Some(session), prefix) => {
-            wt.incoming(
+            classifier.incoming(
                 session,
                 Dir::Uni,
                 None,
-                RecvHalf {
+                PrefixedRecv {
                     prefix,
                     stream: recv,
                 },
@@ -446,7 +495,7 @@ impl QuicConn {
         limit: u64,
         local_bidi: FrameGuard,
         stops: Option<Arc<Stops>>,
-        wt: Option<Arc<WtConn>>,
+        classifier: Option<Arc<dyn StreamClassifier>>,
         is_client: bool,
     ) -> Self {
         let bi = conn.clone();
@@ -465,7 +514,7 @@ impl QuicConn {
             conn,
             limit,
             stops,
-            wt,
+            classifier,
             is_client,
             classifying_bi: FuturesUnordered::new(),
             classifying_uni: FuturesUnordered::new(),
@@ -477,21 +526,32 @@ impl QuicConn {
         conn: quinn::Connection,
         limit: u64,
         stops: Arc<Stops>,
-        wt: Option<Arc<WtConn>>,
+        classifier: Option<Arc<dyn StreamClassifier>>,
     ) -> Self {
         Self::new(
             conn,
             limit,
             FrameGuard::passthrough(),
             Some(stops),
-            wt,
+            classifier,
             false,
         )
     }
 
     /// Client side: responses on the request streams we open are guarded.
-    pub fn client(conn: quinn::Connection, limit: u64, wt: Option<Arc<WtConn>>) -> Self {
-        Self::new(conn, limit, FrameGuard::request(limit), None, wt, true)
+    pub fn client(
+        conn: quinn::Connection,
+        limit: u64,
+        classifier: Option<Arc<dyn StreamClassifier>>,
+    ) -> Self {
+        Self::new(
+            conn,
+            limit,
+            FrameGuard::request(limit),
+            None,
+            classifier,
+            true,
+        )
     }
 }
 
@@ -503,7 +563,10 @@ impl QuicConn {
         prefix: Option<Bytes>,
     ) -> BidiStream<B> {
         if let Some(stops) = &self.stops {
-            stops.put(u64::from(VarInt::from(send.id())), &send);
+            stops.put(
+                crate::ids::StreamId(u64::from(VarInt::from(send.id()))),
+                &send,
+            );
         }
         BidiStream::new(send, recv, FrameGuard::request(self.limit), prefix)
     }
@@ -546,10 +609,10 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(conn_error(e))),
                     Poll::Ready(None) => return Poll::Ready(Err(acceptor_ended())),
                 };
-                match &self.wt {
-                    Some(wt) => self
+                match &self.classifier {
+                    Some(c) => self
                         .classifying_uni
-                        .push(Box::pin(classify_uni(wt.clone(), stream))),
+                        .push(Box::pin(classify_uni(c.clone(), stream))),
                     None => {
                         return Poll::Ready(Ok(RecvStream {
                             stream,
@@ -586,14 +649,14 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(conn_error(e))),
                     Poll::Ready(None) => return Poll::Ready(Err(acceptor_ended())),
                 };
-                match &self.wt {
+                match &self.classifier {
                     // A client has no use for server-opened bidi streams other than
                     // WebTransport ones: classify each on its own task, hand none to h3.
-                    Some(wt) if self.is_client => {
-                        let wt = wt.clone();
+                    Some(c) if self.is_client => {
+                        let c = c.clone();
                         tokio::spawn(async move {
                             if let Some(((mut send, mut recv), _)) =
-                                classify_bidi(wt, send, recv).await
+                                classify_bidi(c, send, recv).await
                             {
                                 let code =
                                     varint(h3::error::Code::H3_STREAM_CREATION_ERROR.value());
@@ -602,9 +665,9 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                             }
                         });
                     }
-                    Some(wt) => {
+                    Some(c) => {
                         self.classifying_bi
-                            .push(Box::pin(classify_bidi(wt.clone(), send, recv)))
+                            .push(Box::pin(classify_bidi(c.clone(), send, recv)))
                     }
                     None => return Poll::Ready(Ok(self.request_stream(send, recv, None))),
                 }

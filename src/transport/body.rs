@@ -13,6 +13,7 @@ use h3::server::RequestStream as ServerStream;
 use http::HeaderMap;
 
 use crate::error::H3Error;
+use crate::proto::headers::flat_headers;
 
 /// Most a single pull hands to JS.
 pub const PULL_BYTES: usize = 512 * 1024;
@@ -37,15 +38,6 @@ pub fn append(dst: &mut Vec<u8>, mut src: impl Buf) {
         let n = c.len();
         src.advance(n);
     }
-}
-
-pub fn flat_headers(map: &HeaderMap) -> Vec<String> {
-    let mut flat = Vec::with_capacity(map.len() * 2);
-    for (k, v) in map.iter() {
-        flat.push(k.as_str().to_owned());
-        flat.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
-    }
-    flat
 }
 
 /// The two h3 stream types we read bodies from (server request, client response) expose the
