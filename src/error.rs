@@ -2,6 +2,8 @@
 
 use std::io;
 
+use crate::ids::RequestId;
+
 #[derive(Debug, thiserror::Error)]
 pub enum H3Error {
     #[error("invalid option: {0}")]
@@ -15,7 +17,7 @@ pub enum H3Error {
     #[error("server is not running")]
     NotRunning,
     #[error("unknown or finished request {0}")]
-    UnknownRequest(u64),
+    UnknownRequest(RequestId),
     #[error("invalid response: {0}")]
     InvalidResponse(String),
     #[error("stream closed by peer")]

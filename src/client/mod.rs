@@ -93,8 +93,8 @@ impl Client {
         let h = handles
             .get(&id)
             .and_then(|h| h.body.as_ref())
-            .ok_or(H3Error::UnknownRequest(id.0))?;
-        h.send(tx).map_err(|_| H3Error::UnknownRequest(id.0))?;
+            .ok_or(H3Error::UnknownRequest(id))?;
+        h.send(tx).map_err(|_| H3Error::UnknownRequest(id))?;
         Ok(rx)
     }
 
@@ -103,8 +103,8 @@ impl Client {
         let h = handles
             .get(&id)
             .and_then(|h| h.upload.as_ref())
-            .ok_or(H3Error::UnknownRequest(id.0))?;
-        h.send(cmd).map_err(|_| H3Error::UnknownRequest(id.0))
+            .ok_or(H3Error::UnknownRequest(id))?;
+        h.send(cmd).map_err(|_| H3Error::UnknownRequest(id))
     }
 
     /// Abort a request (any stage): its streams are reset, pending pulls fail.

@@ -163,7 +163,7 @@ impl NativeClient {
     pub async fn head(&self, id: i64) -> Result<NativeResponseHead> {
         let rx = lock(&self.heads)
             .remove(&id)
-            .ok_or_else(|| to_js(H3Error::UnknownRequest(id as u64)))?;
+            .ok_or_else(|| to_js(H3Error::UnknownRequest(request_id(id))))?;
         match rx.await {
             Ok(Ok(h)) => {
                 let (body, trailers) = match h.complete {

@@ -208,7 +208,7 @@ impl NativeServer {
             Ok(BodyEvent::Chunk(pieces)) => Ok(Either::A(JsBytes(pieces))),
             Ok(BodyEvent::End(trailers)) => Ok(Either::B(trailers)),
             Ok(BodyEvent::Error(e)) => Err(to_js(e)),
-            Err(_) => Err(to_js(H3Error::UnknownRequest(id as u64))),
+            Err(_) => Err(to_js(H3Error::UnknownRequest(request_id(id)))),
         }
     }
 

@@ -191,8 +191,8 @@ impl ServerState {
     /// Send a command from JS to the task that owns request `id`.
     pub fn command(&self, id: RequestId, cmd: ResponseCmd) -> Result<()> {
         let pending = self.lock_pending();
-        let p = pending.get(&id).ok_or(H3Error::UnknownRequest(id.0))?;
-        p.tx.send(cmd).map_err(|_| H3Error::UnknownRequest(id.0))
+        let p = pending.get(&id).ok_or(H3Error::UnknownRequest(id))?;
+        p.tx.send(cmd).map_err(|_| H3Error::UnknownRequest(id))
     }
 
     /// Ask for the next chunk of a streaming request body.
@@ -202,8 +202,8 @@ impl ServerState {
         let body = pending
             .get(&id)
             .and_then(|p| p.body.as_ref())
-            .ok_or(H3Error::UnknownRequest(id.0))?;
-        body.send(tx).map_err(|_| H3Error::UnknownRequest(id.0))?;
+            .ok_or(H3Error::UnknownRequest(id))?;
+        body.send(tx).map_err(|_| H3Error::UnknownRequest(id))?;
         Ok(rx)
     }
 

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use crate::error::{H3Error, Result};
 use crate::ids::SessionHandle;
 use crate::proto::wt_wire::from_http_code;
-use crate::transport::body::PULL_BYTES;
+use crate::transport::body::{gather, PULL_BYTES};
 use crate::transport::quic::PrefixedRecv;
 
 /// Most bytes one read hands to JS.
@@ -142,28 +142,18 @@ pub(super) fn quic_code(v: u64) -> quinn::VarInt {
     quinn::VarInt::from_u64(v).unwrap_or(quinn::VarInt::MAX)
 }
 
-/// Read the next piece: waits for data, then takes whatever else already arrived (QUIC hands
-/// out about a packet per chunk), so JS sees few large chunks rather than many small ones.
+/// Read the next piece: waits for data, then [`gather`]s whatever else already arrived.
 pub(super) async fn read_gathered(r: &mut PrefixedRecv) -> Result<ReadOutcome> {
     if let Some(p) = r.prefix.take() {
         return Ok(ReadOutcome::Data(vec![p]));
     }
     match r.stream.read_chunk(READ_BYTES, true).await {
-        Ok(Some(c)) => {
-            let mut len = c.bytes.len();
-            let mut pieces = vec![c.bytes];
-            while len < READ_BYTES {
-                match r.stream.read_chunk(READ_BYTES - len, true).now_or_never() {
-                    Some(Ok(Some(c))) => {
-                        len += c.bytes.len();
-                        pieces.push(c.bytes);
-                    }
-                    // End, reset or nothing ready: the next read sees it.
-                    _ => break,
-                }
+        Ok(Some(c)) => Ok(ReadOutcome::Data(gather(c.bytes, |room| {
+            match r.stream.read_chunk(room, true).now_or_never() {
+                Some(Ok(Some(c))) => Some(c.bytes),
+                _ => None,
             }
-            Ok(ReadOutcome::Data(pieces))
-        }
+        }))),
         Ok(None) => Ok(ReadOutcome::End),
         Err(quinn::ReadError::Reset(code)) => {
             Ok(ReadOutcome::Reset(from_http_code(code.into_inner())))
