@@ -10,7 +10,8 @@ use bytes::Bytes;
 use super::Client;
 use crate::error::{H3Error, Result};
 use crate::sync::lock;
-use crate::transport::quic::{Opener, QuicConn, StreamClassifier};
+use crate::transport::classify::StreamClassifier;
+use crate::transport::quic::{Opener, QuicConn};
 use crate::transport::transport_config::{self, TransportParams};
 use crate::webtransport::ConnSessions;
 

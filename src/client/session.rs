@@ -22,6 +22,22 @@ pub struct SessionOpen {
     pub headers: Vec<String>,
 }
 
+/// The extended CONNECT that opens a session (RFC 9220 §3; draft-ietf-webtrans-http3-02 §3.2
+/// asks for the draft02 header).
+fn connect_request(uri: http::Uri, headers: &[(String, String)]) -> Result<http::Request<()>> {
+    let mut req = http::Request::new(());
+    *req.method_mut() = http::Method::CONNECT;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = header_map(headers).map_err(|e| H3Error::InvalidArg(e.to_string()))?;
+    req.headers_mut().insert(
+        "sec-webtransport-http3-draft02",
+        http::HeaderValue::from_static("1"),
+    );
+    req.extensions_mut()
+        .insert(h3::ext::Protocol::WEB_TRANSPORT);
+    Ok(req)
+}
+
 impl Client {
     /// Open a WebTransport session (extended CONNECT) to `uri`. Resolves once the server
     /// answered: with the session when it accepted (2xx), else with its status.
@@ -33,17 +49,7 @@ impl Client {
         let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
         let origin = self.origin(&uri).await?;
         let (mut send_request, sessions) = (origin.send.clone(), origin.sessions.clone());
-        let mut req = http::Request::new(());
-        *req.method_mut() = http::Method::CONNECT;
-        *req.uri_mut() = uri;
-        *req.headers_mut() =
-            header_map(&headers).map_err(|e| H3Error::InvalidArg(e.to_string()))?;
-        req.headers_mut().insert(
-            "sec-webtransport-http3-draft02",
-            http::HeaderValue::from_static("1"),
-        );
-        req.extensions_mut()
-            .insert(h3::ext::Protocol::WEB_TRANSPORT);
+        let req = connect_request(uri, &headers)?;
         let mut stream = send_request
             .send_request(req)
             .await

@@ -335,6 +335,64 @@ impl NativeServer {
     }
 }
 
+/// The server's certificate: the given PEM pair, or a fresh self-signed one (`true`).
+fn identity(
+    cert: Option<Either<String, Buffer>>,
+    key: Option<Either<String, Buffer>>,
+    hostname: Option<String>,
+) -> std::result::Result<(Identity, bool), H3Error> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok((Identity::from_pem(&pem(c), &pem(k))?, false)),
+        (None, None) => {
+            let names: Vec<String> = hostname.into_iter().collect();
+            Ok((Identity::self_signed(&names)?, true))
+        }
+        _ => Err(H3Error::Tls(
+            "tls needs both cert and key (or omit tls for a self-signed certificate)".into(),
+        )),
+    }
+}
+
+impl JsDispatcher {
+    /// Threadsafe functions over the JS callbacks; each drains its batch when it runs.
+    fn new(
+        on_request: Function<'_, Vec<Cell>, ()>,
+        on_abort: Function<'_, i64, ()>,
+        on_datagram: Option<Function<'_, Vec<Cell>, ()>>,
+    ) -> Result<Self> {
+        let requests = Arc::new(Batch::default());
+        let drain = requests.clone();
+        let on_batch: BatchTsfn = on_request
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |_| Ok(request_cells(drain.take())))?;
+        let datagrams = Arc::new(Batch::default());
+        let drain = datagrams.clone();
+        let on_datagrams: Option<BatchTsfn> = match on_datagram {
+            Some(f) => Some(
+                f.build_threadsafe_function::<()>()
+                    .weak::<true>()
+                    .callee_handled::<false>()
+                    .build_callback(move |_| Ok(datagram_cells(drain.take())))?,
+            ),
+            None => None,
+        };
+        let on_abort: AbortTsfn = on_abort
+            .build_threadsafe_function::<i64>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build()?;
+        Ok(JsDispatcher {
+            requests,
+            on_batch,
+            on_abort,
+            datagrams,
+            on_datagrams,
+        })
+    }
+}
+
 /// Create and bind a server. `on_request(batch)` gets a flat array, the cells named by
 /// `requestBatchFields()` per request; `on_datagram(batch)` the cells named by
 /// `datagramBatchFields()` per datagram; `on_abort(id)` the id of a request the peer gave up
@@ -351,53 +409,14 @@ pub fn create_native_server(
     let mut config =
         ServerConfig::build(&raw, table.any_datagram(), table.any_webtransport()).map_err(to_js)?;
     config.quic_datagram_handler = options.quic_datagram.unwrap_or(false);
-    let (identity, generated) = match (options.cert, options.key) {
-        (Some(c), Some(k)) => (Identity::from_pem(&pem(c), &pem(k)).map_err(to_js)?, false),
-        (None, None) => {
-            let names: Vec<String> = options.hostname.into_iter().collect();
-            (Identity::self_signed(&names).map_err(to_js)?, true)
-        }
-        _ => {
-            return Err(to_js(H3Error::Tls(
-                "tls needs both cert and key (or omit tls for a self-signed certificate)".into(),
-            )))
-        }
-    };
-    let requests = Arc::new(Batch::default());
-    let drain = requests.clone();
-    let on_batch: BatchTsfn = on_request
-        .build_threadsafe_function::<()>()
-        .weak::<true>()
-        .callee_handled::<false>()
-        .build_callback(move |_| Ok(request_cells(drain.take())))?;
-    let datagrams = Arc::new(Batch::default());
-    let drain = datagrams.clone();
-    let on_datagrams: Option<BatchTsfn> = match on_datagram {
-        Some(f) => Some(
-            f.build_threadsafe_function::<()>()
-                .weak::<true>()
-                .callee_handled::<false>()
-                .build_callback(move |_| Ok(datagram_cells(drain.take())))?,
-        ),
-        None => None,
-    };
-    let on_abort: AbortTsfn = on_abort
-        .build_threadsafe_function::<i64>()
-        .weak::<true>()
-        .callee_handled::<false>()
-        .build()?;
+    let (identity, generated) =
+        identity(options.cert, options.key, options.hostname).map_err(to_js)?;
+    let dispatcher = Box::new(JsDispatcher::new(on_request, on_abort, on_datagram)?);
     let routes = ActiveRoutes {
         table,
         generation: 1,
         has_fallback: options.has_fallback,
     };
-    let dispatcher = Box::new(JsDispatcher {
-        requests,
-        on_batch,
-        on_abort,
-        datagrams,
-        on_datagrams,
-    });
     let server = napi::bindgen_prelude::within_runtime_if_available(|| {
         Server::start(config, &identity, routes, dispatcher)
     })

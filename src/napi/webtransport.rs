@@ -9,7 +9,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::convert::{session_handle, stream_handle, to_js, JsBytes};
-use crate::transport::quic::Dir;
+use crate::transport::classify::Dir;
 use crate::webtransport::{HandleTable, ReadOutcome, WriteOutcome};
 
 /// How a session ended.

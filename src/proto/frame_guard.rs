@@ -73,7 +73,8 @@ impl FrameGuard {
         }
     }
 
-    /// Feed the next bytes of the stream.
+    /// Feed the next bytes of the stream. One function for the whole state machine: each arm
+    /// is a state, and splitting them would only pass `data` and `self` around.
     pub fn observe(&mut self, mut data: &[u8]) -> Result<(), Violation> {
         while !data.is_empty() {
             match self.state {

@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 
 use crate::ids::ConnectionId;
 use crate::transport::datagram::DatagramRoutes;
-use crate::transport::quic::Stops;
+use crate::transport::stops::Stops;
 use crate::webtransport::ConnSessions;
 
 /// Per-connection context shared with its request tasks.

@@ -16,8 +16,9 @@ use super::state::{wait_state, RunState, ServerState};
 use super::{datagrams, request};
 use crate::proto::headers::H3_NO_ERROR;
 use crate::stats::GaugeGuard;
+use crate::transport::classify::StreamClassifier;
 use crate::transport::datagram::DatagramRoutes;
-use crate::transport::quic::{QuicConn, StreamClassifier};
+use crate::transport::quic::QuicConn;
 use crate::webtransport::ConnSessions;
 
 /// Which request streams a draining connection still serves. h3 counts its GOAWAY from the
@@ -94,6 +95,8 @@ pub async fn serve(incoming: quinn::Incoming, server: Arc<ServerState>) {
     server.conn_ended.notify_waiters();
 }
 
+/// The h3 connection from handshake to close. Kept whole: one `select!` over accept, drain
+/// and idle, whose state (draining, GOAWAY) the arms share.
 async fn drive(server: &Arc<ServerState>, ctx: &Arc<ConnCtx>) {
     let cfg = &server.config;
     let mut builder = h3::server::builder();

@@ -15,13 +15,15 @@ use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
 use super::router::{BodyMode, RouteSpec};
 use super::session;
 use super::state::{ActiveRoutes, PendingRequest, RequestHead, RequestKind, ServerState};
+use crate::config::ServerConfig;
 use crate::error::H3Error;
 use crate::ids::StreamId;
 use crate::proto::headers::{authority, flat_headers, path_and_query};
 use crate::stats::GaugeGuard;
 use crate::transport::body::{self, append, BodyEvent, BodyPull};
 use crate::transport::datagram::DatagramRoutes;
-use crate::transport::quic::{QuicConn, RecvStream, StopFuture};
+use crate::transport::quic::{QuicConn, RecvStream};
+use crate::transport::stops::StopFuture;
 
 type Resolver = RequestResolver<QuicConn, Bytes>;
 
@@ -86,16 +88,8 @@ async fn serve_request(
     }
 
     let streaming = route.is_some_and(|r| r.mode == BodyMode::Streaming);
-    let limit = if streaming {
-        server.config.streaming_body_limit
-    } else {
-        Some(server.config.max_request_body)
-    };
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let limit = body_limit(&server.config, streaming);
+    let declared = declared_length(&parts);
     if declared.is_some_and(|n| limit.is_some_and(|l| n > l)) {
         stats.requests_rejected.fetch_add(1, Relaxed);
         return reject_too_large(&mut stream, head_only).await;
@@ -145,6 +139,24 @@ async fn serve_request(
         stopped,
     )
     .await;
+}
+
+/// maxRequestBodySize; streaming routes are only limited when the user set it.
+fn body_limit(config: &ServerConfig, streaming: bool) -> Option<u64> {
+    if streaming {
+        config.streaming_body_limit
+    } else {
+        Some(config.max_request_body)
+    }
+}
+
+/// The request's content-length, when it gave a valid one.
+fn declared_length(parts: &http::request::Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Static routes and unmatched requests without a fallback are answered here; true when the

@@ -12,7 +12,7 @@ use super::state::ServerState;
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
 use crate::proto::headers::{build_head, header_map};
-use crate::transport::quic::StopFuture;
+use crate::transport::stops::StopFuture;
 
 /// What the responder does after a command.
 enum Step {

@@ -12,7 +12,7 @@ use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
 use super::state::{wait_state, PendingRequest, RequestHead, RequestKind, RunState, ServerState};
 use crate::ids::{RequestId, SessionHandle, SessionId, StreamId};
 use crate::proto::headers::{authority, build_head, flat_headers, path_and_query};
-use crate::transport::quic::StopFuture;
+use crate::transport::stops::StopFuture;
 use crate::webtransport::{run_session, CloseInfo, CloseRequest, ConnSessions, Session};
 
 /// JS could not be reached with the session request.
@@ -53,53 +53,31 @@ pub(super) async fn serve(
         stream_id,
     };
     drop(routes);
-    let answer = match offer(server, ctx, head, stopped).await {
-        Ok(answer) => answer,
-        Err(Unreachable) => {
-            sessions.end_session(&session, CloseInfo::ended(false));
-            sessions.handles.release(SessionHandle::from(id));
-            send_plain(&mut stream, 503, "Service Unavailable", false).await;
-            return;
-        }
+    let offered = Offered {
+        server,
+        sessions: &sessions,
+        session,
+        id,
     };
-    match answer {
-        Some(ResponseCmd::Head {
+    match offer(server, ctx, head, stopped).await {
+        Err(Unreachable) => offered.unreachable(stream).await,
+        Ok(Some(ResponseCmd::Head {
             status,
             headers,
             end: false,
             ..
-        }) if (200..300).contains(&status) => {
-            let accepted = Accepted {
-                server,
-                sessions: &sessions,
-                session,
-                id,
-            };
-            accepted.run(stream, status, headers, close_rx).await;
+        })) if (200..300).contains(&status) => {
+            offered.accept(stream, status, headers, close_rx).await
         }
         // Rejected (any other status, or a body).
-        Some(ResponseCmd::Head {
+        Ok(Some(ResponseCmd::Head {
             status,
             headers,
             body,
             ..
-        }) => {
-            sessions.end_session(&session, CloseInfo::ended(false));
-            // A 2xx with a body is no acceptance: the handler failed to answer properly.
-            let status = if (200..300).contains(&status) {
-                500
-            } else {
-                status
-            };
-            let body = body.unwrap_or_default();
-            let _ = send_full(&mut stream, status, &headers, body, false).await;
-        }
+        })) => offered.reject(stream, status, &headers, body).await,
         // The peer went away or cancelled, or JS sent something other than a head.
-        _ => {
-            sessions.end_session(&session, CloseInfo::ended(false));
-            stream.stop_stream(Code::H3_REQUEST_CANCELLED);
-            server.dispatcher.abort(id);
-        }
+        Ok(_) => offered.cancel(stream),
     }
 }
 
@@ -133,17 +111,59 @@ async fn offer(
     })
 }
 
-/// A session JS accepted.
-struct Accepted<'a> {
+/// A session offered to JS, and what each of its answers does.
+struct Offered<'a> {
     server: &'a ServerState,
     sessions: &'a ConnSessions,
     session: Arc<Session>,
     id: RequestId,
 }
 
-impl Accepted<'_> {
+impl Offered<'_> {
+    fn end(&self) {
+        self.sessions
+            .end_session(&self.session, CloseInfo::ended(false));
+    }
+
+    /// JS could not be told: 503, and forget the session (JS never saw its handle).
+    async fn unreachable(self, mut stream: H3Stream) {
+        self.end();
+        self.sessions.handles.release(SessionHandle::from(self.id));
+        send_plain(&mut stream, 503, "Service Unavailable", false).await;
+    }
+
+    async fn reject(
+        self,
+        mut stream: H3Stream,
+        status: u16,
+        headers: &[(String, String)],
+        body: Option<bytes::Bytes>,
+    ) {
+        self.end();
+        // A 2xx with a body is no acceptance: the handler failed to answer properly.
+        let status = if (200..300).contains(&status) {
+            500
+        } else {
+            status
+        };
+        let _ = send_full(
+            &mut stream,
+            status,
+            headers,
+            body.unwrap_or_default(),
+            false,
+        )
+        .await;
+    }
+
+    fn cancel(self, mut stream: H3Stream) {
+        self.end();
+        stream.stop_stream(Code::H3_REQUEST_CANCELLED);
+        self.server.dispatcher.abort(self.id);
+    }
+
     /// Send the 2xx head, then drive the session until it ends.
-    async fn run(
+    async fn accept(
         self,
         mut stream: H3Stream,
         status: u16,
@@ -157,8 +177,7 @@ impl Accepted<'_> {
             Err(_) => false,
         };
         if !sent {
-            self.sessions
-                .end_session(&self.session, CloseInfo::ended(false));
+            self.end();
             self.server.dispatcher.abort(self.id);
             return;
         }

@@ -2,6 +2,8 @@
 //! bodies, and the per-connection datagram reader.
 
 pub mod body;
+pub mod classify;
 pub mod datagram;
 pub mod quic;
+pub mod stops;
 pub mod transport_config;

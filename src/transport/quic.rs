@@ -6,77 +6,20 @@
 //! so nothing else would notice), through [`Stops`]; and no call here can panic (h3-quinn's
 //! `stop_sending`/`recv_id` unwrap while a read is in flight).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures_util::stream::{self, BoxStream, FuturesUnordered, StreamExt};
 use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, WriteBuf};
 use h3_datagram::quic_traits::DatagramConnectionExt;
 use quinn::VarInt;
 
-use crate::ids::SessionId;
+use super::classify::{classify_bidi, classify_uni, StreamClassifier};
+use super::stops::Stops;
 use crate::proto::frame_guard::{FrameGuard, H3_EXCESSIVE_LOAD};
-use crate::proto::wt_wire::{self, StreamHeader};
-use crate::sync::lock;
-
-/// Which kind of stream JS asked for or is handed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
-    Bidi,
-    Uni,
-}
-
-/// Receiving half of a peer stream whose first bytes were read while classifying it: those
-/// bytes (past the WebTransport header) come first.
-pub struct PrefixedRecv {
-    pub prefix: Option<Bytes>,
-    pub stream: quinn::RecvStream,
-}
-
-/// Takes the peer streams whose header names a WebTransport session. Implemented a layer up
-/// (by the connection's session table), so this adapter needs no WebTransport types.
-pub trait StreamClassifier: Send + Sync + 'static {
-    /// A peer-opened stream whose header named `session`.
-    fn incoming(
-        &self,
-        session: SessionId,
-        dir: Dir,
-        send: Option<quinn::SendStream>,
-        recv: PrefixedRecv,
-    );
-}
-
-pub type StopFuture = Pin<Box<dyn Future<Output = Option<u64>> + Send + Sync>>;
-
-/// For each accepted request stream, a future that resolves with the peer's STOP_SENDING
-/// code. The request task takes its entry by stream id.
-#[derive(Default)]
-pub struct Stops(Mutex<HashMap<crate::ids::StreamId, StopFuture>>);
-
-impl Stops {
-    fn put(&self, id: crate::ids::StreamId, send: &quinn::SendStream) {
-        let stopped = send.stopped();
-        let fut: StopFuture = Box::pin(async move {
-            match stopped.await {
-                Ok(Some(code)) => Some(code.into_inner()),
-                // Finished and acknowledged, or the connection went: not a peer cancel.
-                _ => std::future::pending().await,
-            }
-        });
-        lock(&self.0).insert(id, fut);
-    }
-
-    /// Resolves with the peer's STOP_SENDING code; never resolves if there is none to watch.
-    pub fn take(&self, id: crate::ids::StreamId) -> StopFuture {
-        lock(&self.0)
-            .remove(&id)
-            .unwrap_or_else(|| Box::pin(std::future::pending()))
-    }
-}
 
 fn conn_error(e: quinn::ConnectionError) -> ConnectionErrorIncoming {
     match e {
@@ -418,75 +361,6 @@ const MAX_CLASSIFYING: usize = 64;
 
 fn acceptor_ended() -> ConnectionErrorIncoming {
     ConnectionErrorIncoming::InternalError("acceptor ended".into())
-}
-
-/// Read a stream's WebTransport header (draft-ietf-webtrans-http3-02 §4). Returns the session
-/// id for a WebTransport stream and whatever was read (past the header for WebTransport,
-/// everything for other streams, so the caller can hand it on untouched).
-async fn read_header(
-    recv: &mut quinn::RecvStream,
-    wt_type: u64,
-) -> (Option<SessionId>, Option<Bytes>) {
-    let mut buf = BytesMut::new();
-    loop {
-        match wt_wire::parse_stream_header(&buf, wt_type) {
-            StreamHeader::WebTransport { session, len } => {
-                buf.advance(len);
-                return (Some(session), (!buf.is_empty()).then(|| buf.freeze()));
-            }
-            StreamHeader::Other => break,
-            StreamHeader::Incomplete => {}
-        }
-        match recv.read_chunk(64 * 1024, true).await {
-            Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
-            _ => break,
-        }
-    }
-    (None, (!buf.is_empty()).then(|| buf.freeze()))
-}
-
-/// Read a peer bidi stream's first bytes: a WebTransport stream goes to its session.
-async fn classify_bidi(
-    classifier: Arc<dyn StreamClassifier>,
-    send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) -> Option<((quinn::SendStream, quinn::RecvStream), Option<Bytes>)> {
-    match read_header(&mut recv, wt_wire::BIDI_TYPE).await {
-        (Some(session), prefix) => {
-            classifier.incoming(
-                session,
-                Dir::Bidi,
-                Some(send),
-                PrefixedRecv {
-                    prefix,
-                    stream: recv,
-                },
-            );
-            None
-        }
-        (None, read) => Some(((send, recv), read)),
-    }
-}
-
-async fn classify_uni(
-    classifier: Arc<dyn StreamClassifier>,
-    mut recv: quinn::RecvStream,
-) -> Option<(quinn::RecvStream, Option<Bytes>)> {
-    match read_header(&mut recv, wt_wire::UNI_TYPE).await {
-        (Some(session), prefix) => {
-            classifier.incoming(
-                session,
-                Dir::Uni,
-                None,
-                PrefixedRecv {
-                    prefix,
-                    stream: recv,
-                },
-            );
-            None
-        }
-        (None, read) => Some((recv, read)),
-    }
 }
 
 impl QuicConn {

@@ -12,8 +12,8 @@ use super::stream::quic_code;
 use crate::ids::{SessionHandle, SessionId, StreamId};
 use crate::proto::wt_wire::BUFFERED_STREAM_REJECTED;
 use crate::sync::lock;
+use crate::transport::classify::{Dir, PrefixedRecv, StreamClassifier};
 use crate::transport::datagram::DatagramRoutes;
-use crate::transport::quic::{Dir, PrefixedRecv, StreamClassifier};
 
 /// The sessions of one QUIC connection, by session id.
 pub struct ConnSessions {

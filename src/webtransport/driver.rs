@@ -63,7 +63,8 @@ fn apply_capsules(session: &Session, capsules: Vec<Capsule>) -> CapsuleOutcome {
 
 /// Drive an established session's CONNECT stream until the session ends: read capsules from
 /// the peer, send ours when JS closes, follow `drain` (server going away), and settle
-/// everything at the end. `send` and `recv` are the two halves of the CONNECT stream.
+/// everything at the end. `send` and `recv` are the two halves of the CONNECT stream. Kept
+/// whole: it is one `select!` over the session's four event sources.
 pub async fn run_session<W, R>(
     conn: &ConnSessions,
     session: &Arc<Session>,

@@ -15,8 +15,8 @@ use crate::ids::{SessionHandle, StreamHandle, StreamId};
 use crate::proto::wt_wire::{self, to_http_code, BUFFERED_STREAM_REJECTED, SESSION_GONE};
 use crate::stats::Stats;
 use crate::sync::lock;
+use crate::transport::classify::{Dir, PrefixedRecv};
 use crate::transport::datagram;
-use crate::transport::quic::{Dir, PrefixedRecv};
 
 /// Sessions and streams of one server or client, by handle.
 pub struct HandleTable {

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ids::{SessionHandle, SessionId, StreamHandle};
 use crate::sync::lock;
+use crate::transport::classify::Dir;
 use crate::transport::datagram::DatagramSink;
-use crate::transport::quic::Dir;
 
 /// Incoming streams waiting for JS per session (per direction); beyond this they are refused.
 pub const MAX_PENDING_STREAMS: usize = 256;

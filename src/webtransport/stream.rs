@@ -12,7 +12,7 @@ use crate::error::{H3Error, Result};
 use crate::ids::SessionHandle;
 use crate::proto::wt_wire::from_http_code;
 use crate::transport::body::{gather, PULL_BYTES};
-use crate::transport::quic::PrefixedRecv;
+use crate::transport::classify::PrefixedRecv;
 
 /// Most bytes one read hands to JS.
 const READ_BYTES: usize = PULL_BYTES;
