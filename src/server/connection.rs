@@ -162,3 +162,29 @@ async fn drive(server: &Arc<ServerState>, ctx: &Arc<ConnCtx>) {
     let _ = tokio::time::timeout(grace, ctx.quic.closed()).await;
     ctx.quic.close(H3_NO_ERROR, b"");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goaway_names_the_stream_after_the_highest_accepted() {
+        let mut g = Goaway::default();
+        assert!(g.accept(0));
+        assert!(g.accept(8));
+        // Classified out of order: 4 came last, 8 is the highest.
+        assert!(g.accept(4));
+        // h3 counts from stream 4: one more to reach 8, then the first refused.
+        assert_eq!(g.start(), 2);
+        assert_eq!(g.sent, Some(12));
+        assert!(!g.accept(12));
+        assert!(g.accept(8));
+    }
+
+    #[test]
+    fn goaway_before_any_request_refuses_all() {
+        let mut g = Goaway::default();
+        assert_eq!(g.start(), 1);
+        assert!(!g.accept(0));
+    }
+}

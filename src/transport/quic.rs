@@ -283,6 +283,19 @@ impl Clone for Opener {
     }
 }
 
+/// Poll the stream opening in `slot`, starting one with `start` if none is under way; the slot
+/// is emptied once it resolves.
+fn poll_opening<T>(
+    slot: &mut Option<Opening<T>>,
+    cx: &mut Context<'_>,
+    start: impl FnOnce() -> Opening<T>,
+) -> Poll<Result<T, StreamErrorIncoming>> {
+    let fut = slot.get_or_insert_with(start);
+    let res = ready!(fut.as_mut().poll(cx));
+    *slot = None;
+    Poll::Ready(res.map_err(stream_conn_error))
+}
+
 impl<B: Buf> quic::OpenStreams<B> for Opener {
     type BidiStream = BidiStream<B>;
     type SendStream = SendStream<B>;
@@ -292,13 +305,10 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
         cx: &mut Context<'_>,
     ) -> Poll<Result<BidiStream<B>, StreamErrorIncoming>> {
         let conn = &self.conn;
-        let fut = self.opening_bi.get_or_insert_with(|| {
+        let (send, recv) = ready!(poll_opening(&mut self.opening_bi, cx, || {
             let c = conn.clone();
             Box::pin(async move { c.open_bi().await })
-        });
-        let res = ready!(fut.as_mut().poll(cx));
-        self.opening_bi = None;
-        let (send, recv) = res.map_err(stream_conn_error)?;
+        }))?;
         Poll::Ready(Ok(BidiStream::new(
             send,
             recv,
@@ -312,13 +322,10 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
         cx: &mut Context<'_>,
     ) -> Poll<Result<SendStream<B>, StreamErrorIncoming>> {
         let conn = &self.conn;
-        let fut = self.opening_uni.get_or_insert_with(|| {
+        let stream = ready!(poll_opening(&mut self.opening_uni, cx, || {
             let c = conn.clone();
             Box::pin(async move { c.open_uni().await })
-        });
-        let res = ready!(fut.as_mut().poll(cx));
-        self.opening_uni = None;
-        let stream = res.map_err(stream_conn_error)?;
+        }))?;
         Poll::Ready(Ok(SendStream {
             stream,
             writing: None,
