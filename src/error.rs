@@ -2,6 +2,8 @@
 
 use std::io;
 
+use crate::ids::RequestId;
+
 #[derive(Debug, thiserror::Error)]
 pub enum H3Error {
     #[error("invalid option: {0}")]
@@ -15,7 +17,7 @@ pub enum H3Error {
     #[error("server is not running")]
     NotRunning,
     #[error("unknown or finished request {0}")]
-    UnknownRequest(u64),
+    UnknownRequest(RequestId),
     #[error("invalid response: {0}")]
     InvalidResponse(String),
     #[error("stream closed by peer")]
@@ -40,6 +42,12 @@ pub enum H3Error {
     SessionClosed,
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// The JS runtime could not give us a Buffer.
+    #[error("could not allocate a Buffer")]
+    BufferAlloc,
+    /// A task of ours failed (panicked or was cancelled) while JS waited on it.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl H3Error {
@@ -63,9 +71,25 @@ impl H3Error {
             H3Error::Connect(..) => "ERR_H3_CONNECT",
             H3Error::TlsHandshake(..) => "ERR_H3_TLS",
             H3Error::SessionClosed => "ERR_H3_SESSION_CLOSED",
-            H3Error::Io(_) => "ERR_H3_IO",
+            H3Error::Io(_) | H3Error::BufferAlloc => "ERR_H3_IO",
+            H3Error::Internal(_) => "ERR_H3_INTERNAL",
         }
     }
 }
 
 pub type Result<T> = std::result::Result<T, H3Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_and_io_codes() {
+        assert_eq!(H3Error::Internal("x".into()).code(), "ERR_H3_INTERNAL");
+        assert_eq!(H3Error::BufferAlloc.code(), "ERR_H3_IO");
+        assert_eq!(
+            H3Error::BufferAlloc.to_string(),
+            "could not allocate a Buffer"
+        );
+    }
+}

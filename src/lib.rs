@@ -1,30 +1,38 @@
 //! napi-h3: HTTP/3 for Node.js and Bun. quinn + h3 on one tokio runtime, bridged by napi-rs.
+//!
+//! Layers, each using only those below it (no import cycles):
+//!
+//! ```text
+//! napi/                      the only module with napi types: JS in, JS out
+//! server/   client/          roles: the tasks that serve and connect
+//! webtransport/              sessions, streams, their handle table, the CONNECT driver
+//! transport/                 h3's QUIC traits on quinn, pulled bodies, datagram demux
+//! proto/  config  tls        wire formats, validated settings, certificates
+//! ids  stats  error  sync    leaves
+//! ```
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod body;
 pub mod client;
 pub mod config;
-pub mod connection;
-pub mod datagram;
 pub mod error;
-pub mod guard;
-pub mod quic;
-pub mod request;
-pub mod response;
-pub mod router;
+pub mod ids;
+// Named `js` in code because a module named `napi` would shadow the napi crate inside the
+// napi-derive macro expansions; the files live in src/napi/.
+#[path = "napi/mod.rs"]
+mod js;
+pub mod proto;
 pub mod server;
 pub mod stats;
+mod sync;
 pub mod tls;
+pub mod transport;
 pub mod webtransport;
 
-mod napi_client;
-mod napi_server;
-mod napi_wt;
-
 pub use error::H3Error;
-pub use napi_client::{create_native_client, NativeClient};
-pub use napi_server::{create_native_server, NativeServer};
-pub use napi_wt::NativeWt;
+pub use js::batch::{datagram_batch_fields, request_batch_fields};
+pub use js::client::{create_native_client, NativeClient};
+pub use js::server::{create_native_server, NativeServer};
+pub use js::webtransport::NativeWt;
 
 /// One tokio runtime per process, shared by every server and client. Worker threads default to
 /// `available_parallelism - 1` (at least 1), leaving a core for the JS thread; `NAPI_H3_THREADS`

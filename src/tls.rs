@@ -1,8 +1,11 @@
-//! Certificates and rustls configuration for the server (ALPN `h3`, TLS 1.3 only, as QUIC requires).
+//! Certificates and rustls configurations for server and client (ALPN `h3`, TLS 1.3 only, as
+//! QUIC requires), and the certificate-hash verifier WebTransport uses.
 
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 use crate::error::{H3Error, Result};
@@ -113,6 +116,158 @@ pub fn server_crypto(id: &Identity) -> Result<Arc<quinn::crypto::rustls::QuicSer
     cfg.alpn_protocols = vec![b"h3".to_vec()];
     cfg.max_early_data_size = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(cfg)
+        .map_err(|e| H3Error::Tls(e.to_string()))?;
+    Ok(Arc::new(quic))
+}
+
+/// How a client checks the server's certificate.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The system's root store (or only `ca`, when given).
+    Roots { ca: Option<Vec<PemSource>> },
+    /// Accept any certificate (tests only).
+    Insecure,
+    /// Accept a certificate whose DER SHA-256 is one of these (the WebTransport rule).
+    Hashes(Vec<[u8; 32]>),
+}
+
+#[derive(Debug)]
+struct AcceptAny;
+
+#[derive(Debug)]
+struct HashVerifier {
+    hashes: Vec<[u8; 32]>,
+    inner: AcceptAny,
+}
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl ServerCertVerifier for HashVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if self.hashes.contains(&sha256(end_entity.as_ref())) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(m, c, d)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(m, c, d)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// rustls config for an HTTP/3 client: TLS 1.3, ALPN h3, the given trust.
+pub fn client_crypto(trust: &Trust) -> Result<Arc<quinn::crypto::rustls::QuicClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| H3Error::Tls(e.to_string()))?;
+    let mut cfg = match trust {
+        Trust::Roots { ca } => {
+            let mut roots = rustls::RootCertStore::empty();
+            match ca {
+                Some(list) => {
+                    for src in list {
+                        let pem = src.load("ca")?;
+                        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                            let cert =
+                                cert.map_err(|e| H3Error::Tls(format!("invalid tls.ca PEM: {e}")))?;
+                            roots.add(cert).map_err(|e| {
+                                H3Error::Tls(format!("unusable tls.ca certificate: {e}"))
+                            })?;
+                        }
+                    }
+                    if roots.is_empty() {
+                        return Err(H3Error::Tls("tls.ca holds no certificate".into()));
+                    }
+                }
+                None => {
+                    let found = rustls_native_certs::load_native_certs();
+                    roots.add_parsable_certificates(found.certs);
+                }
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::Insecure => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny))
+            .with_no_client_auth(),
+        Trust::Hashes(hashes) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(HashVerifier {
+                hashes: hashes.clone(),
+                inner: AcceptAny,
+            }))
+            .with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"h3".to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg)
         .map_err(|e| H3Error::Tls(e.to_string()))?;
     Ok(Arc::new(quic))
 }

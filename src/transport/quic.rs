@@ -6,10 +6,9 @@
 //! so nothing else would notice), through [`Stops`]; and no call here can panic (h3-quinn's
 //! `stop_sending`/`recv_id` unwrap while a read is in flight).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -18,41 +17,9 @@ use h3::quic::{self, ConnectionErrorIncoming, StreamErrorIncoming, StreamId, Wri
 use h3_datagram::quic_traits::DatagramConnectionExt;
 use quinn::VarInt;
 
-use crate::guard::{FrameGuard, H3_EXCESSIVE_LOAD};
-use crate::webtransport::{self, Dir, RecvHalf, WtConn};
-
-pub type StopFuture = Pin<Box<dyn Future<Output = Option<u64>> + Send + Sync>>;
-
-/// For each accepted request stream, a future that resolves with the peer's STOP_SENDING
-/// code. The request task takes its entry by stream id.
-#[derive(Default)]
-pub struct Stops(Mutex<HashMap<u64, StopFuture>>);
-
-impl Stops {
-    fn put(&self, id: u64, send: &quinn::SendStream) {
-        let stopped = send.stopped();
-        let fut: StopFuture = Box::pin(async move {
-            match stopped.await {
-                Ok(Some(code)) => Some(code.into_inner()),
-                // Finished and acknowledged, or the connection went: not a peer cancel.
-                _ => std::future::pending().await,
-            }
-        });
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, fut);
-    }
-
-    /// Resolves with the peer's STOP_SENDING code; never resolves if there is none to watch.
-    pub fn take(&self, id: u64) -> StopFuture {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
-            .unwrap_or_else(|| Box::pin(std::future::pending()))
-    }
-}
+use super::classify::{classify_bidi, classify_uni, StreamClassifier};
+use super::stops::Stops;
+use crate::proto::frame_guard::{FrameGuard, H3_EXCESSIVE_LOAD};
 
 fn conn_error(e: quinn::ConnectionError) -> ConnectionErrorIncoming {
     match e {
@@ -316,6 +283,19 @@ impl Clone for Opener {
     }
 }
 
+/// Poll the stream opening in `slot`, starting one with `start` if none is under way; the slot
+/// is emptied once it resolves.
+fn poll_opening<T>(
+    slot: &mut Option<Opening<T>>,
+    cx: &mut Context<'_>,
+    start: impl FnOnce() -> Opening<T>,
+) -> Poll<Result<T, StreamErrorIncoming>> {
+    let fut = slot.get_or_insert_with(start);
+    let res = ready!(fut.as_mut().poll(cx));
+    *slot = None;
+    Poll::Ready(res.map_err(stream_conn_error))
+}
+
 impl<B: Buf> quic::OpenStreams<B> for Opener {
     type BidiStream = BidiStream<B>;
     type SendStream = SendStream<B>;
@@ -325,13 +305,10 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
         cx: &mut Context<'_>,
     ) -> Poll<Result<BidiStream<B>, StreamErrorIncoming>> {
         let conn = &self.conn;
-        let fut = self.opening_bi.get_or_insert_with(|| {
+        let (send, recv) = ready!(poll_opening(&mut self.opening_bi, cx, || {
             let c = conn.clone();
             Box::pin(async move { c.open_bi().await })
-        });
-        let res = ready!(fut.as_mut().poll(cx));
-        self.opening_bi = None;
-        let (send, recv) = res.map_err(stream_conn_error)?;
+        }))?;
         Poll::Ready(Ok(BidiStream::new(
             send,
             recv,
@@ -345,13 +322,10 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
         cx: &mut Context<'_>,
     ) -> Poll<Result<SendStream<B>, StreamErrorIncoming>> {
         let conn = &self.conn;
-        let fut = self.opening_uni.get_or_insert_with(|| {
+        let stream = ready!(poll_opening(&mut self.opening_uni, cx, || {
             let c = conn.clone();
             Box::pin(async move { c.open_uni().await })
-        });
-        let res = ready!(fut.as_mut().poll(cx));
-        self.opening_uni = None;
-        let stream = res.map_err(stream_conn_error)?;
+        }))?;
         Poll::Ready(Ok(SendStream {
             stream,
             writing: None,
@@ -381,7 +355,7 @@ pub struct QuicConn {
     datagrams: h3_quinn::Connection,
     /// With WebTransport on, peer streams are classified before h3 sees them: streams whose
     /// header names a session go to it, the rest to h3 with the bytes read so far.
-    wt: Option<Arc<WtConn>>,
+    classifier: Option<Arc<dyn StreamClassifier>>,
     is_client: bool,
     /// Streams whose first bytes are awaited, concurrently (a stream whose header is slow to
     /// arrive must not hold up the others), at most [`MAX_CLASSIFYING`] at a time.
@@ -396,57 +370,13 @@ fn acceptor_ended() -> ConnectionErrorIncoming {
     ConnectionErrorIncoming::InternalError("acceptor ended".into())
 }
 
-/// Read a peer bidi stream's first bytes: a WebTransport stream goes to its session.
-async fn classify_bidi(
-    wt: Arc<WtConn>,
-    send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) -> Option<((quinn::SendStream, quinn::RecvStream), Option<Bytes>)> {
-    match webtransport::read_header(&mut recv, webtransport::BIDI_TYPE).await {
-        (Some(session), prefix) => {
-            wt.incoming(
-                session,
-                Dir::Bidi,
-                Some(send),
-                RecvHalf {
-                    prefix,
-                    stream: recv,
-                },
-            );
-            None
-        }
-        (None, read) => Some(((send, recv), read)),
-    }
-}
-
-async fn classify_uni(
-    wt: Arc<WtConn>,
-    mut recv: quinn::RecvStream,
-) -> Option<(quinn::RecvStream, Option<Bytes>)> {
-    match webtransport::read_header(&mut recv, webtransport::UNI_TYPE).await {
-        (Some(session), prefix) => {
-            wt.incoming(
-                session,
-                Dir::Uni,
-                None,
-                RecvHalf {
-                    prefix,
-                    stream: recv,
-                },
-            );
-            None
-        }
-        (None, read) => Some((recv, read)),
-    }
-}
-
 impl QuicConn {
     fn new(
         conn: quinn::Connection,
         limit: u64,
         local_bidi: FrameGuard,
         stops: Option<Arc<Stops>>,
-        wt: Option<Arc<WtConn>>,
+        classifier: Option<Arc<dyn StreamClassifier>>,
         is_client: bool,
     ) -> Self {
         let bi = conn.clone();
@@ -465,7 +395,7 @@ impl QuicConn {
             conn,
             limit,
             stops,
-            wt,
+            classifier,
             is_client,
             classifying_bi: FuturesUnordered::new(),
             classifying_uni: FuturesUnordered::new(),
@@ -477,21 +407,32 @@ impl QuicConn {
         conn: quinn::Connection,
         limit: u64,
         stops: Arc<Stops>,
-        wt: Option<Arc<WtConn>>,
+        classifier: Option<Arc<dyn StreamClassifier>>,
     ) -> Self {
         Self::new(
             conn,
             limit,
             FrameGuard::passthrough(),
             Some(stops),
-            wt,
+            classifier,
             false,
         )
     }
 
     /// Client side: responses on the request streams we open are guarded.
-    pub fn client(conn: quinn::Connection, limit: u64, wt: Option<Arc<WtConn>>) -> Self {
-        Self::new(conn, limit, FrameGuard::request(limit), None, wt, true)
+    pub fn client(
+        conn: quinn::Connection,
+        limit: u64,
+        classifier: Option<Arc<dyn StreamClassifier>>,
+    ) -> Self {
+        Self::new(
+            conn,
+            limit,
+            FrameGuard::request(limit),
+            None,
+            classifier,
+            true,
+        )
     }
 }
 
@@ -503,7 +444,10 @@ impl QuicConn {
         prefix: Option<Bytes>,
     ) -> BidiStream<B> {
         if let Some(stops) = &self.stops {
-            stops.put(u64::from(VarInt::from(send.id())), &send);
+            stops.put(
+                crate::ids::StreamId(u64::from(VarInt::from(send.id()))),
+                &send,
+            );
         }
         BidiStream::new(send, recv, FrameGuard::request(self.limit), prefix)
     }
@@ -546,10 +490,10 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(conn_error(e))),
                     Poll::Ready(None) => return Poll::Ready(Err(acceptor_ended())),
                 };
-                match &self.wt {
-                    Some(wt) => self
+                match &self.classifier {
+                    Some(c) => self
                         .classifying_uni
-                        .push(Box::pin(classify_uni(wt.clone(), stream))),
+                        .push(Box::pin(classify_uni(c.clone(), stream))),
                     None => {
                         return Poll::Ready(Ok(RecvStream {
                             stream,
@@ -586,14 +530,14 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(conn_error(e))),
                     Poll::Ready(None) => return Poll::Ready(Err(acceptor_ended())),
                 };
-                match &self.wt {
+                match &self.classifier {
                     // A client has no use for server-opened bidi streams other than
                     // WebTransport ones: classify each on its own task, hand none to h3.
-                    Some(wt) if self.is_client => {
-                        let wt = wt.clone();
+                    Some(c) if self.is_client => {
+                        let c = c.clone();
                         tokio::spawn(async move {
                             if let Some(((mut send, mut recv), _)) =
-                                classify_bidi(wt, send, recv).await
+                                classify_bidi(c, send, recv).await
                             {
                                 let code =
                                     varint(h3::error::Code::H3_STREAM_CREATION_ERROR.value());
@@ -602,9 +546,9 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                             }
                         });
                     }
-                    Some(wt) => {
+                    Some(c) => {
                         self.classifying_bi
-                            .push(Box::pin(classify_bidi(wt.clone(), send, recv)))
+                            .push(Box::pin(classify_bidi(c.clone(), send, recv)))
                     }
                     None => return Poll::Ready(Ok(self.request_stream(send, recv, None))),
                 }

@@ -3,7 +3,7 @@
 //! h3 buffers every non-DATA frame (HEADERS, SETTINGS, unknown/grease types) until the whole
 //! payload has arrived, whatever length the peer claimed, and reading it hands flow-control
 //! credit back to the peer — so a HEADERS frame claiming 2^40 bytes would make us buffer without
-//! bound. This parser watches the byte stream on its way into h3 (see `quic.rs`), which resets
+//! bound. This parser watches the byte stream on its way into h3 (see `transport/quic.rs`), which resets
 //! the stream with H3_EXCESSIVE_LOAD as soon as a frame header claims more than the limit. DATA
 //! payloads and WebTransport streams pass through untouched.
 
@@ -41,16 +41,11 @@ pub struct Violation {
     pub claimed: u64,
 }
 
-fn varint_len(first: u8) -> usize {
-    1 << (first >> 6)
-}
+use super::varint::len_from_first as varint_len;
 
-fn varint(b: &[u8]) -> u64 {
-    let mut v = u64::from(b[0] & 0x3f);
-    for x in &b[1..] {
-        v = (v << 8) | u64::from(*x);
-    }
-    v
+/// A complete varint held in `b` (the header buffer only ever holds whole ones here).
+fn varint(mut b: &[u8]) -> u64 {
+    super::varint::read(&mut b).unwrap_or(0)
 }
 
 impl FrameGuard {
@@ -78,7 +73,8 @@ impl FrameGuard {
         }
     }
 
-    /// Feed the next bytes of the stream.
+    /// Feed the next bytes of the stream. One function for the whole state machine: each arm
+    /// is a state, and splitting them would only pass `data` and `self` around.
     pub fn observe(&mut self, mut data: &[u8]) -> Result<(), Violation> {
         while !data.is_empty() {
             match self.state {

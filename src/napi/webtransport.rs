@@ -1,5 +1,6 @@
 //! The napi edge for WebTransport sessions and streams, shared by servers and clients: both
-//! hand JS a `NativeWt` over their [`Hub`], and index.js builds the W3C-shaped session on it.
+//! hand JS a `NativeWt` over their [`HandleTable`], and index.js builds the W3C-shaped session
+//! on it.
 
 use std::sync::Arc;
 
@@ -7,8 +8,9 @@ use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::napi_server::{to_js, JsBytes};
-use crate::webtransport::{Dir, Hub, ReadOutcome};
+use super::convert::{session_handle, stream_handle, to_js, JsBytes};
+use crate::transport::classify::Dir;
+use crate::webtransport::{HandleTable, ReadOutcome, WriteOutcome};
 
 /// How a session ended.
 #[napi(object)]
@@ -21,12 +23,12 @@ pub struct SessionCloseInfo {
 
 #[napi]
 pub struct NativeWt {
-    hub: Arc<Hub>,
+    table: Arc<HandleTable>,
 }
 
 impl NativeWt {
-    pub(crate) fn new(hub: Arc<Hub>) -> Self {
-        NativeWt { hub }
+    pub(crate) fn new(table: Arc<HandleTable>) -> Self {
+        NativeWt { table }
     }
 }
 
@@ -43,27 +45,27 @@ impl NativeWt {
     /// Next stream the peer opened (bidirectional or not), or null once the session is closed.
     #[napi]
     pub async fn accept(&self, session: i64, bidi: bool) -> Option<i64> {
-        self.hub
-            .accept(session as u64, dir(bidi))
+        self.table
+            .accept(session_handle(session), dir(bidi))
             .await
-            .map(|h| h as i64)
+            .map(|h| h.0 as i64)
     }
 
     /// Open a stream on the session (its WebTransport header already written).
     #[napi]
     pub async fn open(&self, session: i64, bidi: bool) -> Result<i64> {
         let h = self
-            .hub
-            .open(session as u64, dir(bidi))
+            .table
+            .open(session_handle(session), dir(bidi))
             .await
             .map_err(to_js)?;
-        Ok(h as i64)
+        Ok(h.0 as i64)
     }
 
     /// Every datagram waiting (at least one), or null once the session is closed.
     #[napi(ts_return_type = "Promise<Buffer[] | null>")]
     pub async fn read_datagrams(&self, session: i64) -> Result<Option<Vec<JsBytes>>> {
-        let s = match self.hub.session(session as u64) {
+        let s = match self.table.session(session_handle(session)) {
             Ok(s) => s,
             Err(_) => return Ok(None),
         };
@@ -76,20 +78,22 @@ impl NativeWt {
     /// ERR_H3_DATAGRAM_TOO_LARGE, ERR_H3_SESSION_CLOSED.
     #[napi]
     pub fn send_datagram(&self, session: i64, payload: Buffer) -> Result<()> {
-        self.hub
-            .send_datagram(session as u64, &payload)
+        self.table
+            .send_datagram(session_handle(session), &payload)
             .map_err(to_js)
     }
 
     #[napi]
     pub fn max_datagram_size(&self, session: i64) -> Option<u32> {
-        self.hub.max_datagram_size(session as u64).map(|n| n as u32)
+        self.table
+            .max_datagram_size(session_handle(session))
+            .map(|n| n as u32)
     }
 
     /// Close the session with a code and reason (CLOSE_WEBTRANSPORT_SESSION).
     #[napi]
     pub fn close(&self, session: i64, code: u32, reason: String) {
-        if let Ok(s) = self.hub.session(session as u64) {
+        if let Ok(s) = self.table.session(session_handle(session)) {
             s.request_close(code, reason);
         }
     }
@@ -97,7 +101,7 @@ impl NativeWt {
     /// Settles when the session ends; the session is forgotten then (call once per session).
     #[napi]
     pub async fn closed(&self, session: i64) -> Result<SessionCloseInfo> {
-        let info = self.hub.closed(session as u64).await;
+        let info = self.table.closed(session_handle(session)).await;
         Ok(SessionCloseInfo {
             close_code: info.code,
             reason: info.reason,
@@ -108,7 +112,7 @@ impl NativeWt {
     /// True once the session is asked to drain; false when it closed without that.
     #[napi]
     pub async fn draining(&self, session: i64) -> Result<bool> {
-        Ok(match self.hub.session(session as u64) {
+        Ok(match self.table.session(session_handle(session)) {
             Ok(s) => s.wait_draining().await,
             Err(_) => false,
         })
@@ -118,7 +122,12 @@ impl NativeWt {
     /// (its WebTransport error code, -1 when it carried none).
     #[napi(ts_return_type = "Promise<Buffer | null | number>")]
     pub async fn read(&self, stream: i64) -> Result<Either3<JsBytes, Null, i64>> {
-        match self.hub.read(stream as u64).await.map_err(to_js)? {
+        match self
+            .table
+            .read(stream_handle(stream))
+            .await
+            .map_err(to_js)?
+        {
             ReadOutcome::Data(pieces) => Ok(Either3::A(JsBytes(pieces))),
             ReadOutcome::End => Ok(Either3::B(Null)),
             ReadOutcome::Reset(code) => Ok(Either3::C(code.map_or(-1, i64::from))),
@@ -131,32 +140,42 @@ impl NativeWt {
     pub async fn write(&self, stream: i64, chunk: Buffer) -> Result<Option<i64>> {
         // Copied here, on the JS thread, so JS memory never reaches tokio.
         let chunk = Bytes::copy_from_slice(&chunk);
-        let r = self.hub.write(stream as u64, chunk).await.map_err(to_js)?;
-        Ok(r.map(|code| code.map_or(-1, i64::from)))
+        match self
+            .table
+            .write(stream_handle(stream), chunk)
+            .await
+            .map_err(to_js)?
+        {
+            WriteOutcome::Written => Ok(None),
+            WriteOutcome::Stopped(code) => Ok(Some(code.map_or(-1, i64::from))),
+        }
     }
 
     /// End the stream's sending half.
     #[napi]
     pub async fn finish(&self, stream: i64) -> Result<()> {
-        self.hub.finish(stream as u64).await.map_err(to_js)
+        self.table
+            .finish(stream_handle(stream))
+            .await
+            .map_err(to_js)
     }
 
     /// Reset the sending half with a WebTransport error code.
     #[napi]
     pub fn reset(&self, stream: i64, code: u32) {
-        self.hub.reset(stream as u64, code)
+        self.table.reset(stream_handle(stream), code)
     }
 
     /// Ask the peer to stop sending, with a WebTransport error code.
     #[napi]
     pub fn stop_sending(&self, stream: i64, code: u32) {
-        self.hub.stop_sending(stream as u64, code)
+        self.table.stop_sending(stream_handle(stream), code)
     }
 
     /// Sessions and streams still tracked: `[sessions, streams]`.
     #[napi]
     pub fn counts(&self) -> Vec<u32> {
-        let (a, b) = self.hub.counts();
+        let (a, b) = self.table.counts();
         vec![a as u32, b as u32]
     }
 }

@@ -2,16 +2,20 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
-use crate::body::BodyEvent;
-use crate::client::{Client, ClientConfig, RequestSpec, ResponseHead, Trust, UploadCmd};
+use super::convert::{body_bytes, header_pairs, pem, request_id, to_js, JsBytes};
+use super::webtransport::NativeWt;
+use crate::client::{Client, ClientConfig, RequestSpec, ResponseHead, UploadCmd};
 use crate::error::{H3Error, Result as H3Result};
-use crate::napi_server::{body_bytes, header_pairs, pem, to_js, JsBytes};
+use crate::tls::Trust;
+use crate::transport::body::BodyEvent;
 
 #[napi(object)]
 pub struct NativeClientOptions {
@@ -114,7 +118,7 @@ impl NativeClient {
             .await
             .map_err(to_js)?;
         Ok(NativeSessionOpen {
-            session: open.session.map(|s| s as i64),
+            session: open.session.map(|s| s.0 as i64),
             status: open.status.into(),
             headers: open.headers,
         })
@@ -122,8 +126,8 @@ impl NativeClient {
 
     /// This client's WebTransport sessions and streams.
     #[napi]
-    pub fn wt(&self) -> crate::napi_wt::NativeWt {
-        crate::napi_wt::NativeWt::new(self.inner.hub.clone())
+    pub fn wt(&self) -> NativeWt {
+        NativeWt::new(self.inner.sessions.clone())
     }
 
     /// Start a request. `body` is the whole body; `streamed` means chunks follow via `write`
@@ -150,22 +154,16 @@ impl NativeClient {
         };
         let (id, head) =
             napi::bindgen_prelude::within_runtime_if_available(|| self.inner.start(spec));
-        self.heads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id as i64, head);
-        Ok(id as i64)
+        lock(&self.heads).insert(id.0 as i64, head);
+        Ok(id.0 as i64)
     }
 
     /// The response head of request `id`.
     #[napi]
     pub async fn head(&self, id: i64) -> Result<NativeResponseHead> {
-        let rx = self
-            .heads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let rx = lock(&self.heads)
             .remove(&id)
-            .ok_or_else(|| to_js(H3Error::UnknownRequest(id as u64)))?;
+            .ok_or_else(|| to_js(H3Error::UnknownRequest(request_id(id))))?;
         match rx.await {
             Ok(Ok(h)) => {
                 let (body, trailers) = match h.complete {
@@ -191,7 +189,7 @@ impl NativeClient {
         let (ack, done) = oneshot::channel();
         if self
             .inner
-            .upload(id as u64, UploadCmd::Data(chunk, ack))
+            .upload(request_id(id), UploadCmd::Data(chunk, ack))
             .is_err()
         {
             return Ok(false);
@@ -204,7 +202,7 @@ impl NativeClient {
     pub fn end_upload(&self, id: i64, trailers: Option<Vec<String>>) -> bool {
         self.inner
             .upload(
-                id as u64,
+                request_id(id),
                 UploadCmd::End(header_pairs(trailers.unwrap_or_default())),
             )
             .is_ok()
@@ -213,7 +211,7 @@ impl NativeClient {
     /// Next chunk of the response body: a Buffer, then an array of trailers at the end.
     #[napi(ts_return_type = "Promise<Buffer | string[]>")]
     pub async fn read_body(&self, id: i64) -> Result<Either<JsBytes, Vec<String>>> {
-        let rx = self.inner.pull_body(id as u64).map_err(to_js)?;
+        let rx = self.inner.pull_body(request_id(id)).map_err(to_js)?;
         match rx.await {
             Ok(BodyEvent::Chunk(pieces)) => Ok(Either::A(JsBytes(pieces))),
             Ok(BodyEvent::End(trailers)) => Ok(Either::B(trailers)),
@@ -225,11 +223,8 @@ impl NativeClient {
     /// Abort request `id` at any stage: its streams are reset.
     #[napi]
     pub fn cancel(&self, id: i64) {
-        self.heads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-        self.inner.cancel(id as u64)
+        lock(&self.heads).remove(&id);
+        self.inner.cancel(request_id(id))
     }
 
     /// Open QUIC connections (one per origin in use).
@@ -252,7 +247,7 @@ impl NativeClient {
         let inner = self.inner.clone();
         tokio::spawn(async move { inner.close().await })
             .await
-            .map_err(|e| Error::from_reason(format!("[ERR_H3_INTERNAL] close failed: {e}")))
+            .map_err(|e| to_js(H3Error::Internal(format!("close failed: {e}"))))
     }
 }
 

@@ -13,6 +13,7 @@ use h3::server::RequestStream as ServerStream;
 use http::HeaderMap;
 
 use crate::error::H3Error;
+use crate::proto::headers::flat_headers;
 
 /// Most a single pull hands to JS.
 pub const PULL_BYTES: usize = 512 * 1024;
@@ -37,15 +38,6 @@ pub fn append(dst: &mut Vec<u8>, mut src: impl Buf) {
         let n = c.len();
         src.advance(n);
     }
-}
-
-pub fn flat_headers(map: &HeaderMap) -> Vec<String> {
-    let mut flat = Vec::with_capacity(map.len() * 2);
-    for (k, v) in map.iter() {
-        flat.push(k.as_str().to_owned());
-        flat.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
-    }
-    flat
 }
 
 /// The two h3 stream types we read bodies from (server request, client response) expose the
@@ -80,26 +72,37 @@ macro_rules! body_source {
 body_source!(ServerStream);
 body_source!(ClientStream);
 
-/// Read the next piece of body: waits for data, then takes whatever else is already buffered
-/// (up to [`PULL_BYTES`]) so JS sees large chunks. `Ok(None)` at the end.
+/// `first`, then whatever else is ready without waiting (`more(room)` yields a ready piece of
+/// at most `room` bytes, or `None`), up to [`PULL_BYTES`] in all: QUIC hands out about a packet
+/// per read, and JS is better served by few large chunks. Shared by HTTP bodies and
+/// WebTransport streams.
+pub fn gather(first: Bytes, mut more: impl FnMut(usize) -> Option<Bytes>) -> Vec<Bytes> {
+    let mut len = first.len();
+    let mut pieces = vec![first];
+    while len < PULL_BYTES {
+        match more(PULL_BYTES - len) {
+            Some(b) => {
+                len += b.len();
+                pieces.push(b);
+            }
+            // End, error or nothing ready: the next pull sees it.
+            None => break,
+        }
+    }
+    pieces
+}
+
+/// Read the next piece of body: waits for data, then [`gather`]s what else is buffered.
+/// `Ok(None)` at the end.
 pub async fn next_chunk<R: BodySource>(recv: &mut R) -> Result<Option<Vec<Bytes>>, StreamError> {
     let first = poll_fn(|cx| recv.poll_chunk(cx)).await?;
     let Some(first) = first else { return Ok(None) };
-    let mut pieces = Vec::new();
-    let mut len = 0;
-    let mut next = Some(first);
-    while let Some(b) = next.take() {
-        len += b.len();
-        pieces.push(b);
-        if len >= PULL_BYTES {
-            break;
+    Ok(Some(gather(first, |_| {
+        match poll_fn(|cx| recv.poll_chunk(cx)).now_or_never() {
+            Some(Ok(Some(more))) => Some(more),
+            _ => None,
         }
-        // End, error or nothing ready: the next pull sees it.
-        if let Some(Ok(Some(more))) = poll_fn(|cx| recv.poll_chunk(cx)).now_or_never() {
-            next = Some(more);
-        }
-    }
-    Ok(Some(pieces))
+    })))
 }
 
 /// The trailers after the end of a body, flattened (empty when there are none).
@@ -107,5 +110,19 @@ pub async fn end_trailers<R: BodySource>(recv: &mut R) -> Vec<String> {
     match poll_fn(|cx| recv.poll_trailers(cx)).await {
         Ok(Some(t)) => flat_headers(&t),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_stops_at_the_pull_size_or_when_nothing_is_ready() {
+        let mut ready = vec![Bytes::from(vec![0; PULL_BYTES]), Bytes::from_static(b"b")];
+        let got = gather(Bytes::from_static(b"a"), |_| ready.pop());
+        assert_eq!(got.len(), 3);
+        let got = gather(Bytes::from_static(b"a"), |_| None);
+        assert_eq!(got, vec![Bytes::from_static(b"a")]);
     }
 }

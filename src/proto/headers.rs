@@ -1,37 +1,11 @@
-//! What JS sends back for a request, and how it goes onto the wire.
+//! Header maps in and out of HTTP/3: response heads, trailers, flat name/value lists, authority.
 
-use bytes::Bytes;
-use h3::server::RequestStream;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use tokio::sync::oneshot;
 
 use crate::error::{H3Error, Result};
 
-pub type H3Stream = RequestStream<crate::quic::BidiStream<Bytes>, Bytes>;
-
-/// Commands from JS to the task that owns a request stream.
-#[derive(Debug)]
-pub enum ResponseCmd {
-    /// Status and headers; `body` is the whole body when `end` is set, else a first chunk.
-    Head {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Option<Bytes>,
-        end: bool,
-    },
-    /// One body chunk; `ack` fires once QUIC took it, which is the backpressure JS waits on.
-    Data {
-        chunk: Bytes,
-        ack: oneshot::Sender<Result<()>>,
-    },
-    /// End of body, with optional trailers.
-    End { trailers: Vec<(String, String)> },
-    /// The handler or its body stream failed after the head was sent: reset the stream.
-    Abort,
-    /// A streaming request body went over `maxRequestBodySize`: 413 if nothing was sent yet,
-    /// else reset.
-    BodyTooLarge,
-}
+/// H3_NO_ERROR (RFC 9114 §8.1), used for orderly closes.
+pub const H3_NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
 
 /// HTTP/3 forbids connection-specific fields (RFC 9114 §4.2).
 fn is_connection_specific(name: &str) -> bool {
@@ -41,6 +15,7 @@ fn is_connection_specific(name: &str) -> bool {
     )
 }
 
+/// A header map from name/value pairs, connection-specific fields dropped (RFC 9114 §4.2).
 pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap> {
     let mut map = HeaderMap::with_capacity(headers.len());
     for (k, v) in headers {
@@ -56,6 +31,7 @@ pub fn header_map(headers: &[(String, String)]) -> Result<HeaderMap> {
     Ok(map)
 }
 
+/// A response head; `content_length` is added unless the headers already carry one.
 pub fn build_head(
     status: u16,
     headers: &[(String, String)],
@@ -75,38 +51,38 @@ pub fn build_head(
     Ok(resp)
 }
 
-/// A complete response with a known body, as one unit. `head_only` for HEAD requests.
-pub async fn send_full<S: h3::quic::SendStream<Bytes>>(
-    stream: &mut RequestStream<S, Bytes>,
-    status: u16,
-    headers: &[(String, String)],
-    body: Bytes,
-    head_only: bool,
-) -> std::result::Result<usize, SendError> {
-    let no_body = head_only || status == 204 || status == 304;
-    // No automatic content-length on HEAD: some clients (aioquic) hold the empty body against it.
-    let len = if head_only || status == 204 || status == 304 {
-        None
-    } else {
-        Some(body.len())
-    };
-    let head = build_head(status, headers, len).map_err(SendError::Invalid)?;
-    stream.send_response(head).await?;
-    let mut sent = 0;
-    if !no_body && !body.is_empty() {
-        sent = body.len();
-        stream.send_data(body).await?;
+/// Flat `[name, value, ...]` as JS takes headers (names lower-case, values lossy UTF-8).
+pub fn flat_headers(map: &HeaderMap) -> Vec<String> {
+    let mut flat = Vec::with_capacity(map.len() * 2);
+    for (k, v) in map.iter() {
+        flat.push(k.as_str().to_owned());
+        flat.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
-    stream.finish().await?;
-    Ok(sent)
+    flat
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    #[error(transparent)]
-    Invalid(H3Error),
-    #[error("stream: {0}")]
-    Stream(#[from] h3::error::StreamError),
+/// The request's authority: `:authority`, else `Host`, else `localhost`.
+pub fn authority(parts: &http::request::Parts) -> &str {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("localhost")
+}
+
+/// Path and query of the request target (`/` when absent).
+pub fn path_and_query(parts: &http::request::Parts) -> &str {
+    parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
 }
 
 #[cfg(test)]

@@ -1,0 +1,182 @@
+//! A client's QUIC connections: one per origin, resolved, handshaken and set up for HTTP/3
+//! (and WebTransport) on first use.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::Client;
+use crate::error::{H3Error, Result};
+use crate::sync::lock;
+use crate::transport::classify::StreamClassifier;
+use crate::transport::quic::{Opener, QuicConn};
+use crate::transport::transport_config::{self, TransportParams};
+use crate::webtransport::ConnSessions;
+
+pub(super) type SendRequest = h3::client::SendRequest<Opener, Bytes>;
+
+/// Non-DATA frames of a response beyond this are refused before h3 buffers them.
+const RESPONSE_FRAME_LIMIT: u64 = 4 * 64 * 1024 + 64 * 1024;
+
+/// An origin's connection, as the pool holds it.
+#[derive(Clone)]
+pub(super) struct OriginConn {
+    pub(super) quic: quinn::Connection,
+    pub(super) send: SendRequest,
+    pub(super) sessions: Arc<ConnSessions>,
+    /// The connection's datagram reader runs once a WebTransport session exists on it.
+    pub(super) datagram_reader: Arc<AtomicBool>,
+}
+
+/// Classify a failed connection attempt for JS: TLS problems vs. everything else.
+fn connect_error(e: quinn::ConnectionError, authority: &str) -> H3Error {
+    use quinn::ConnectionError as E;
+    match &e {
+        E::TransportError(t) if is_crypto(u64::from(t.code)) => {
+            H3Error::TlsHandshake(authority.to_string(), e.to_string())
+        }
+        E::ConnectionClosed(c) if is_crypto(u64::from(c.error_code)) => {
+            H3Error::TlsHandshake(authority.to_string(), e.to_string())
+        }
+        _ => H3Error::Connect(authority.to_string(), e.to_string()),
+    }
+}
+
+/// TLS alerts travel as QUIC CRYPTO_ERROR codes 0x100..=0x1ff.
+fn is_crypto(code: u64) -> bool {
+    (0x100..=0x1ff).contains(&code)
+}
+
+impl Client {
+    fn transport(&self) -> Result<quinn::TransportConfig> {
+        transport_config::build(&TransportParams {
+            max_bidi_streams: None,
+            // Room for a server's WebTransport streams.
+            max_uni_streams: 100,
+            idle_timeout: self.config.idle_timeout,
+            // For WebTransport sessions.
+            datagrams: true,
+            bounded_send_window: false,
+        })
+    }
+
+    /// Resolve, handshake, and set up HTTP/3 on a new connection to `authority`.
+    async fn connect(&self, authority: &str, host: &str, port: u16) -> Result<OriginConn> {
+        let host_bare = host.trim_start_matches('[').trim_end_matches(']');
+        // Name resolution counts against connectTimeout too.
+        let resolved = tokio::time::timeout(
+            self.config.connect_timeout,
+            tokio::net::lookup_host((host_bare, port)),
+        )
+        .await
+        .map_err(|_| H3Error::Connect(authority.into(), "name resolution timed out".into()))?;
+        let addr = self.pick_address(authority, resolved)?;
+        let quic = self.handshake(authority, host_bare, addr).await?;
+        self.connections_opened.fetch_add(1, Relaxed);
+        self.start_h3(authority, quic).await
+    }
+
+    /// One address of those resolved: IPv4 first, v4-mapped when our socket is IPv6.
+    fn pick_address(
+        &self,
+        authority: &str,
+        resolved: std::io::Result<impl Iterator<Item = SocketAddr>>,
+    ) -> Result<SocketAddr> {
+        let addrs: Vec<SocketAddr> = resolved
+            .map_err(|e| H3Error::Connect(authority.into(), format!("cannot resolve host: {e}")))?
+            .collect();
+        // Prefer IPv4 on a socket bound to "::" (v4-mapped works everywhere we run).
+        let addr = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| H3Error::Connect(authority.into(), "host has no address".into()))?;
+        let addr = match (addr, self.endpoint.local_addr()) {
+            (SocketAddr::V4(v4), Ok(SocketAddr::V6(_))) => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            (a, _) => a,
+        };
+        Ok(addr)
+    }
+
+    /// The QUIC handshake, bounded by connectTimeout.
+    async fn handshake(
+        &self,
+        authority: &str,
+        host: &str,
+        addr: SocketAddr,
+    ) -> Result<quinn::Connection> {
+        let mut cfg = quinn::ClientConfig::new(self.crypto.clone());
+        cfg.transport_config(Arc::new(self.transport()?));
+        let connecting = self
+            .endpoint
+            .connect_with(cfg, addr, host)
+            .map_err(|e| H3Error::Connect(authority.into(), e.to_string()))?;
+        match tokio::time::timeout(self.config.connect_timeout, connecting).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(connect_error(e, authority)),
+            Err(_) => Err(H3Error::Connect(
+                authority.into(),
+                format!("no answer within {:?}", self.config.connect_timeout),
+            )),
+        }
+    }
+
+    /// HTTP/3 on an established connection; its driver runs on its own task.
+    async fn start_h3(&self, authority: &str, quic: quinn::Connection) -> Result<OriginConn> {
+        let sessions = ConnSessions::new(self.sessions.clone(), quic.clone(), Arc::default());
+        let classifier: Arc<dyn StreamClassifier> = sessions.clone();
+        let guarded = QuicConn::client(quic.clone(), RESPONSE_FRAME_LIMIT, Some(classifier));
+        let (mut driver, send) = h3::client::builder()
+            .send_grease(true)
+            .enable_extended_connect(true)
+            .enable_datagram(true)
+            .build::<_, _, Bytes>(guarded)
+            .await
+            .map_err(|e| H3Error::Connect(authority.into(), format!("HTTP/3 setup failed: {e}")))?;
+        let ended = sessions.clone();
+        tokio::spawn(async move {
+            let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+            ended.end_all(false);
+        });
+        Ok(OriginConn {
+            quic,
+            send,
+            sessions,
+            datagram_reader: Arc::default(),
+        })
+    }
+
+    /// A request sender on the origin's connection, connecting (once) if needed.
+    pub(super) async fn sender(&self, uri: &http::Uri) -> Result<(SendRequest, quinn::Connection)> {
+        let o = self.origin(uri).await?;
+        Ok((o.send, o.quic))
+    }
+
+    /// The origin's connection, connecting (once, whoever asks first) if there is none open.
+    pub(super) async fn origin(&self, uri: &http::Uri) -> Result<OriginConn> {
+        let host = uri
+            .host()
+            .ok_or_else(|| H3Error::InvalidArg("URL has no host".into()))?;
+        let port = uri.port_u16().unwrap_or(443);
+        let authority = format!("{host}:{port}");
+        let slot = {
+            let mut pool = lock(&self.pool);
+            pool.entry(authority.clone()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref() {
+            if c.quic.close_reason().is_none() {
+                return Ok(c.clone());
+            }
+        }
+        let conn = self.connect(&authority, host, port).await?;
+        let out = conn.clone();
+        *slot = Some(conn);
+        Ok(out)
+    }
+}

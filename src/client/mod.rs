@@ -1,0 +1,140 @@
+//! HTTP/3 client: one QUIC connection per origin, many requests multiplexed on it.
+
+mod connection;
+mod request;
+mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{H3Error, Result};
+use crate::ids::RequestId;
+use crate::proto::headers::H3_NO_ERROR;
+use crate::sync::lock;
+use crate::tls::{client_crypto, Trust};
+use crate::transport::body::{BodyEvent, BodyPull};
+use crate::webtransport::HandleTable;
+use connection::OriginConn;
+
+pub use request::{RequestSpec, ResponseHead, UploadCmd};
+pub use session::SessionOpen;
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub trust: Trust,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// Per-request handles JS reaches by id.
+struct Handle {
+    upload: Option<mpsc::UnboundedSender<UploadCmd>>,
+    body: Option<mpsc::UnboundedSender<BodyPull>>,
+    cancel: Option<watch::Sender<bool>>,
+}
+
+/// One slot per origin; its lock is held while connecting, so concurrent requests share one
+/// handshake.
+type OriginSlot = Arc<tokio::sync::Mutex<Option<OriginConn>>>;
+
+pub struct Client {
+    config: ClientConfig,
+    endpoint: quinn::Endpoint,
+    crypto: Arc<quinn::crypto::rustls::QuicClientConfig>,
+    pool: Mutex<HashMap<String, OriginSlot>>,
+    handles: Mutex<HashMap<RequestId, Handle>>,
+    next_id: AtomicU64,
+    pub connections_opened: AtomicU64,
+    /// WebTransport sessions and streams of this client.
+    pub sessions: Arc<HandleTable>,
+}
+
+impl Client {
+    /// Needs the tokio runtime context (binds a UDP socket).
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        let crypto = client_crypto(&config.trust)?;
+        let bind: SocketAddr = SocketAddr::from(([0u16; 8], 0));
+        let endpoint = match quinn::Endpoint::client(bind) {
+            Ok(e) => e,
+            // No IPv6 on this host: an IPv4-only socket.
+            Err(_) => {
+                quinn::Endpoint::client(SocketAddr::from(([0u8; 4], 0))).map_err(|source| {
+                    H3Error::Bind {
+                        addr: "0.0.0.0:0".into(),
+                        source,
+                    }
+                })?
+            }
+        };
+        Ok(Client {
+            config,
+            endpoint,
+            crypto,
+            pool: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            connections_opened: AtomicU64::new(0),
+            sessions: HandleTable::new(Arc::default())?,
+        })
+    }
+
+    fn lock_handles(&self) -> MutexGuard<'_, HashMap<RequestId, Handle>> {
+        lock(&self.handles)
+    }
+
+    pub fn pull_body(&self, id: RequestId) -> Result<oneshot::Receiver<BodyEvent>> {
+        let (tx, rx) = oneshot::channel();
+        let handles = self.lock_handles();
+        let h = handles
+            .get(&id)
+            .and_then(|h| h.body.as_ref())
+            .ok_or(H3Error::UnknownRequest(id))?;
+        h.send(tx).map_err(|_| H3Error::UnknownRequest(id))?;
+        Ok(rx)
+    }
+
+    pub fn upload(&self, id: RequestId, cmd: UploadCmd) -> Result<()> {
+        let handles = self.lock_handles();
+        let h = handles
+            .get(&id)
+            .and_then(|h| h.upload.as_ref())
+            .ok_or(H3Error::UnknownRequest(id))?;
+        h.send(cmd).map_err(|_| H3Error::UnknownRequest(id))
+    }
+
+    /// Abort a request (any stage): its streams are reset, pending pulls fail.
+    pub fn cancel(&self, id: RequestId) {
+        if let Some(mut h) = self.lock_handles().remove(&id) {
+            if let Some(c) = h.cancel.take() {
+                let _ = c.send(true);
+            }
+        }
+    }
+
+    pub fn open_connections(&self) -> usize {
+        let pool = lock(&self.pool);
+        pool.values()
+            .filter(|slot| {
+                slot.try_lock()
+                    .map(|c| c.as_ref().is_some_and(|c| c.quic.close_reason().is_none()))
+                    .unwrap_or(true)
+            })
+            .count()
+    }
+
+    /// Close every connection; in-flight requests fail.
+    pub async fn close(&self) {
+        let ids: Vec<RequestId> = self.lock_handles().keys().copied().collect();
+        for id in ids {
+            self.cancel(id);
+        }
+        lock(&self.pool).clear();
+        self.endpoint.close(H3_NO_ERROR, b"client closed");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}

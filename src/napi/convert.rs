@@ -1,0 +1,168 @@
+//! Conversions between JS values and ours, in one place: errors, bytes (every unsafe N-API
+//! call of the crate), header lists, PEM sources, peer addresses.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::H3Error;
+use crate::ids::{ConnectionId, RequestId, SessionHandle, StreamHandle, StreamId};
+use crate::tls::PemSource;
+
+/// Converts an internal error into a JS error whose message starts with `[CODE] `;
+/// index.js lifts that prefix into `err.code`. The only place errors cross into JS.
+pub fn to_js(e: H3Error) -> Error {
+    Error::new(Status::GenericFailure, format!("[{}] {e}", e.code()))
+}
+
+/// JS numbers name our ids; these are the only places they become typed again.
+pub fn request_id(v: i64) -> RequestId {
+    RequestId(v as u64)
+}
+
+pub fn connection_id(v: i64) -> ConnectionId {
+    ConnectionId(v as u64)
+}
+
+/// A stream id JS passes where negative means "none" (a bare QUIC datagram).
+pub fn stream_id(v: i64) -> Option<StreamId> {
+    (v >= 0).then_some(StreamId(v as u64))
+}
+
+pub fn session_handle(v: i64) -> SessionHandle {
+    SessionHandle(v as u64)
+}
+
+pub fn stream_handle(v: i64) -> StreamHandle {
+    StreamHandle(v as u64)
+}
+
+/// Bytes copied into a JS-heap Buffer when they reach JS. An external buffer over Rust memory
+/// would be zero-copy, but V8 does not count it towards GC pressure, so a fast upload would pile
+/// up garbage buffers faster than they are collected.
+pub struct JsBytes(pub Vec<Bytes>);
+
+/// Chunks smaller than this are not worth a finalizer.
+const GC_HINT_MIN_BYTES: usize = 16 * 1024;
+/// Extra external memory reported per chunk byte (see `JsBytes`).
+const GC_HINT_FACTOR: usize = 2;
+
+unsafe extern "C" fn release_gc_hint(
+    env: napi::sys::napi_env,
+    data: *mut std::ffi::c_void,
+    _hint: *mut std::ffi::c_void,
+) {
+    let mut adjusted = 0i64;
+    // SAFETY: called by the runtime on the JS thread; `data` carries the reported byte count.
+    unsafe { napi::sys::napi_adjust_external_memory(env, -(data as usize as i64), &mut adjusted) };
+}
+
+impl ToNapiValue for JsBytes {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let len: usize = val.0.iter().map(|b| b.len()).sum();
+        let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+        let mut out = std::ptr::null_mut();
+        let status = unsafe { napi::sys::napi_create_buffer(env, len, &mut data, &mut out) };
+        if status != napi::sys::Status::napi_ok || (data.is_null() && len > 0) {
+            return Err(to_js(H3Error::BufferAlloc));
+        }
+        let mut at = 0;
+        for piece in &val.0 {
+            // SAFETY: `data` points at `len` writable bytes owned by the new Buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    piece.as_ptr(),
+                    (data as *mut u8).add(at),
+                    piece.len(),
+                )
+            };
+            at += piece.len();
+        }
+        // Body chunks are garbage as soon as JS has consumed them, and V8 only collects
+        // Buffer memory after ~64 MiB of it has accumulated. Report each chunk twice more as
+        // external memory (undone when it is collected) so GC comes at about a third of that,
+        // which keeps a streaming transfer's footprint well under 64 MiB.
+        if len >= GC_HINT_MIN_BYTES {
+            let mut adjusted = 0i64;
+            let hint = (len * GC_HINT_FACTOR) as i64;
+            // SAFETY: plain N-API calls on the JS thread with a live env and value.
+            unsafe {
+                if napi::sys::napi_adjust_external_memory(env, hint, &mut adjusted)
+                    == napi::sys::Status::napi_ok
+                {
+                    napi::sys::napi_add_finalizer(
+                        env,
+                        out,
+                        hint as usize as *mut std::ffi::c_void,
+                        Some(release_gc_hint),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[napi(object)]
+pub struct PeerAddress {
+    pub address: String,
+    pub port: u32,
+    pub family: String,
+}
+
+/// A socket address as JS describes peers (v4-mapped IPv6 shown as IPv4).
+pub fn peer(addr: SocketAddr) -> PeerAddress {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(addr.ip()),
+        ip => ip,
+    };
+    PeerAddress {
+        address: ip.to_string(),
+        port: addr.port().into(),
+        family: if ip.is_ipv4() { "IPv4" } else { "IPv6" }.into(),
+    }
+}
+
+pub fn pem(src: Either<String, Buffer>) -> PemSource {
+    match src {
+        Either::A(s) => PemSource::Text(s),
+        Either::B(b) => PemSource::Bytes(b.to_vec()),
+    }
+}
+
+/// Flat `[name, value, ...]` from JS into pairs.
+pub fn header_pairs(flat: Vec<String>) -> Vec<(String, String)> {
+    let mut it = flat.into_iter();
+    let mut out = Vec::with_capacity(it.len() / 2);
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
+}
+
+/// Body sent from JS: a string (UTF-8) or bytes. Copied into `Bytes` here, on the JS thread,
+/// so JS-owned memory never reaches tokio.
+pub fn body_bytes(body: Either<String, Buffer>) -> Bytes {
+    match body {
+        Either::A(s) => Bytes::from(s),
+        Either::B(b) => Bytes::copy_from_slice(&b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_pairs_drop_an_odd_tail() {
+        let pairs = header_pairs(vec!["a".into(), "1".into(), "b".into()]);
+        assert_eq!(pairs, vec![("a".to_string(), "1".to_string())]);
+    }
+}

@@ -1,0 +1,9 @@
+//! The napi edge: the only module with napi types. Everything below it is plain Rust that
+//! `cargo test` covers; ids, bytes and errors become JS values here and nowhere else.
+
+pub mod batch;
+pub mod client;
+pub mod convert;
+pub mod server;
+pub mod server_options;
+pub mod webtransport;

@@ -1,0 +1,429 @@
+//! The napi edge for the server: JS options in, threadsafe calls out, errors converted once.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use tokio::sync::oneshot;
+
+use super::batch::{datagram_cells, request_cells, Batch, Cell};
+use super::convert::{
+    body_bytes, connection_id, header_pairs, peer, pem, request_id, stream_id, to_js, JsBytes,
+    PeerAddress,
+};
+use super::server_options::{route_table, NativeRoute, NativeServerOptions};
+use super::webtransport::NativeWt;
+use crate::config::ServerConfig;
+use crate::error::H3Error;
+use crate::ids::{ConnectionId, RequestId, StreamId};
+use crate::server::response::ResponseCmd;
+use crate::server::{datagrams, ActiveRoutes, Dispatcher, RequestHead, Server};
+use crate::tls::Identity;
+use crate::transport::body::BodyEvent;
+use crate::transport::datagram::{self, Datagram, MAX_PENDING_TO_JS};
+
+/// Weak (never keeps the process alive by itself; index.js holds a ref'able handle instead),
+/// not callee-handled, unbounded queue (bounded upstream by stream limits).
+type BatchTsfn = ThreadsafeFunction<(), (), Vec<Cell>, Status, false, true, 0>;
+type AbortTsfn = ThreadsafeFunction<i64, (), i64, Status, false, true, 0>;
+
+struct JsDispatcher {
+    requests: Arc<Batch<RequestHead>>,
+    on_batch: BatchTsfn,
+    on_abort: AbortTsfn,
+    datagrams: Arc<Batch<Datagram>>,
+    on_datagrams: Option<BatchTsfn>,
+}
+
+impl Dispatcher for JsDispatcher {
+    fn request(&self, head: RequestHead) -> bool {
+        // Requests are bounded upstream (streams per connection × connections).
+        if self.requests.push(head, usize::MAX) == Some(true) {
+            return self
+                .on_batch
+                .call((), ThreadsafeFunctionCallMode::NonBlocking)
+                == Status::Ok;
+        }
+        true
+    }
+    fn abort(&self, id: RequestId) {
+        let _ = self
+            .on_abort
+            .call(id.0 as i64, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    fn datagram(&self, d: Datagram) -> bool {
+        let Some(tsfn) = &self.on_datagrams else {
+            return false;
+        };
+        match self.datagrams.push(d, MAX_PENDING_TO_JS) {
+            None => false,
+            Some(true) => tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok,
+            Some(false) => true,
+        }
+    }
+}
+
+/// Server counters (SPEC `ServerStats`, plus rejection counters).
+#[napi(object)]
+pub struct ServerStats {
+    pub connections_total: f64,
+    pub connections_active: f64,
+    pub requests_total: f64,
+    pub requests_active: f64,
+    pub uptime_ms: f64,
+    /// UDP payload bytes received, summed over closed connections plus live ones.
+    pub bytes_received: f64,
+    /// UDP payload bytes sent, summed over closed connections plus live ones.
+    pub bytes_sent: f64,
+    pub datagrams_received: f64,
+    pub datagrams_sent: f64,
+    pub datagrams_dropped: f64,
+    pub webtransport_sessions_active: f64,
+    /// WebTransport streams open on this server (both directions, all sessions).
+    pub webtransport_streams_active: f64,
+    /// Requests answered or dropped before JS saw them (413, 431, malformed, reset early).
+    pub requests_rejected: f64,
+    /// Connections that failed their handshake or closed with a protocol error.
+    pub connection_errors: f64,
+}
+
+#[napi]
+pub struct NativeServer {
+    inner: Arc<Server>,
+    certificate_hash: Option<Vec<u8>>,
+    certificate_pem: Option<String>,
+}
+
+#[napi]
+impl NativeServer {
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.inner.local_addr.port().into()
+    }
+
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.inner.local_addr.ip().to_string()
+    }
+
+    /// SHA-256 of the leaf certificate (DER).
+    #[napi(getter)]
+    pub fn certificate_hash(&self) -> Option<Buffer> {
+        self.certificate_hash.clone().map(Buffer::from)
+    }
+
+    /// PEM of the self-signed certificate, when the server generated one.
+    #[napi(getter)]
+    pub fn certificate_pem(&self) -> Option<String> {
+        self.certificate_pem.clone()
+    }
+
+    /// A complete response. Returns false when the request is gone (peer left, server stopped).
+    #[napi]
+    pub fn respond(
+        &self,
+        id: i64,
+        status: u32,
+        headers: Vec<String>,
+        body: Option<Either<String, Buffer>>,
+    ) -> bool {
+        let cmd = ResponseCmd::Head {
+            status: status.min(999) as u16,
+            headers: header_pairs(headers),
+            body: body.map(body_bytes),
+            end: true,
+        };
+        self.inner.state.command(request_id(id), cmd).is_ok()
+    }
+
+    /// Many complete responses at once: `batch` is flat, 4 cells per response
+    /// (`id, status, headers, body`). index.js collects a tick's responses into one call.
+    #[napi]
+    pub fn respond_batch(&self, batch: Vec<Unknown<'_>>) -> Result<()> {
+        let mut it = batch.into_iter();
+        while let (Some(id), Some(status), Some(headers), Some(body)) =
+            (it.next(), it.next(), it.next(), it.next())
+        {
+            // Each cell is type-checked by its FromNapiValue conversion; a wrong shape is an Err.
+            let id: i64 = id.coerce_to_number()?.get_int64()?;
+            let status: u32 = status.coerce_to_number()?.get_uint32()?;
+            let headers: Vec<String> =
+                unsafe { Vec::<String>::from_napi_value(headers.env(), headers.raw())? };
+            let body: Option<Either<String, Buffer>> = match body.get_type()? {
+                ValueType::Null | ValueType::Undefined => None,
+                _ => Some(unsafe {
+                    Either::<String, Buffer>::from_napi_value(body.env(), body.raw())?
+                }),
+            };
+            self.respond(id, status, headers, body);
+        }
+        Ok(())
+    }
+
+    /// Status and headers of a streamed response; body chunks follow with `write`.
+    #[napi]
+    pub fn start_response(&self, id: i64, status: u32, headers: Vec<String>) -> bool {
+        let cmd = ResponseCmd::Head {
+            status: status.min(999) as u16,
+            headers: header_pairs(headers),
+            body: None,
+            end: false,
+        };
+        self.inner.state.command(request_id(id), cmd).is_ok()
+    }
+
+    /// Queue one chunk; the promise settles when QUIC accepted it (that is the backpressure).
+    /// Resolves false when the peer stopped reading or the request is gone.
+    #[napi]
+    pub async fn write(&self, id: i64, chunk: Either<String, Buffer>) -> Result<bool> {
+        let (ack, done) = oneshot::channel();
+        let cmd = ResponseCmd::Data {
+            chunk: body_bytes(chunk),
+            ack,
+        };
+        if self.inner.state.command(request_id(id), cmd).is_err() {
+            return Ok(false);
+        }
+        Ok(matches!(done.await, Ok(Ok(()))))
+    }
+
+    /// End a streamed response, with optional trailers (flat name/value list).
+    #[napi]
+    pub fn end(&self, id: i64, trailers: Option<Vec<String>>) -> bool {
+        let cmd = ResponseCmd::End {
+            trailers: header_pairs(trailers.unwrap_or_default()),
+        };
+        self.inner.state.command(request_id(id), cmd).is_ok()
+    }
+
+    /// Next chunk of a streaming request body: a Buffer, then at the end an array of trailer
+    /// name/value pairs (possibly empty). Rejects with ERR_H3_STREAM_RESET,
+    /// ERR_H3_BODY_TOO_LARGE or ERR_H3_CONNECTION_LOST.
+    #[napi(ts_return_type = "Promise<Buffer | string[]>")]
+    pub async fn read_body(&self, id: i64) -> Result<Either<JsBytes, Vec<String>>> {
+        let rx = self.inner.state.pull_body(request_id(id)).map_err(to_js)?;
+        match rx.await {
+            Ok(BodyEvent::Chunk(pieces)) => Ok(Either::A(JsBytes(pieces))),
+            Ok(BodyEvent::End(trailers)) => Ok(Either::B(trailers)),
+            Ok(BodyEvent::Error(e)) => Err(to_js(e)),
+            Err(_) => Err(to_js(H3Error::UnknownRequest(request_id(id)))),
+        }
+    }
+
+    /// The handler gave up on a streaming body: stop reading it (the peer gets STOP_SENDING).
+    #[napi]
+    pub fn cancel_body(&self, id: i64) {
+        self.inner.state.cancel_body(request_id(id))
+    }
+
+    /// Send a datagram on connection `conn_id`: an HTTP datagram of request stream `stream_id`
+    /// when given (RFC 9297), else a bare QUIC datagram. A full send buffer drops it (counted).
+    #[napi]
+    pub fn send_datagram(
+        &self,
+        conn_id: i64,
+        stream_id: Option<i64>,
+        payload: Buffer,
+    ) -> Result<()> {
+        datagrams::send(
+            &self.inner.state,
+            connection_id(conn_id),
+            stream_id.map(|s| StreamId(s as u64)),
+            &payload,
+        )
+        .map_err(to_js)
+    }
+
+    /// Replies collected while JS handled a datagram batch, flat: `connId, streamId (-1: bare
+    /// QUIC datagram), payload` per datagram. JS checked the sizes; a datagram that no longer
+    /// fits, or whose connection is gone, is dropped and counted.
+    #[napi]
+    pub fn send_datagrams(&self, batch: Vec<Unknown<'_>>) -> Result<()> {
+        let server = &self.inner.state;
+        let mut conn: Option<(ConnectionId, quinn::Connection)> = None;
+        let mut it = batch.into_iter();
+        while let (Some(c), Some(s), Some(p)) = (it.next(), it.next(), it.next()) {
+            let c = connection_id(c.coerce_to_number()?.get_int64()?);
+            let s = stream_id(s.coerce_to_number()?.get_int64()?);
+            let payload = unsafe { Buffer::from_napi_value(p.env(), p.raw())? };
+            if conn.as_ref().is_none_or(|(id, _)| *id != c) {
+                conn = server.conn(c).map(|q| (c, q));
+            }
+            let sent = conn.as_ref().is_some_and(|(_, quic)| {
+                datagram::send_on(quic, &server.stats, s, &payload).is_ok()
+            });
+            if !sent {
+                server.stats.datagrams_dropped.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Largest datagram payload the connection accepts right now (null when it has none).
+    #[napi]
+    pub fn max_datagram_size(&self, conn_id: i64, stream_id: Option<i64>) -> Option<u32> {
+        datagrams::max_size(
+            &self.inner.state,
+            connection_id(conn_id),
+            stream_id.map(|s| StreamId(s as u64)),
+        )
+        .map(|n| n as u32)
+    }
+
+    /// Reset the response stream (the handler's body stream failed mid-way).
+    #[napi]
+    pub fn abort(&self, id: i64) -> bool {
+        self.inner
+            .state
+            .command(request_id(id), ResponseCmd::Abort)
+            .is_ok()
+    }
+
+    /// WebTransport sessions and streams of this server (null when no route takes WebTransport).
+    #[napi]
+    pub fn wt(&self) -> Option<NativeWt> {
+        self.inner.state.webtransport.clone().map(NativeWt::new)
+    }
+
+    /// Swap the route table; returns the new handler generation.
+    #[napi]
+    pub fn reload(&self, routes: Vec<NativeRoute>, has_fallback: bool) -> Result<u32> {
+        let table = route_table(routes).map_err(to_js)?;
+        Ok(self.inner.state.set_routes(table, has_fallback))
+    }
+
+    #[napi]
+    pub fn request_ip(&self, id: i64) -> Option<PeerAddress> {
+        self.inner.state.request_peer(request_id(id)).map(peer)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> ServerStats {
+        let state = &self.inner.state;
+        let s = state.stats.snapshot();
+        let (live_rx, live_tx) = state.live_udp_bytes();
+        let (rx, tx) = (s.bytes_received + live_rx, s.bytes_sent + live_tx);
+        ServerStats {
+            connections_total: s.connections_total as f64,
+            connections_active: s.connections_active as f64,
+            requests_total: s.requests_total as f64,
+            requests_active: s.requests_active as f64,
+            uptime_ms: s.uptime_ms as f64,
+            bytes_received: rx as f64,
+            bytes_sent: tx as f64,
+            datagrams_received: s.datagrams_received as f64,
+            datagrams_sent: s.datagrams_sent as f64,
+            datagrams_dropped: s.datagrams_dropped as f64,
+            webtransport_sessions_active: s.webtransport_sessions_active as f64,
+            webtransport_streams_active: state.webtransport.as_ref().map_or(0, |t| t.counts().1)
+                as f64,
+            requests_rejected: s.requests_rejected as f64,
+            connection_errors: s.connection_errors as f64,
+        }
+    }
+
+    /// Graceful stop (GOAWAY, drain, close) or, with `force`, close everything now.
+    #[napi]
+    pub async fn stop(&self, force: bool) -> Result<()> {
+        let server = self.inner.clone();
+        // Run on the runtime so a stop never depends on the caller's executor.
+        tokio::spawn(async move { server.stop(force).await })
+            .await
+            .map_err(|e| to_js(H3Error::Internal(format!("stop failed: {e}"))))
+    }
+}
+
+/// The server's certificate: the given PEM pair, or a fresh self-signed one (`true`).
+fn identity(
+    cert: Option<Either<String, Buffer>>,
+    key: Option<Either<String, Buffer>>,
+    hostname: Option<String>,
+) -> std::result::Result<(Identity, bool), H3Error> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok((Identity::from_pem(&pem(c), &pem(k))?, false)),
+        (None, None) => {
+            let names: Vec<String> = hostname.into_iter().collect();
+            Ok((Identity::self_signed(&names)?, true))
+        }
+        _ => Err(H3Error::Tls(
+            "tls needs both cert and key (or omit tls for a self-signed certificate)".into(),
+        )),
+    }
+}
+
+impl JsDispatcher {
+    /// Threadsafe functions over the JS callbacks; each drains its batch when it runs.
+    fn new(
+        on_request: Function<'_, Vec<Cell>, ()>,
+        on_abort: Function<'_, i64, ()>,
+        on_datagram: Option<Function<'_, Vec<Cell>, ()>>,
+    ) -> Result<Self> {
+        let requests = Arc::new(Batch::default());
+        let drain = requests.clone();
+        let on_batch: BatchTsfn = on_request
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |_| Ok(request_cells(drain.take())))?;
+        let datagrams = Arc::new(Batch::default());
+        let drain = datagrams.clone();
+        let on_datagrams: Option<BatchTsfn> = match on_datagram {
+            Some(f) => Some(
+                f.build_threadsafe_function::<()>()
+                    .weak::<true>()
+                    .callee_handled::<false>()
+                    .build_callback(move |_| Ok(datagram_cells(drain.take())))?,
+            ),
+            None => None,
+        };
+        let on_abort: AbortTsfn = on_abort
+            .build_threadsafe_function::<i64>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build()?;
+        Ok(JsDispatcher {
+            requests,
+            on_batch,
+            on_abort,
+            datagrams,
+            on_datagrams,
+        })
+    }
+}
+
+/// Create and bind a server. `on_request(batch)` gets a flat array, the cells named by
+/// `requestBatchFields()` per request; `on_datagram(batch)` the cells named by
+/// `datagramBatchFields()` per datagram; `on_abort(id)` the id of a request the peer gave up
+/// on. All run on the JS thread; none may throw (index.js guards them).
+#[napi]
+pub fn create_native_server(
+    options: NativeServerOptions,
+    on_request: Function<'_, Vec<Cell>, ()>,
+    on_abort: Function<'_, i64, ()>,
+    on_datagram: Option<Function<'_, Vec<Cell>, ()>>,
+) -> Result<NativeServer> {
+    let raw = options.raw();
+    let table = route_table(options.routes).map_err(to_js)?;
+    let mut config =
+        ServerConfig::build(&raw, table.any_datagram(), table.any_webtransport()).map_err(to_js)?;
+    config.quic_datagram_handler = options.quic_datagram.unwrap_or(false);
+    let (identity, generated) =
+        identity(options.cert, options.key, options.hostname).map_err(to_js)?;
+    let dispatcher = Box::new(JsDispatcher::new(on_request, on_abort, on_datagram)?);
+    let routes = ActiveRoutes {
+        table,
+        generation: 1,
+        has_fallback: options.has_fallback,
+    };
+    let server = napi::bindgen_prelude::within_runtime_if_available(|| {
+        Server::start(config, &identity, routes, dispatcher)
+    })
+    .map_err(to_js)?;
+    Ok(NativeServer {
+        inner: Arc::new(server),
+        certificate_hash: Some(identity.leaf_sha256.to_vec()),
+        certificate_pem: generated.then(|| identity.leaf_pem()),
+    })
+}

@@ -1,0 +1,6 @@
+//! Wire formats: pure encoders and decoders, no tasks and no I/O.
+
+pub mod frame_guard;
+pub mod headers;
+pub mod varint;
+pub mod wt_wire;

@@ -1,0 +1,272 @@
+//! WebTransport over HTTP/3 wire formats (draft-ietf-webtrans-http3-02, the dialect browsers
+//! speak): stream headers, the session capsules (RFC 9297 §3.2 framing) and the mapping between
+//! WebTransport application error codes and HTTP/3 error codes.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::varint;
+use crate::error::Result;
+use crate::ids::SessionId;
+
+/// First byte-pair of a WebTransport bidirectional stream (frame type 0x41).
+pub const BIDI_TYPE: u64 = 0x41;
+/// Stream type of a WebTransport unidirectional stream.
+pub const UNI_TYPE: u64 = 0x54;
+const CLOSE_CAPSULE: u64 = 0x2843;
+const DRAIN_CAPSULE: u64 = 0x78ae;
+/// Streams of a session that is gone are reset / stopped with this code.
+pub const SESSION_GONE: u64 = 0x170d_7b68;
+/// A stream named a session we do not have (or whose queue is full).
+pub const BUFFERED_STREAM_REJECTED: u64 = 0x3994_bd84;
+const APP_CODE_FIRST: u64 = 0x52e4_a40f_a8db;
+const APP_CODE_LAST: u64 = 0x52e5_ac98_3162;
+/// Longest close reason the draft allows.
+pub const MAX_REASON: usize = 1024;
+/// Capsules we buffer whole (CLOSE is at most 4 + 1024 bytes); larger unknown ones are skipped.
+const MAX_CAPSULE: u64 = 4 + MAX_REASON as u64;
+
+/// HTTP/3 error code carrying WebTransport application error `n` (draft-ietf-webtrans-http3-02
+/// §4.3: the 0x52e4a40fa8db range, skipping the 0x1f * N + 0x21 grease points).
+pub fn to_http_code(n: u32) -> u64 {
+    APP_CODE_FIRST + u64::from(n) + u64::from(n) / 0x1e
+}
+
+/// The WebTransport application error code inside an HTTP/3 error code, if it carries one.
+pub fn from_http_code(h: u64) -> Option<u32> {
+    if !(APP_CODE_FIRST..=APP_CODE_LAST).contains(&h) || h.wrapping_sub(0x21).is_multiple_of(0x1f) {
+        return None;
+    }
+    let shifted = h - APP_CODE_FIRST;
+    u32::try_from(shifted - shifted / 0x1f).ok()
+}
+
+/// The header a stream we open starts with.
+/// draft-ietf-webtrans-http3-02 §4.1 (unidirectional: 0x54, session id) and §4.2
+/// (bidirectional: 0x41, session id).
+pub fn stream_header(bidi: bool, session: SessionId) -> Result<Bytes> {
+    let mut b = BytesMut::with_capacity(10);
+    varint::write_small(&mut b, if bidi { BIDI_TYPE } else { UNI_TYPE });
+    varint::write(&mut b, session.0)?;
+    Ok(b.freeze())
+}
+
+/// What the first bytes of a peer stream say.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamHeader {
+    /// A WebTransport stream of this session; its header took `len` bytes.
+    WebTransport { session: SessionId, len: usize },
+    /// Not a WebTransport stream (another type, or no header within 16 bytes).
+    Other,
+    /// Too few bytes yet to tell.
+    Incomplete,
+}
+
+/// Parse the header a peer stream starts with (`wt_type`: [`BIDI_TYPE`] or [`UNI_TYPE`]).
+pub fn parse_stream_header(buf: &[u8], wt_type: u64) -> StreamHeader {
+    let mut peek = buf;
+    match varint::read(&mut peek) {
+        Some(ty) if ty != wt_type => return StreamHeader::Other,
+        Some(_) => {
+            if let Some(session) = varint::read(&mut peek) {
+                return StreamHeader::WebTransport {
+                    session: SessionId(session),
+                    len: buf.len() - peek.len(),
+                };
+            }
+        }
+        None => {}
+    }
+    // A header is at most 16 bytes: more means it was not one.
+    if buf.len() > 16 {
+        StreamHeader::Other
+    } else {
+        StreamHeader::Incomplete
+    }
+}
+
+/// CLOSE_WEBTRANSPORT_SESSION capsule (draft-ietf-webtrans-http3-02 §5, RFC 9297 §3.2 framing) (reason cut to the draft's 1024 bytes, on a char edge).
+pub fn close_capsule(code: u32, reason: &str) -> Bytes {
+    let mut end = reason.len().min(MAX_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let reason = &reason.as_bytes()[..end];
+    let mut b = BytesMut::with_capacity(16 + reason.len());
+    varint::write_small(&mut b, CLOSE_CAPSULE);
+    varint::write_small(&mut b, 4 + reason.len() as u64);
+    b.extend_from_slice(&code.to_be_bytes());
+    b.extend_from_slice(reason);
+    b.freeze()
+}
+
+/// DRAIN_WEBTRANSPORT_SESSION capsule (draft-ietf-webtrans-http3-02 §4.6).
+pub fn drain_capsule() -> Bytes {
+    let mut b = BytesMut::with_capacity(5);
+    varint::write_small(&mut b, DRAIN_CAPSULE);
+    varint::write_small(&mut b, 0);
+    b.freeze()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Capsule {
+    Close(u32, String),
+    Drain,
+}
+
+/// A capsule on the CONNECT stream broke the draft's rules.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MalformedCapsule;
+
+/// Incremental capsule parser for the CONNECT stream's data. Unknown capsules are skipped
+/// without buffering; a CLOSE capsule longer than the draft allows is a protocol error.
+#[derive(Default)]
+pub struct CapsuleReader {
+    buf: BytesMut,
+    skip: u64,
+}
+
+impl CapsuleReader {
+    pub fn push(&mut self, mut data: Bytes) -> std::result::Result<Vec<Capsule>, MalformedCapsule> {
+        let mut out = Vec::new();
+        loop {
+            if self.skip > 0 {
+                let n = self.skip.min(data.len() as u64) as usize;
+                data.advance(n);
+                self.skip -= n as u64;
+                if self.skip > 0 {
+                    return Ok(out);
+                }
+            }
+            self.buf.extend_from_slice(&std::mem::take(&mut data));
+            let mut peek = &self.buf[..];
+            let (Some(ty), Some(len)) = (varint::read(&mut peek), varint::read(&mut peek)) else {
+                return Ok(out);
+            };
+            let head = self.buf.len() - peek.len();
+            let known = ty == CLOSE_CAPSULE || ty == DRAIN_CAPSULE;
+            if known && len > MAX_CAPSULE {
+                return Err(MalformedCapsule);
+            }
+            if !known {
+                // Drop the header and whatever of the body we hold; skip the rest as it comes.
+                let have = (self.buf.len() - head) as u64;
+                let take = have.min(len);
+                self.buf.advance(head + take as usize);
+                self.skip = len - take;
+                data = self.buf.split().freeze();
+                continue;
+            }
+            if ((self.buf.len() - head) as u64) < len {
+                return Ok(out);
+            }
+            self.buf.advance(head);
+            let mut body = self.buf.split_to(len as usize);
+            if ty == DRAIN_CAPSULE {
+                out.push(Capsule::Drain);
+            } else {
+                if body.len() < 4 {
+                    return Err(MalformedCapsule);
+                }
+                let code = body.get_u32();
+                out.push(Capsule::Close(
+                    code,
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+            }
+            data = self.buf.split().freeze();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_codes_round_trip_and_skip_grease() {
+        for n in [0u32, 1, 29, 30, 31, 1000, 0xffff, u32::MAX] {
+            assert_eq!(from_http_code(to_http_code(n)), Some(n), "code {n}");
+        }
+        assert_eq!(to_http_code(0), APP_CODE_FIRST);
+        assert_eq!(to_http_code(u32::MAX), APP_CODE_LAST);
+        // A grease code point inside the range carries no application code.
+        let grease = (APP_CODE_FIRST..APP_CODE_LAST)
+            .find(|h| (h - 0x21) % 0x1f == 0)
+            .unwrap();
+        assert_eq!(from_http_code(grease), None);
+        assert_eq!(from_http_code(0x100), None);
+    }
+
+    #[test]
+    fn capsules_parse_across_chunks_and_skip_unknown() {
+        let mut wire = BytesMut::new();
+        // An unknown capsule of 300 bytes first.
+        varint::write(&mut wire, 0x1234).unwrap();
+        varint::write(&mut wire, 300).unwrap();
+        wire.extend_from_slice(&[7; 300]);
+        wire.extend_from_slice(&drain_capsule());
+        wire.extend_from_slice(&close_capsule(4242, "bye ✓"));
+        let wire = wire.freeze();
+        for step in [1usize, 3, 7, 1000] {
+            let mut r = CapsuleReader::default();
+            let mut got = Vec::new();
+            for piece in wire.chunks(step) {
+                got.extend(r.push(Bytes::copy_from_slice(piece)).unwrap());
+            }
+            assert_eq!(
+                got,
+                vec![Capsule::Drain, Capsule::Close(4242, "bye ✓".into())],
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_close_capsule_is_an_error() {
+        let mut wire = BytesMut::new();
+        varint::write(&mut wire, CLOSE_CAPSULE).unwrap();
+        varint::write(&mut wire, 1 << 20).unwrap();
+        assert!(CapsuleReader::default().push(wire.freeze()).is_err());
+    }
+
+    #[test]
+    fn close_reason_is_cut_on_a_char_boundary() {
+        let long = "é".repeat(600);
+        let c = close_capsule(1, &long);
+        let mut r = CapsuleReader::default();
+        let got = r.push(c).unwrap();
+        let Capsule::Close(1, reason) = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(reason.len(), 1024);
+    }
+
+    #[test]
+    fn stream_headers_parse() {
+        let h = stream_header(false, SessionId(4)).unwrap();
+        assert_eq!(
+            parse_stream_header(&h, UNI_TYPE),
+            StreamHeader::WebTransport {
+                session: SessionId(4),
+                len: 3
+            }
+        );
+        assert_eq!(
+            parse_stream_header(&h[..1], UNI_TYPE),
+            StreamHeader::Incomplete
+        );
+        assert_eq!(parse_stream_header(&[0x00], UNI_TYPE), StreamHeader::Other);
+    }
+
+    #[test]
+    fn headers_encode_type_and_session() {
+        assert_eq!(
+            &stream_header(true, SessionId(0)).unwrap()[..],
+            &[0x40, 0x41, 0x00]
+        );
+        assert_eq!(
+            &stream_header(false, SessionId(4)).unwrap()[..],
+            &[0x40, 0x54, 0x04]
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! One task per request stream: read the head and body, hand them to JS, write what JS
+//! answers (RFC 9114 §4.1).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use h3::error::Code;
+use h3::server::{RequestResolver, RequestStream};
+use tokio::sync::mpsc;
+
+use super::conn_ctx::{ConnCtx, InflightGuard};
+use super::responder;
+use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
+use super::router::{BodyMode, RouteSpec};
+use super::session;
+use super::state::{ActiveRoutes, PendingRequest, RequestHead, RequestKind, ServerState};
+use crate::config::ServerConfig;
+use crate::error::H3Error;
+use crate::ids::StreamId;
+use crate::proto::headers::{authority, flat_headers, path_and_query};
+use crate::stats::GaugeGuard;
+use crate::transport::body::{self, append, BodyEvent, BodyPull};
+use crate::transport::datagram::DatagramRoutes;
+use crate::transport::quic::{QuicConn, RecvStream};
+use crate::transport::stops::StopFuture;
+
+type Resolver = RequestResolver<QuicConn, Bytes>;
+
+/// Unregisters a request stream from HTTP datagram routing when its task ends.
+struct DatagramRoute<'a>(&'a DatagramRoutes, StreamId);
+
+impl Drop for DatagramRoute<'_> {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
+pub(super) async fn handle(
+    resolver: Resolver,
+    server: Arc<ServerState>,
+    ctx: Arc<ConnCtx>,
+    _inflight: InflightGuard,
+) {
+    let stats = &server.stats;
+    // Taken first so the watcher is dropped with this task whatever path it ends on.
+    let stopped = ctx.stops.take(StreamId::from(resolver.frame_stream.id()));
+    let (req, stream) = match resolver.resolve_request().await {
+        Ok(r) => r,
+        // Malformed head, oversized header section (h3 answers 431 itself), or reset: the
+        // stream is already dealt with; the connection lives on unless h3 closed it.
+        Err(_) => {
+            stats.requests_rejected.fetch_add(1, Relaxed);
+            return;
+        }
+    };
+    stats.requests_total.fetch_add(1, Relaxed);
+    let (parts, ()) = req.into_parts();
+    match ctx.sessions.clone().filter(|_| is_webtransport(&parts)) {
+        Some(sessions) => session::serve(stream, parts, &server, &ctx, sessions, stopped).await,
+        None => serve_request(stream, parts, &server, &ctx, stopped).await,
+    }
+}
+
+fn is_webtransport(parts: &http::request::Parts) -> bool {
+    parts.method == http::Method::CONNECT
+        && parts.extensions.get::<h3::ext::Protocol>() == Some(&h3::ext::Protocol::WEB_TRANSPORT)
+}
+
+/// An ordinary request: answer it from Rust when we can (static route, 404, 413), else read
+/// its body as its route wants and hand it to JS.
+async fn serve_request(
+    mut stream: H3Stream,
+    parts: http::request::Parts,
+    server: &Arc<ServerState>,
+    ctx: &Arc<ConnCtx>,
+    stopped: StopFuture,
+) {
+    let stats = &server.stats;
+    let _active = GaugeGuard::inc(&stats.requests_active);
+    let head_only = parts.method == http::Method::HEAD;
+    let path = path_and_query(&parts);
+    let routes = server.routes();
+    let matched = routes.table.lookup(parts.method.as_str(), path);
+    let route = matched.as_ref().and_then(|m| routes.table.get(m.index));
+    if answer_without_js(&mut stream, route, &routes, head_only).await {
+        return;
+    }
+
+    let streaming = route.is_some_and(|r| r.mode == BodyMode::Streaming);
+    let limit = body_limit(&server.config, streaming);
+    let declared = declared_length(&parts);
+    if declared.is_some_and(|n| limit.is_some_and(|l| n > l)) {
+        stats.requests_rejected.fetch_add(1, Relaxed);
+        return reject_too_large(&mut stream, head_only).await;
+    }
+
+    // Buffered routes: the whole body, bounded by maxRequestBodySize; over it → 413, JS not called.
+    let mut body = None;
+    if !streaming {
+        match read_body(&mut stream, limit.unwrap_or(u64::MAX), declared).await {
+            Ok(b) => body = (!b.is_empty()).then_some(b),
+            Err(e) => {
+                stats.requests_rejected.fetch_add(1, Relaxed);
+                if let ReadError::TooLarge = e {
+                    reject_too_large(&mut stream, head_only).await;
+                }
+                return;
+            }
+        }
+    }
+
+    let head = RequestHead {
+        id: server.next_request_id(),
+        conn_id: ctx.id,
+        method: parts.method.as_str().to_owned(),
+        url: format!("https://{}{path}", authority(&parts)),
+        headers: flat_headers(&parts.headers),
+        route: matched,
+        generation: routes.generation,
+        body,
+        kind: if streaming {
+            RequestKind::Streaming
+        } else {
+            RequestKind::Buffered
+        },
+        stream_id: StreamId::from(stream.id()),
+    };
+    let h3_datagram = route.is_some_and(|r| r.h3_datagram);
+    drop(routes);
+    hand_to_js(
+        stream,
+        head,
+        limit,
+        h3_datagram,
+        head_only,
+        server,
+        ctx,
+        stopped,
+    )
+    .await;
+}
+
+/// maxRequestBodySize; streaming routes are only limited when the user set it.
+fn body_limit(config: &ServerConfig, streaming: bool) -> Option<u64> {
+    if streaming {
+        config.streaming_body_limit
+    } else {
+        Some(config.max_request_body)
+    }
+}
+
+/// The request's content-length, when it gave a valid one.
+fn declared_length(parts: &http::request::Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Static routes and unmatched requests without a fallback are answered here; true when the
+/// request was.
+async fn answer_without_js(
+    stream: &mut H3Stream,
+    route: Option<&RouteSpec>,
+    routes: &ActiveRoutes,
+    head_only: bool,
+) -> bool {
+    if let Some(sr) = route.and_then(|r| r.static_response.as_ref()) {
+        finish_rejected_body(stream);
+        let _ = send_full(stream, sr.status, &sr.headers, sr.body.clone(), head_only).await;
+        return true;
+    }
+    if route.is_none() && !routes.has_fallback {
+        finish_rejected_body(stream);
+        send_plain(stream, 404, "Not Found", head_only).await;
+        return true;
+    }
+    false
+}
+
+async fn reject_too_large(stream: &mut H3Stream, head_only: bool) {
+    finish_rejected_body(stream);
+    send_plain(stream, 413, "Payload Too Large", head_only).await;
+}
+
+/// Register the request, deliver its head to JS, then answer with what JS sends (reading a
+/// streaming body alongside).
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these.
+async fn hand_to_js(
+    stream: H3Stream,
+    head: RequestHead,
+    limit: Option<u64>,
+    h3_datagram: bool,
+    head_only: bool,
+    server: &Arc<ServerState>,
+    ctx: &Arc<ConnCtx>,
+    stopped: StopFuture,
+) {
+    let (id, stream_id) = (head.id, head.stream_id);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (mut send, recv) = stream.split();
+    let mut body_reader = None;
+    let body_pulls = if head.kind == RequestKind::Streaming {
+        let (pull_tx, pull_rx) = mpsc::unbounded_channel();
+        body_reader = Some(read_streaming_body(
+            recv,
+            pull_rx,
+            limit,
+            tx.clone(),
+            ctx.quic.clone(),
+        ));
+        Some(pull_tx)
+    } else {
+        // Whatever follows the body (trailers, nothing) is of no use: release the receive side.
+        drop(recv);
+        None
+    };
+    let pending = server.add_pending(
+        id,
+        PendingRequest {
+            tx,
+            conn_id: ctx.id,
+            body: body_pulls,
+        },
+    );
+    let _datagrams = h3_datagram.then(|| {
+        ctx.datagram_routes.add(stream_id, id);
+        DatagramRoute(&ctx.datagram_routes, stream_id)
+    });
+    if !server.dispatcher.request(head) {
+        send_plain(&mut send, 503, "Service Unavailable", head_only).await;
+        return;
+    }
+    match body_reader {
+        // The body reader runs beside the responder so a handler can stream its answer while
+        // still reading (echo), and answer before reading at all.
+        Some(reader) => {
+            let server2 = server.clone();
+            let reader = tokio::spawn(async move {
+                if reader.await == BodyOutcome::PeerReset {
+                    server2.dispatcher.abort(id);
+                }
+            });
+            responder::respond(server, ctx, id, send, rx, head_only, stopped).await;
+            drop(pending);
+            let _ = reader.await;
+        }
+        None => responder::respond(server, ctx, id, send, rx, head_only, stopped).await,
+    }
+}
+
+/// The receiving half of a request stream, once the response half is split off.
+type RequestBodyStream = RequestStream<RecvStream, Bytes>;
+
+#[derive(Debug, PartialEq, Eq)]
+enum BodyOutcome {
+    Complete,
+    /// JS stopped pulling (responded or cancelled) before the end: the peer was told to stop.
+    Abandoned,
+    PeerReset,
+    TooLarge,
+}
+
+/// Serves JS's pulls on a streaming body: one QUIC read per pull, so the QUIC receive window
+/// (not our memory) absorbs a sender that is faster than the handler.
+async fn read_streaming_body(
+    mut recv: RequestBodyStream,
+    mut pulls: mpsc::UnboundedReceiver<BodyPull>,
+    limit: Option<u64>,
+    responder: mpsc::UnboundedSender<ResponseCmd>,
+    quic: quinn::Connection,
+) -> BodyOutcome {
+    let mut total: u64 = 0;
+    let closed = quic.closed();
+    tokio::pin!(closed);
+    while let Some(reply) = pulls.recv().await {
+        let event = tokio::select! {
+            r = body::next_chunk(&mut recv) => r,
+            _ = &mut closed => {
+                let _ = reply.send(BodyEvent::Error(H3Error::ConnectionLost));
+                return BodyOutcome::PeerReset;
+            }
+        };
+        match event {
+            Ok(Some(pieces)) => {
+                total += pieces.iter().map(|p| p.len() as u64).sum::<u64>();
+                if let Some(l) = limit.filter(|l| total > *l) {
+                    recv.stop_sending(Code::H3_REQUEST_REJECTED);
+                    let _ = responder.send(ResponseCmd::BodyTooLarge);
+                    let _ = reply.send(BodyEvent::Error(H3Error::BodyTooLarge(l)));
+                    return BodyOutcome::TooLarge;
+                }
+                let _ = reply.send(BodyEvent::Chunk(pieces));
+            }
+            Ok(None) => {
+                let _ = reply.send(BodyEvent::End(body::end_trailers(&mut recv).await));
+                return BodyOutcome::Complete;
+            }
+            Err(_) => {
+                let _ = reply.send(BodyEvent::Error(H3Error::StreamReset));
+                return BodyOutcome::PeerReset;
+            }
+        }
+    }
+    // RFC 9114 §4.1.1: a response may complete before the request; ask the peer to stop.
+    recv.stop_sending(Code::H3_NO_ERROR);
+    BodyOutcome::Abandoned
+}
+
+/// Stop reading a body we will not use (RFC 9114 §4.1.1: a complete response may precede the
+/// end of the request; the client is told with STOP_SENDING H3_NO_ERROR).
+fn finish_rejected_body(stream: &mut H3Stream) {
+    stream.stop_sending(Code::H3_NO_ERROR);
+}
+
+/// Why a buffered body could not be read.
+enum ReadError {
+    TooLarge,
+    Reset,
+}
+
+async fn read_body(
+    stream: &mut H3Stream,
+    limit: u64,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, ReadError> {
+    // Trust a declared length only as a capacity hint, never beyond the limit.
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20) as usize);
+    loop {
+        match stream.recv_data().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.remaining()) as u64 > limit {
+                    return Err(ReadError::TooLarge);
+                }
+                append(&mut body, chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(_) => return Err(ReadError::Reset),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! QUIC DATAGRAM frames and RFC 9297 HTTP datagrams: the one reader per connection that
+//! demultiplexes by quarter stream id, and a bounded send path. Servers and clients share both.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::{H3Error, Result};
+use crate::ids::{ConnectionId, RequestId, StreamId};
+use crate::proto::varint;
+use crate::stats::Stats;
+use crate::sync::lock;
+
+/// Most datagrams waiting for the JS thread; beyond this they are dropped and counted.
+pub const MAX_PENDING_TO_JS: usize = 4096;
+
+/// Where the datagrams of a WebTransport session go (implemented by the session, above this
+/// layer).
+pub trait DatagramSink: Send + Sync {
+    /// Queue a datagram; false when it was dropped (queue full or session closed).
+    fn push_datagram(&self, payload: Bytes) -> bool;
+}
+
+/// Where an incoming datagram goes.
+pub enum Target {
+    /// RFC 9297 datagram for the request `request_id` on stream `stream_id`.
+    H3 {
+        request_id: RequestId,
+        stream_id: StreamId,
+    },
+    /// A WebTransport session's datagram (delivered to the session's own queue).
+    Session(Arc<dyn DatagramSink>),
+    /// Everything else: the server-level `quicDatagram` handler.
+    Quic,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::H3 {
+                request_id,
+                stream_id,
+            } => write!(f, "H3({request_id}, stream {stream_id})"),
+            Target::Session(_) => f.write_str("Session"),
+            Target::Quic => f.write_str("Quic"),
+        }
+    }
+}
+
+/// A datagram on its way to JS.
+#[derive(Debug)]
+pub struct Datagram {
+    pub conn_id: ConnectionId,
+    pub target: Target,
+    pub payload: Bytes,
+}
+
+#[derive(Clone)]
+enum Route {
+    Request(RequestId),
+    Session(Arc<dyn DatagramSink>),
+}
+
+/// Request streams of one connection that take HTTP datagrams: a request with an
+/// `h3Datagram` handler or a WebTransport session, by stream id.
+#[derive(Default)]
+pub struct DatagramRoutes(Mutex<HashMap<StreamId, Route>>);
+
+impl DatagramRoutes {
+    pub fn add(&self, stream_id: StreamId, request_id: RequestId) {
+        lock(&self.0).insert(stream_id, Route::Request(request_id));
+    }
+    pub fn add_session(&self, stream_id: StreamId, session: Arc<dyn DatagramSink>) {
+        lock(&self.0).insert(stream_id, Route::Session(session));
+    }
+    pub fn remove(&self, stream_id: StreamId) {
+        lock(&self.0).remove(&stream_id);
+    }
+    fn get(&self, stream_id: StreamId) -> Option<Route> {
+        lock(&self.0).get(&stream_id).cloned()
+    }
+}
+
+/// Decide where a received datagram goes. With HTTP datagrams on, a payload whose quarter
+/// stream id (RFC 9297 §2.1) names a routed request stream is an HTTP datagram for it.
+pub fn classify(h3_enabled: bool, routes: &DatagramRoutes, data: &Bytes) -> (Target, Bytes) {
+    if h3_enabled {
+        let mut b = data.clone();
+        if let Some(quarter) = varint::read(&mut b) {
+            if let Some(stream_id) = quarter.checked_mul(4).map(StreamId) {
+                match routes.get(stream_id) {
+                    Some(Route::Request(request_id)) => {
+                        return (
+                            Target::H3 {
+                                request_id,
+                                stream_id,
+                            },
+                            b,
+                        )
+                    }
+                    Some(Route::Session(s)) => return (Target::Session(s), b),
+                    None => {}
+                }
+            }
+        }
+    }
+    (Target::Quic, data.clone())
+}
+
+/// Reads every datagram of a connection until it closes. One reader per connection: quinn
+/// hands each datagram to exactly one `read_datagram` caller. Session datagrams go to their
+/// session; the rest to `deliver`, which says whether it took them (else they count as
+/// dropped).
+pub async fn read_loop(
+    quic: &quinn::Connection,
+    h3_enabled: bool,
+    routes: &DatagramRoutes,
+    stats: &Stats,
+    mut deliver: impl FnMut(Target, Bytes) -> bool,
+) {
+    while let Ok(data) = quic.read_datagram().await {
+        stats.datagrams_received.fetch_add(1, Relaxed);
+        let delivered = match classify(h3_enabled, routes, &data) {
+            (Target::Session(s), payload) => s.push_datagram(payload),
+            (target, payload) => deliver(target, payload),
+        };
+        if !delivered {
+            stats.datagrams_dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Send a datagram on `quic`, as an HTTP datagram of `stream_id` when given. A full send
+/// buffer drops this datagram (counted) rather than growing memory.
+pub fn send_on(
+    quic: &quinn::Connection,
+    stats: &Stats,
+    stream_id: Option<StreamId>,
+    payload: &[u8],
+) -> Result<()> {
+    let mut buf = BytesMut::with_capacity(payload.len() + 8);
+    if let Some(s) = stream_id {
+        varint::write(&mut buf, s.quarter())?;
+    }
+    buf.extend_from_slice(payload);
+    let max = quic
+        .max_datagram_size()
+        .ok_or(H3Error::DatagramUnsupported)?;
+    if buf.len() > max {
+        return Err(H3Error::DatagramTooLarge(
+            payload.len(),
+            max.saturating_sub(buf.len() - payload.len()),
+        ));
+    }
+    if buf.len() > quic.datagram_send_buffer_space() {
+        stats.datagrams_dropped.fetch_add(1, Relaxed);
+        return Ok(());
+    }
+    match quic.send_datagram(buf.freeze()) {
+        Ok(()) => {
+            stats.datagrams_sent.fetch_add(1, Relaxed);
+            Ok(())
+        }
+        Err(quinn::SendDatagramError::TooLarge) => {
+            Err(H3Error::DatagramTooLarge(payload.len(), max))
+        }
+        Err(quinn::SendDatagramError::ConnectionLost(_)) => Err(H3Error::ConnectionLost),
+        Err(_) => Err(H3Error::DatagramUnsupported),
+    }
+}
+
+/// Largest payload that fits one datagram now (HTTP datagrams lose their prefix to this).
+pub fn max_size_on(quic: &quinn::Connection, stream_id: Option<StreamId>) -> Option<usize> {
+    let max = quic.max_datagram_size()?;
+    let prefix = stream_id.map_or(0, |s| varint::encoded_len(s.quarter()));
+    Some(max.saturating_sub(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_routes_by_quarter_stream_id() {
+        let routes = DatagramRoutes::default();
+        routes.add(StreamId(8), RequestId(77));
+        let d = Bytes::from_static(&[2, b'h', b'i']);
+        let (t, p) = classify(true, &routes, &d);
+        assert!(matches!(
+            t,
+            Target::H3 {
+                request_id: RequestId(77),
+                stream_id: StreamId(8)
+            }
+        ));
+        assert_eq!(p, Bytes::from_static(b"hi"));
+        // Unknown stream or H3 datagrams off: the whole payload goes to quicDatagram.
+        assert!(matches!(
+            classify(true, &routes, &Bytes::from_static(&[1, 1])).0,
+            Target::Quic
+        ));
+        let (t, p) = classify(false, &routes, &d);
+        assert!(matches!(t, Target::Quic));
+        assert_eq!(p, d);
+    }
+}

@@ -1,0 +1,9 @@
+//! What servers and clients share below HTTP semantics: h3's QUIC traits on quinn, pulled
+//! bodies, and the per-connection datagram reader.
+
+pub mod body;
+pub mod classify;
+pub mod datagram;
+pub mod quic;
+pub mod stops;
+pub mod transport_config;

@@ -1,0 +1,229 @@
+//! One WebTransport session, server or client side: its phase (open, draining, closed), the
+//! bounded queues of incoming streams and datagrams JS pulls from, and its close request.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::ids::{SessionHandle, SessionId, StreamHandle};
+use crate::sync::lock;
+use crate::transport::classify::Dir;
+use crate::transport::datagram::DatagramSink;
+
+/// Incoming streams waiting for JS per session (per direction); beyond this they are refused.
+pub const MAX_PENDING_STREAMS: usize = 256;
+/// Datagrams waiting for JS per session; beyond this they are dropped and counted.
+pub const MAX_PENDING_DATAGRAMS: usize = 1024;
+/// Most datagrams one JS pull takes.
+const DATAGRAMS_PER_PULL: usize = 256;
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    pub code: u32,
+    pub reason: String,
+    /// Closed with a CLOSE capsule or a FIN on the CONNECT stream (else: reset, connection
+    /// lost, rejected).
+    pub clean: bool,
+}
+
+impl CloseInfo {
+    /// Ended without a CLOSE capsule: code 0, no reason.
+    pub fn ended(clean: bool) -> Self {
+        CloseInfo {
+            code: 0,
+            reason: String::new(),
+            clean,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Draining,
+    Closed(CloseInfo),
+}
+
+/// One direction's queue of items waiting for a JS pull.
+pub(super) struct Queue<T> {
+    pub(super) tx: mpsc::Sender<T>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<T>>,
+}
+
+impl<T> Queue<T> {
+    fn new(cap: usize) -> Self {
+        let (tx, rx) = mpsc::channel(cap);
+        Queue {
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+        }
+    }
+}
+
+/// What JS asked to close a session with: code and reason of the CLOSE capsule.
+pub type CloseRequest = (u32, String);
+
+/// A WebTransport session, server or client side.
+pub struct Session {
+    pub handle: SessionHandle,
+    /// The CONNECT stream's id, which every stream and datagram of the session names.
+    pub session_id: SessionId,
+    pub quic: quinn::Connection,
+    phase: watch::Sender<Phase>,
+    incoming_bidi: Queue<StreamHandle>,
+    incoming_uni: Queue<StreamHandle>,
+    datagrams: Queue<Bytes>,
+    /// JS asked to close: the task driving the CONNECT stream sends the capsule.
+    close_request: Mutex<Option<oneshot::Sender<CloseRequest>>>,
+    /// Streams of this session JS holds handles for.
+    pub(super) streams: Mutex<HashSet<StreamHandle>>,
+    /// Set once draining began, so a drain followed at once by a close is still reported.
+    drained: AtomicBool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session({}, stream {})", self.handle, self.session_id)
+    }
+}
+
+impl Session {
+    /// A new open session, and where its close requests arrive.
+    pub(super) fn new(
+        handle: SessionHandle,
+        session_id: SessionId,
+        quic: quinn::Connection,
+    ) -> (Arc<Session>, oneshot::Receiver<CloseRequest>) {
+        let (close_tx, close_rx) = oneshot::channel();
+        let session = Arc::new(Session {
+            handle,
+            session_id,
+            quic,
+            phase: watch::channel(Phase::Open).0,
+            incoming_bidi: Queue::new(MAX_PENDING_STREAMS),
+            incoming_uni: Queue::new(MAX_PENDING_STREAMS),
+            datagrams: Queue::new(MAX_PENDING_DATAGRAMS),
+            close_request: Mutex::new(Some(close_tx)),
+            streams: Mutex::default(),
+            drained: AtomicBool::new(false),
+        });
+        (session, close_rx)
+    }
+
+    fn closed_info(&self) -> Option<CloseInfo> {
+        match &*self.phase.borrow() {
+            Phase::Closed(i) => Some(i.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.closed_info().is_none()
+    }
+
+    /// Mark the session closed with `info`; false when it already was.
+    pub(super) fn set_closed(&self, info: CloseInfo) -> bool {
+        self.phase.send_if_modified(|p| {
+            let open = !matches!(p, Phase::Closed(_));
+            if open {
+                *p = Phase::Closed(info);
+            }
+            open
+        })
+    }
+
+    /// Resolves once the session is closed.
+    pub async fn wait_closed(&self) -> CloseInfo {
+        let mut rx = self.phase.subscribe();
+        loop {
+            if let Phase::Closed(i) = &*rx.borrow_and_update() {
+                return i.clone();
+            }
+            if rx.changed().await.is_err() {
+                return CloseInfo::ended(false);
+            }
+        }
+    }
+
+    /// True once the session is draining (the peer or our server is going away); false if it
+    /// closed without draining first.
+    pub async fn wait_draining(&self) -> bool {
+        let mut rx = self.phase.subscribe();
+        loop {
+            match &*rx.borrow_and_update() {
+                Phase::Draining => return true,
+                Phase::Closed(_) => return self.drained.load(Relaxed),
+                Phase::Open => {}
+            }
+            if rx.changed().await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    pub fn set_draining(&self) {
+        self.drained.store(true, Relaxed);
+        self.phase.send_if_modified(|p| {
+            let open = *p == Phase::Open;
+            if open {
+                *p = Phase::Draining;
+            }
+            open
+        });
+    }
+
+    pub(super) fn incoming_queue(&self, dir: Dir) -> &Queue<StreamHandle> {
+        match dir {
+            Dir::Bidi => &self.incoming_bidi,
+            Dir::Uni => &self.incoming_uni,
+        }
+    }
+
+    /// Next item of `queue`, or `None` once the session is closed (what is still queued then
+    /// belongs to a closed session: its streams were reset).
+    pub(super) async fn pull<T>(&self, queue: &Queue<T>) -> Option<T> {
+        let mut rx = queue.rx.lock().await;
+        if !self.is_open() {
+            return None;
+        }
+        if let Ok(v) = rx.try_recv() {
+            return Some(v);
+        }
+        tokio::select! {
+            v = rx.recv() => v,
+            _ = self.wait_closed() => None,
+        }
+    }
+
+    /// Every datagram waiting (at least one), or `None` once the session is closed.
+    pub async fn pull_datagrams(&self) -> Option<Vec<Bytes>> {
+        let first = self.pull(&self.datagrams).await?;
+        let mut out = vec![first];
+        let mut rx = self.datagrams.rx.lock().await;
+        while out.len() < DATAGRAMS_PER_PULL {
+            match rx.try_recv() {
+                Ok(d) => out.push(d),
+                Err(_) => break,
+            }
+        }
+        Some(out)
+    }
+
+    /// Ask the task driving the CONNECT stream to close the session.
+    pub fn request_close(&self, code: u32, reason: String) {
+        if let Some(tx) = lock(&self.close_request).take() {
+            let _ = tx.send((code, reason));
+        }
+    }
+}
+
+impl DatagramSink for Session {
+    /// Queue a datagram for JS; false when the queue is full or the session is closed.
+    fn push_datagram(&self, payload: Bytes) -> bool {
+        self.is_open() && self.datagrams.tx.try_send(payload).is_ok()
+    }
+}
