@@ -175,6 +175,9 @@ export async function launchChromium ({ quicOrigins = [], spkiHashes = [], args 
     ...(quicOrigins.length ? [`--origin-to-force-quic-on=${quicOrigins.join(',')}`] : []),
     ...(spkiHashes.length ? [`--ignore-certificate-errors-spki-list=${spkiHashes.join(',')}`] : []),
     ...args,
+    // H3_CHROMIUM_NETLOG=DIR: Chromium writes its net log (every QUIC packet, handshake and close
+    // reason) to DIR/chromium-<time>-<rand>.json; kept after close() for diagnosis.
+    ...(process.env.H3_CHROMIUM_NETLOG ? [`--log-net-log=${path.join(process.env.H3_CHROMIUM_NETLOG, `chromium-${Date.now()}-${randomBytes(3).toString('hex')}.json`)}`, '--net-log-capture-mode=Everything'] : []),
     'about:blank'
   ]
   // Own process group, so close() can take the zygote, renderer and network processes down with it.
@@ -257,7 +260,14 @@ export async function launchChromium ({ quicOrigins = [], spkiHashes = [], args 
         async goto (url, { timeout: ms = timeout } = {}) {
           const loaded = waitEvent('Page.loadEventFired', sessionId, ms)
           loaded.catch(() => {})
-          const r = await send('Page.navigate', { url }, sessionId, ms)
+          let r = await send('Page.navigate', { url }, sessionId, ms)
+          if (r.errorText === 'net::ERR_QUIC_HANDSHAKE_FAILED') {
+            // Seen once (issue #10 item 8, Bun, never reproduced since: 0 in 42 runs, every server
+            // handshake counted, none failed). One retry, said out loud; a second failure is real.
+            // Rerun with H3_CHROMIUM_NETLOG=DIR for Chromium's reason (QUIC_SESSION_CLOSED details).
+            console.log(`# navigating to ${url}: ${r.errorText}, retrying once (set H3_CHROMIUM_NETLOG=DIR for the reason)`)
+            r = await send('Page.navigate', { url }, sessionId, ms)
+          }
           if (r.errorText) throw new Error(`navigating to ${url}: ${r.errorText}`)
           await loaded
         },

@@ -54,6 +54,7 @@ describe('Chromium fetch over HTTP/3', { skip, timeout: 60000 }, () => {
   })
 
   after(async () => {
+    if (process.env.H3_BROWSER_DEBUG) for (const [name, s] of [['server', server], ['draining', draining]]) { const st = s?.getStats(); console.log(`# ${name} stats: connectionsTotal=${st?.connectionsTotal} connectionErrors=${st?.connectionErrors}`) }
     await browser?.close()
     await page?.close()
     await server?.stop(true)
