@@ -11,6 +11,7 @@ use napi_derive::napi;
 use tokio::sync::oneshot;
 
 use super::convert::{body_bytes, header_pairs, pem, request_id, to_js, JsBytes};
+use super::teardown::stop_on_teardown;
 use super::webtransport::NativeWt;
 use crate::client::{Client, ClientConfig, RequestSpec, ResponseHead, UploadCmd};
 use crate::error::{H3Error, Result as H3Result};
@@ -252,12 +253,14 @@ impl NativeClient {
 }
 
 #[napi]
-pub fn create_native_client(options: NativeClientOptions) -> Result<NativeClient> {
+pub fn create_native_client(env: Env, options: NativeClientOptions) -> Result<NativeClient> {
     let cfg = config(options).map_err(to_js)?;
     let client =
         napi::bindgen_prelude::within_runtime_if_available(|| Client::new(cfg)).map_err(to_js)?;
+    let client = Arc::new(client);
+    stop_on_teardown(&env, &client, |client| async move { client.close().await })?;
     Ok(NativeClient {
-        inner: Arc::new(client),
+        inner: client,
         heads: Mutex::new(HashMap::new()),
     })
 }

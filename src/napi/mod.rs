@@ -6,4 +6,5 @@ pub mod client;
 pub mod convert;
 pub mod server;
 pub mod server_options;
+pub mod teardown;
 pub mod webtransport;

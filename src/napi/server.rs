@@ -14,6 +14,7 @@ use super::convert::{
     PeerAddress,
 };
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
+use super::teardown::stop_on_teardown;
 use super::webtransport::NativeWt;
 use crate::config::ServerConfig;
 use crate::error::H3Error;
@@ -399,6 +400,7 @@ impl JsDispatcher {
 /// on. All run on the JS thread; none may throw (index.js guards them).
 #[napi]
 pub fn create_native_server(
+    env: Env,
     options: NativeServerOptions,
     on_request: Function<'_, Vec<Cell>, ()>,
     on_abort: Function<'_, i64, ()>,
@@ -421,8 +423,10 @@ pub fn create_native_server(
         Server::start(config, &identity, routes, dispatcher)
     })
     .map_err(to_js)?;
+    let server = Arc::new(server);
+    stop_on_teardown(&env, &server, |server| async move { server.stop(true).await })?;
     Ok(NativeServer {
-        inner: Arc::new(server),
+        inner: server,
         certificate_hash: Some(identity.leaf_sha256.to_vec()),
         certificate_pem: generated.then(|| identity.leaf_pem()),
     })
