@@ -424,7 +424,11 @@ pub fn create_native_server(
     })
     .map_err(to_js)?;
     let server = Arc::new(server);
-    stop_on_teardown(&env, &server, |server| async move { server.stop(true).await })?;
+    stop_on_teardown(
+        &env,
+        &server,
+        |server| async move { server.stop(true).await },
+    )?;
     Ok(NativeServer {
         inner: server,
         certificate_hash: Some(identity.leaf_sha256.to_vec()),
