@@ -22,7 +22,8 @@ export async function startRelay (upstreamPort, options = {}) {
     if (options[k] !== undefined) args.push(`--${flag}`, String(options[k]))
   }
   if (options.spareLong) args.push('--spare-long')
-  const child = spawn(relayBin, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  if (options.trace) args.push('--trace') // one stderr line per packet, passed through
+  const child = spawn(relayBin, args, { stdio: ['pipe', 'pipe', options.trace ? 'inherit' : 'pipe'] })
   let buf = ''
   let stderr = ''
   const waiting = [] // resolvers of stats lines, in order
@@ -34,7 +35,7 @@ export async function startRelay (upstreamPort, options = {}) {
     timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`udp-relay did not start: ${stderr}`)) }, 10000)
     exited.then((code) => reject(new Error(`udp-relay exited (${code}): ${stderr}`)))
   })
-  child.stderr.on('data', (d) => { stderr += d })
+  child.stderr?.on('data', (d) => { stderr += d })
   child.stdout.on('data', (d) => {
     buf += d
     let i

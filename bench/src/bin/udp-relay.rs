@@ -3,7 +3,7 @@
 //!
 //! `udp-relay --upstream 127.0.0.1:PORT [--loss-up F] [--loss-down F] [--delay-ms MS]
 //!            [--reorder F] [--reorder-ms MS] [--seed N] [--big BYTES] [--big-max BYTES]
-//!            [--spare-long] [--queue PACKETS] [--max-clients N] [--max-seconds S]`
+//!            [--spare-long] [--queue PACKETS] [--max-clients N] [--max-seconds S] [--trace]`
 //!
 //! Listens on 127.0.0.1:0 and prints `LISTENING <port>`. Each client address gets its own
 //! upstream socket (connected to `--upstream`); "up" is client → upstream, "down" is the way
@@ -19,6 +19,9 @@
 //! band belongs to the traffic under test. Packets of `--big` ..= `--big-max` bytes (default
 //! 1000 ..= unlimited) are counted separately (`dropped_big`, `forwarded_big`): a QUIC packet
 //! carrying one ~1100-byte DATAGRAM frame is big, an ACK-only packet is small.
+//!
+//! `--trace` logs one stderr line per packet: seconds, direction, client, length, first byte and
+//! verdict (ok, late, lost, spared, overflow).
 //!
 //! Reports one JSON line of counters per direction on stdout: on a stdin line `stats` (and on
 //! SIGUSR1) without exiting; on stdin EOF, a stdin line `quit`, SIGTERM, SIGINT or after
@@ -50,6 +53,7 @@ const KNOWN: &[&str] = &[
     "queue",
     "max-clients",
     "max-seconds",
+    "trace",
 ];
 
 struct Opts {
@@ -65,10 +69,11 @@ struct Opts {
     queue: usize,
     max_clients: usize,
     max_time: Duration,
+    trace: bool,
 }
 
 fn parse() -> Result<Opts, String> {
-    let a = Args::parse(&["spare-long"])?;
+    let a = Args::parse(&["spare-long", "trace"])?;
     if let Some(bad) = a.names().find(|n| !KNOWN.contains(n)) {
         return Err(format!("unknown option --{bad}"));
     }
@@ -113,6 +118,7 @@ fn parse() -> Result<Opts, String> {
         queue: a.get_or("queue", 65536)?.max(1),
         max_clients: a.get_or("max-clients", 256)?.max(1),
         max_time: Duration::from_secs_f64(max_seconds),
+        trace: a.flag("trace"),
     })
 }
 
@@ -226,6 +232,21 @@ impl Relay {
         let late = self.rng[dir].unit() < self.o.reorder;
         let long_header = data.first().is_some_and(|b| b & 0x80 != 0);
         let overflow = self.queue.len() >= self.o.queue;
+        if self.o.trace {
+            let verdict = match (lose, overflow) {
+                (true, _) if self.o.spare_long && long_header => "spared",
+                (true, _) => "lost",
+                (false, true) => "overflow",
+                (false, false) if late => "late",
+                _ => "ok",
+            };
+            eprintln!(
+                "{:>9.3} {} {client} {len:>5} {:#04x} {verdict}",
+                self.started.elapsed().as_secs_f64(),
+                if dir == UP { "up  " } else { "down" },
+                data.first().copied().unwrap_or(0),
+            );
+        }
         if lose && self.o.spare_long && long_header {
             c.spared += 1;
         } else if lose || overflow {
