@@ -402,7 +402,13 @@ async fn run(o: Opts) -> std::io::Result<()> {
                     let (s, tx) = (sock.clone(), down_tx.clone());
                     readers.push(tokio::spawn(async move {
                         let mut b = vec![0u8; 65536];
-                        while let Ok(n) = s.recv(&mut b).await {
+                        loop {
+                            let n = match s.recv(&mut b).await {
+                                Ok(n) => n,
+                                // An ICMP port unreachable from a send: upstream not there (yet).
+                                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                                Err(_) => break,
+                            };
                             if tx.send((client, b[..n].to_vec())).await.is_err() {
                                 break;
                             }
