@@ -14,7 +14,7 @@ const built = spawnSync(process.execPath, [path.join(__dirname, 'ensure-built.js
 if (built.status !== 0) process.exit(1)
 
 // The native transfer client (bench/, quinn + h3 client) drives the large streaming tests.
-const tool = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'napi-h3-bench', '--bin', 'h3-transfer'], { cwd: root, stdio: 'inherit' })
+const tool = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'napi-h3-bench', '--bin', 'h3-transfer', '--bin', 'udp-relay'], { cwd: root, stdio: 'inherit' })
 if (tool.status !== 0) process.exit(1)
 
 const specs = fs.readdirSync(path.join(root, '__test__'))
