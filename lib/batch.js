@@ -1,8 +1,8 @@
 'use strict'
 // The layout of the flat batches Rust hands to JS (src: request_cells / datagram_cells). Defined
 // once here by field name; the readers use the derived offsets (plain indexed reads, constant
-// offsets). The native side exports the same lists (requestBatchFields / datagramBatchFields),
-// and a test checks that the two agree.
+// offsets). The native side exports the same lists (requestBatchFields() / datagramBatchFields())
+// so that a test can check the two sides agree.
 
 /**
  * One request head: bodyMode is 0 buffered, 1 streaming, 2 WebTransport session; routeIndex -1

@@ -3,7 +3,7 @@
 // webtransport(), and h3Fetch over shared clients.
 
 const native = require('../binding.js')
-const { liftError, configError, abortError, timeoutError, WebTransportError } = require('./errors.js')
+const { liftError, throwLifted, configError, abortError, timeoutError, WebTransportError } = require('./errors.js')
 const { noop, asBytes, toPem, flatHeaders, headersFromFlat } = require('./convert.js')
 const { pulledBody, prepareBody, pumpUpload } = require('./body.js')
 const { WebTransportSession } = require('./webtransport.js')
@@ -118,7 +118,7 @@ class H3Client {
     this.#closed = true
     const all = [this.#native, ...this.#hashClients.values()].map((n) => n.close())
     this.#hashClients.clear()
-    return Promise.all(all).then(noop, (e) => { throw liftError(e) })
+    return Promise.all(all).then(noop, throwLifted)
   }
 }
 

@@ -18,11 +18,21 @@ function liftError (e) {
   return err
 }
 
+/** `liftError` for promise chains: `.catch(throwLifted)`. */
+function throwLifted (e) {
+  throw liftError(e)
+}
+
 function configError (message, code = 'ERR_H3_INVALID_ARG') {
   // Bad shapes and values are TypeErrors; TLS material and state problems are plain Errors.
   const err = isTypeCode(code) ? new TypeError(message) : new Error(message)
   err.code = code
   return err
+}
+
+/** Why a server request's `signal` aborts when the client goes away (reset, lost, stopped). */
+function clientGoneError () {
+  return new DOMException('The client went away', 'AbortError')
 }
 
 function abortError (signal) {
@@ -48,4 +58,4 @@ class WebTransportError extends Error {
   }
 }
 
-module.exports = { liftError, configError, abortError, timeoutError, WebTransportError }
+module.exports = { liftError, throwLifted, configError, clientGoneError, abortError, timeoutError, WebTransportError }

@@ -1,6 +1,7 @@
 'use strict'
 // Server requests: the WHATWG Request a handler gets for a native request head.
 
+const { clientGoneError } = require('./errors.js')
 const { routeParams } = require('./routes.js')
 
 const kId = Symbol('napi-h3.requestId')
@@ -10,7 +11,7 @@ function lazySignal () {
   const st = this[kState]
   if (!st.controller) {
     st.controller = new AbortController()
-    if (st.aborted) st.controller.abort(new DOMException('The client went away', 'AbortError'))
+    if (st.aborted) st.controller.abort(clientGoneError())
   }
   return st.controller.signal
 }

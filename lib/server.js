@@ -4,7 +4,7 @@
 // streamed).
 
 const native = require('../binding.js')
-const { liftError, configError } = require('./errors.js')
+const { liftError, throwLifted, configError, clientGoneError } = require('./errors.js')
 const { noop, toPem, flatHeaders, headerPairs } = require('./convert.js')
 const { normaliseRoutes, nativeRoutes, validateHandlers } = require('./routes.js')
 const { REQUEST, REQUEST_STRIDE } = require('./batch.js')
@@ -154,7 +154,7 @@ class H3Server {
 
   stop (force = false) {
     if (!this.#stopped) {
-      this.#stopped = this.#native.stop(!!force).catch((e) => { throw liftError(e) }).finally(() => {
+      this.#stopped = this.#native.stop(!!force).catch(throwLifted).finally(() => {
         clearInterval(this.#keepAlive)
         for (const [id, st] of this.#inflight) this.#onAbort(id, st)
       })
@@ -185,7 +185,7 @@ class H3Server {
     this.#done(id)
     st.aborted = true
     if (st.controller) {
-      try { st.controller.abort(new DOMException('The client went away', 'AbortError')) } catch {}
+      try { st.controller.abort(clientGoneError()) } catch {}
     }
   }
 

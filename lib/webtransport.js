@@ -2,7 +2,7 @@
 // WebTransport sessions in the shape of the W3C `WebTransport` object (server and client share
 // this code; the natives are NativeWt methods).
 
-const { liftError, configError, WebTransportError } = require('./errors.js')
+const { liftError, throwLifted, configError, WebTransportError } = require('./errors.js')
 const { noop, toBuffer, asUint8 } = require('./convert.js')
 
 const MAX_WT_CODE = 0xffffffff
@@ -33,9 +33,9 @@ function wtWritable (wt, h) {
     write (chunk) {
       return wt.write(h, toBuffer(chunk)).then((r) => {
         if (r !== null) throw new WebTransportError('the peer stopped reading the stream', { streamErrorCode: r < 0 ? null : r })
-      }, (e) => { throw liftError(e) })
+      }, throwLifted)
     },
-    close () { return wt.finish(h).catch((e) => { throw liftError(e) }) },
+    close () { return wt.finish(h).catch(throwLifted) },
     abort (reason) { wt.reset(h, wtCode(reason)) }
   }, { highWaterMark: 1 })
 }
@@ -104,7 +104,7 @@ class WebTransportSession {
       const err = new WebTransportError(wasPending ? 'the WebTransport session was not established' : 'the WebTransport session was lost', { source: 'session' })
       this.#settleReady.reject(err)
       throw err
-    }, (e) => { throw liftError(e) })
+    }, throwLifted)
     // Settled either way, never an unhandled rejection: users who care await it.
     this.#closed.catch(noop)
     this.#draining = wt.draining(id).then((d) => { if (!d) return new Promise(noop) })
@@ -154,18 +154,19 @@ class WebTransportSession {
     else this.accept()
   }
 
-  async createBidirectionalStream () {
+  /** Opens a stream of ours; resolves its native handle. */
+  async #open (bidi) {
     this.#use()
-    let h
-    try { h = await this.#wt.open(this.#id, true) } catch (e) { throw liftError(e) }
+    try { return await this.#wt.open(this.#id, bidi) } catch (e) { throw liftError(e) }
+  }
+
+  async createBidirectionalStream () {
+    const h = await this.#open(true)
     return { readable: wtReadable(this.#wt, h), writable: wtWritable(this.#wt, h) }
   }
 
   async createUnidirectionalStream () {
-    this.#use()
-    let h
-    try { h = await this.#wt.open(this.#id, false) } catch (e) { throw liftError(e) }
-    return wtWritable(this.#wt, h)
+    return wtWritable(this.#wt, await this.#open(false))
   }
 
   /** Send one datagram (dropped and counted when the send queue is full). */
