@@ -77,8 +77,10 @@ function connectMinimal (url, timeoutMs) {
   }
   function writeFrame (opcode, payload) {
     const n = payload.length
-    const head = n < 126 ? Buffer.from([0x80 | opcode, 0x80 | n])
-      : n < 65536 ? Buffer.from([0x80 | opcode, 0x80 | 126, n >> 8, n & 0xff])
+    const head = n < 126
+      ? Buffer.from([0x80 | opcode, 0x80 | n])
+      : n < 65536
+        ? Buffer.from([0x80 | opcode, 0x80 | 126, n >> 8, n & 0xff])
         : Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(n)); return b })()])
     const mask = randomBytes(4)
     const masked = Buffer.allocUnsafe(n)

@@ -16,7 +16,7 @@ describe('Bun fetch over HTTP/3', { skip: isBun ? false : 'Bun-only client' }, (
         '/echo': async (req) => new Response(await req.arrayBuffer(), { headers: { 'x-got': req.headers.get('x-send') ?? '' } }),
         '/big': () => new Response(new Uint8Array(2 * 1024 * 1024).fill(9)),
         '/stream': () => new Response(new ReadableStream({
-          async pull (c) { await new Promise((r) => setTimeout(r, 5)); c.enqueue('part;'); if (++this.n >= 20) c.close() },
+          async pull (c) { await new Promise((resolve) => setTimeout(resolve, 5)); c.enqueue('part;'); if (++this.n >= 20) c.close() },
           n: 0
         }))
       },

@@ -8,7 +8,7 @@ describe('concurrency and stats', () => {
     server = serve({
       fetch: async (req) => {
         const u = new URL(req.url)
-        if (u.pathname === '/slow') await new Promise((r) => setTimeout(r, 50))
+        if (u.pathname === '/slow') await new Promise((resolve) => setTimeout(resolve, 50))
         return new Response(`ok ${u.searchParams.get('i') ?? ''}`)
       }
     })
@@ -40,7 +40,7 @@ describe('concurrency and stats', () => {
   })
   test('pendingRequests counts in-flight requests', async () => {
     let release
-    const gate = new Promise((r) => { release = r })
+    const gate = new Promise((resolve) => { release = resolve })
     const s = serve({ fetch: async () => { await gate; return new Response('done') } })
     try {
       const p = aioquic(s, ['request', '--path', '/', '--repeat', '3', '--concurrency', '3'])

@@ -21,7 +21,7 @@ const entry = JSON.stringify(path.join(root, 'index.js'))
 describe('lifecycle', () => {
   test('graceful stop lets the in-flight request finish, then resolves', async () => {
     let release
-    const gate = new Promise((r) => { release = r })
+    const gate = new Promise((resolve) => { release = resolve })
     let signalAborted = null
     const server = serve({ fetch: async (req) => { await gate; signalAborted = req.signal.aborted; return new Response('finished') } })
     const pending = aioquic(server, ['request', '--path', '/'])
@@ -41,7 +41,7 @@ describe('lifecycle', () => {
 
   test('forced stop closes now and aborts the handler signal', async () => {
     let sawAbort
-    const aborted = new Promise((r) => { sawAbort = r })
+    const aborted = new Promise((resolve) => { sawAbort = resolve })
     const server = serve({
       fetch: (req) => new Promise((resolve) => {
         req.signal.addEventListener('abort', () => { sawAbort(true); resolve(new Response('late')) })

@@ -18,7 +18,9 @@ describe('streaming bodies', () => {
       maxRequestBodySize: 1024 * MiB,
       routes: [
         {
-          method: 'POST', pattern: '/hash', mode: 'streaming',
+          method: 'POST',
+          pattern: '/hash',
+          mode: 'streaming',
           fetch: async (req) => {
             const h = createHash('sha256')
             let n = 0
@@ -32,7 +34,9 @@ describe('streaming bodies', () => {
         { method: 'POST', pattern: '/early', mode: 'streaming', fetch: () => new Response('early') },
         { method: 'POST', pattern: '/stall', mode: 'streaming', fetch: async () => { seen.stalled = true; await stallGate; return new Response('released') } },
         {
-          method: 'POST', pattern: '/abort-up', mode: 'streaming',
+          method: 'POST',
+          pattern: '/abort-up',
+          mode: 'streaming',
           fetch: async (req) => {
             let n = 0
             try {
@@ -45,7 +49,8 @@ describe('streaming bodies', () => {
           }
         },
         {
-          method: 'GET', pattern: '/endless',
+          method: 'GET',
+          pattern: '/endless',
           fetch: () => new Response(new ReadableStream({
             pull (c) { seen.endlessPulls = (seen.endlessPulls || 0) + 1; c.enqueue(new Uint8Array(64 * 1024)) },
             cancel () { seen.endlessCancelled = true }

@@ -4,13 +4,13 @@
 // sends the payload straight back on the same connection.
 //
 // Prints `LISTENING <port>` once bound (createH3Server binds synchronously).
-const { createH3Server } = require('../..');
+const { createH3Server } = require('../..')
 
 const s = createH3Server({
   port: 0,
   hostname: '127.0.0.1',
   quicDatagram (payload, ctx) {
-    ctx.sendReply(payload);
-  },
-});
-console.log('LISTENING ' + s.port);
+    ctx.sendReply(payload)
+  }
+})
+console.log('LISTENING ' + s.port)

@@ -6,16 +6,16 @@
 //                            64 KiB chunks, all views of one preallocated buffer
 //
 // Prints `LISTENING <port>` once bound (createH3Server binds synchronously).
-const { createHash } = require('node:crypto');
-const { createH3Server } = require('../..');
+const { createHash } = require('node:crypto')
+const { createH3Server } = require('../..')
 
-const CHUNK = 64 * 1024;
-const chunkBuf = new Uint8Array(CHUNK).fill(0x78); // 'x', like h3-hello's /download
+const CHUNK = 64 * 1024
+const chunkBuf = new Uint8Array(CHUNK).fill(0x78) // 'x', like h3-hello's /download
 
-function bytesParam(url) {
-  const v = new URL(url).searchParams.get('bytes');
-  const n = Number(v);
-  return v !== null && Number.isSafeInteger(n) && n >= 0 ? n : null;
+function bytesParam (url) {
+  const v = new URL(url).searchParams.get('bytes')
+  const n = Number(v)
+  return v !== null && Number.isSafeInteger(n) && n >= 0 ? n : null
 }
 
 const s = createH3Server({
@@ -28,39 +28,39 @@ const s = createH3Server({
       pattern: '/upload',
       mode: 'streaming',
       fetch: async (req) => {
-        const h = createHash('sha256');
-        let n = 0;
+        const h = createHash('sha256')
+        let n = 0
         for await (const c of req.body) {
-          h.update(c);
-          n += c.byteLength;
+          h.update(c)
+          n += c.byteLength
         }
-        return new Response(`bytes=${n} sha256=${h.digest('hex')}`);
-      },
+        return new Response(`bytes=${n} sha256=${h.digest('hex')}`)
+      }
     },
     {
       method: 'GET',
       pattern: '/download',
       fetch: (req) => {
-        const total = bytesParam(req.url);
-        if (total === null) return new Response('need ?bytes=N\n', { status: 400 });
-        let left = total;
+        const total = bytesParam(req.url)
+        if (total === null) return new Response('need ?bytes=N\n', { status: 400 })
+        let left = total
         const body = new ReadableStream(
           {
-            pull(controller) {
+            pull (controller) {
               if (left === 0) {
-                controller.close();
-                return;
+                controller.close()
+                return
               }
-              const n = Math.min(left, CHUNK);
-              left -= n;
-              controller.enqueue(new Uint8Array(chunkBuf.buffer, 0, n));
-            },
+              const n = Math.min(left, CHUNK)
+              left -= n
+              controller.enqueue(new Uint8Array(chunkBuf.buffer, 0, n))
+            }
           },
-          { highWaterMark: 0 },
-        );
-        return new Response(body, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(total) } });
-      },
-    },
-  ],
-});
-console.log('LISTENING ' + s.port);
+          { highWaterMark: 0 }
+        )
+        return new Response(body, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(total) } })
+      }
+    }
+  ]
+})
+console.log('LISTENING ' + s.port)

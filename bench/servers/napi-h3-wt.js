@@ -4,7 +4,7 @@
 // pure-Rust reference) does.
 //
 // Prints `LISTENING <port>` once bound (createH3Server binds synchronously).
-const { createH3Server } = require('../..');
+const { createH3Server } = require('../..')
 
 const s = createH3Server({
   port: 0,
@@ -15,14 +15,14 @@ const s = createH3Server({
       async webtransport (session) {
         // The session is accepted implicitly; incomingBidirectionalStreams is a ReadableStream
         // of { readable, writable }.
-        const reader = session.incomingBidirectionalStreams.getReader();
+        const reader = session.incomingBidirectionalStreams.getReader()
         for (;;) {
-          const { value: bidi, done } = await reader.read();
-          if (done) break;
-          bidi.readable.pipeTo(bidi.writable).catch(() => {});
+          const { value: bidi, done } = await reader.read()
+          if (done) break
+          bidi.readable.pipeTo(bidi.writable).catch(() => {})
         }
-      },
-    },
-  ],
-});
-console.log('LISTENING ' + s.port);
+      }
+    }
+  ]
+})
+console.log('LISTENING ' + s.port)

@@ -1,0 +1,325 @@
+'use strict'
+// The client: H3Client (a pool of QUIC connections, one per origin), its fetch() and
+// webtransport(), and h3Fetch over shared clients.
+
+const native = require('../binding.js')
+const { liftError, throwLifted, configError, abortError, timeoutError, WebTransportError } = require('./errors.js')
+const { noop, asBytes, toPem, flatHeaders, headersFromFlat } = require('./convert.js')
+const { pulledBody, prepareBody, pumpUpload } = require('./body.js')
+const { WebTransportSession } = require('./webtransport.js')
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const NULL_BODY = new Set([101, 103, 204, 205, 304])
+const MAX_REDIRECTS = 20
+const REDIRECT_MODES = ['follow', 'manual', 'error']
+/** Headers that describe a body: dropped when a redirect turns the request into a GET. */
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']
+
+function clientOptions (tls = {}, extra = {}) {
+  if (tls == null || typeof tls !== 'object') throw configError('tls must be an object')
+  const hashes = tls.serverCertificateHashes
+  if (hashes != null && !Array.isArray(hashes)) throw configError('tls.serverCertificateHashes must be an array')
+  return {
+    ca: tls.ca == null ? undefined : (Array.isArray(tls.ca) ? tls.ca : [tls.ca]).map((c) => toPem(c, 'ca')),
+    rejectUnauthorized: tls.rejectUnauthorized,
+    // Accept the WebTransport shape ({ algorithm, value }) as well as plain bytes.
+    serverCertificateHashes: hashes?.map((h) => asBytes(h && h.value !== undefined ? h.value : h)),
+    idleTimeout: extra.idleTimeout,
+    connectTimeout: extra.connectTimeout
+  }
+}
+
+function createNativeClient (options) {
+  try {
+    return native.createNativeClient(options)
+  } catch (e) {
+    throw liftError(e)
+  }
+}
+
+function webtransportURL (url) {
+  let u
+  try {
+    u = new URL(String(url))
+  } catch {
+    throw new TypeError(`webtransport: invalid URL ${JSON.stringify(String(url))}`)
+  }
+  if (u.protocol !== 'https:') throw new TypeError(`webtransport: needs an https: URL, got ${u.protocol}`)
+  return u
+}
+
+class H3Client {
+  #native
+  #closed = false
+  #options
+  /** Clients for WebTransport sessions with their own serverCertificateHashes, by hash set. */
+  #hashClients = new Map()
+  #wts = new WeakMap()
+
+  constructor (options = {}) {
+    if (options == null || typeof options !== 'object') throw configError('options must be an object')
+    this.#options = options
+    this.#native = createNativeClient(clientOptions(options.tls ?? {}, options))
+    this.fetch = this.fetch.bind(this)
+  }
+
+  /** Open QUIC connections (one per origin in use). */
+  get connectionCount () { return this.#native.connectionCount() }
+
+  /** QUIC connections opened over this client's life. */
+  get connectionsOpened () { return this.#native.connectionsOpened() }
+
+  fetch (input, init) {
+    if (this.#closed) return Promise.reject(configError('client is closed', 'ERR_H3_NOT_RUNNING'))
+    return clientFetch(this.#native, input, init)
+  }
+
+  /**
+   * Open a WebTransport session. Resolves once the server accepted it; rejects with a
+   * WebTransportError (code ERR_H3_WT_REJECTED, `status`) when it answered otherwise.
+   * `serverCertificateHashes` (W3C shape or plain bytes) trusts a certificate by its hash.
+   */
+  async webtransport (url, opts = {}) {
+    if (this.#closed) throw configError('client is closed', 'ERR_H3_NOT_RUNNING')
+    if (opts == null || typeof opts !== 'object') throw configError('webtransport options must be an object')
+    const u = webtransportURL(url)
+    const nat = this.#nativeFor(opts.serverCertificateHashes)
+    let open
+    try {
+      open = await nat.webtransport(u.href, flatHeaders(new Headers(opts.headers ?? {})))
+    } catch (e) {
+      throw liftError(e)
+    }
+    if (open.session == null) {
+      const err = new WebTransportError(`the server refused the WebTransport session with status ${open.status}`, { source: 'session' })
+      err.code = 'ERR_H3_WT_REJECTED'
+      err.status = open.status
+      throw err
+    }
+    let wt = this.#wts.get(nat)
+    if (!wt) this.#wts.set(nat, wt = nat.wt())
+    return new WebTransportSession(wt, open.session, { established: true })
+  }
+
+  /** The native client trusting `hashes` (this client's own when there are none). */
+  #nativeFor (hashes) {
+    if (hashes == null) return this.#native
+    const tls = { ...(this.#options.tls ?? {}), serverCertificateHashes: hashes }
+    const key = clientOptions(tls).serverCertificateHashes.map((h) => h.toString('hex')).join(',')
+    let nat = this.#hashClients.get(key)
+    if (!nat) {
+      nat = createNativeClient(clientOptions(tls, this.#options))
+      this.#hashClients.set(key, nat)
+    }
+    return nat
+  }
+
+  close () {
+    this.#closed = true
+    const all = [this.#native, ...this.#hashClients.values()].map((n) => n.close())
+    this.#hashClients.clear()
+    return Promise.all(all).then(noop, throwLifted)
+  }
+}
+
+/**
+ * What to send, from fetch()'s `input` and `init` (validated). `url`, `method`, `headers` and
+ * `prepared` (the body, see prepareBody) change as redirects are followed.
+ */
+function outgoingRequest (input, init) {
+  if (init === null || typeof init !== 'object') init = {}
+  const isReq = input instanceof Request
+  let url
+  try {
+    url = new URL(isReq ? input.url : String(input))
+  } catch {
+    throw new TypeError(`h3Fetch: invalid URL ${JSON.stringify(String(input))}`)
+  }
+  if (url.protocol !== 'https:') throw new TypeError(`h3Fetch: HTTP/3 needs an https: URL, got ${url.protocol}`)
+  if (url.username || url.password) throw new TypeError('h3Fetch: URLs with credentials are not allowed')
+  let method = String(init.method ?? (isReq ? input.method : 'GET'))
+  if (/^(get|head|post|put|delete|options|patch)$/i.test(method)) method = method.toUpperCase()
+  const headers = new Headers(init.headers ?? (isReq ? input.headers : undefined))
+  const body = 'body' in init ? init.body : (isReq ? input.body : null)
+  if (body != null && (method === 'GET' || method === 'HEAD')) throw new TypeError('h3Fetch: a GET or HEAD request cannot have a body')
+  const signal = init.signal ?? (isReq ? input.signal : undefined)
+  const redirect = init.redirect ?? (isReq ? input.redirect : 'follow')
+  if (!REDIRECT_MODES.includes(redirect)) throw new TypeError(`h3Fetch: invalid redirect mode ${redirect}`)
+  const timeout = init.timeout
+  if (timeout != null && !(typeof timeout === 'number' && timeout > 0)) throw new TypeError('h3Fetch: timeout must be a positive number of milliseconds')
+  return { url, method, headers, body, signal, redirect, timeout, prepared: null }
+}
+
+/**
+ * The abort signal and timeout of one fetch: either cancels the native request in flight (`id`)
+ * and rejects `stopped`. `cleanup` lets go of both once the response is complete.
+ */
+class FetchControl {
+  id = -1
+  failed = null
+  stopped
+  #nat
+  #reject
+  #signal
+  #timer
+  #onAbort = () => this.fail(abortError(this.#signal))
+
+  constructor (nat, signal, timeout) {
+    this.#nat = nat
+    this.#signal = signal
+    this.stopped = new Promise((resolve, reject) => { this.#reject = reject })
+    this.stopped.catch(noop)
+    signal?.addEventListener('abort', this.#onAbort, { once: true })
+    if (timeout != null) {
+      this.#timer = setTimeout(() => this.fail(timeoutError(timeout)), timeout)
+      this.#timer.unref?.()
+    }
+  }
+
+  fail (err) {
+    if (this.failed) return
+    this.failed = err
+    if (this.id >= 0) this.#nat.cancel(this.id)
+    this.#reject(err)
+  }
+
+  cleanup = () => {
+    clearTimeout(this.#timer)
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+  }
+}
+
+/** Starts one native request (one hop) for `req`; returns its id. */
+function startRequest (nat, req) {
+  const { prepared, headers } = req
+  if (prepared.bytes != null && !headers.has('content-length')) {
+    headers.set('content-length', String(typeof prepared.bytes === 'string' ? Buffer.byteLength(prepared.bytes) : prepared.bytes.byteLength))
+  }
+  let id
+  try {
+    id = nat.start(req.method, req.url.href, flatHeaders(headers), prepared.bytes ?? null, !!prepared.stream)
+  } catch (e) {
+    throw liftError(e)
+  }
+  if (prepared.stream) pumpUpload(nat, id, prepared.stream)
+  return id
+}
+
+/** Points `req` at the redirect's target (hop number `hop`), or throws where fetch would. */
+function redirectTo (req, status, location, hop) {
+  if (req.redirect === 'error') throw new TypeError(`h3Fetch: redirect to ${location} with redirect: "error"`)
+  if (hop >= MAX_REDIRECTS) throw new TypeError('h3Fetch: too many redirects')
+  const next = new URL(location, req.url)
+  // Like fetch: credentials do not follow a redirect to another origin.
+  if (next.origin !== req.url.origin) req.headers.delete('authorization')
+  req.url = next
+  if (next.protocol !== 'https:') throw new TypeError(`h3Fetch: redirect to a non-https URL ${next.href}`)
+  if (status === 303 ? req.method !== 'HEAD' : ((status === 301 || status === 302) && req.method === 'POST')) {
+    req.method = 'GET'
+    req.prepared = { bytes: null }
+    for (const h of BODY_HEADERS) req.headers.delete(h)
+  } else if (req.prepared.stream) {
+    throw new TypeError('h3Fetch: cannot follow a redirect with a streamed request body')
+  }
+}
+
+/** The Response for native request `id`, whose head (and maybe whole body) has arrived. */
+function responseFor (nat, id, req, head, headers, hop, ctl) {
+  const status = head.status
+  const noBody = req.method === 'HEAD' || NULL_BODY.has(status)
+  if (head.trailers) {
+    // The whole (small) body came with the head: no body stream needed.
+    ctl.cleanup()
+    const body = noBody || !head.body.length ? null : head.body
+    return finishResponse(body, status, headers, req.url, hop, Promise.resolve(headersFromFlat(head.trailers)))
+  }
+  const { stream, trailers } = pulledBody(() => nat.readBody(id), {
+    mapError: (err) => ctl.failed || err,
+    onCancel: () => nat.cancel(id),
+    onDone: ctl.cleanup
+  })
+  if (noBody) {
+    stream.cancel().catch(noop)
+    ctl.cleanup()
+  }
+  try {
+    return finishResponse(noBody ? null : stream, status, headers, req.url, hop, trailers)
+  } catch (e) {
+    nat.cancel(id)
+    throw e
+  }
+}
+
+async function clientFetch (nat, input, init = {}) {
+  const req = outgoingRequest(input, init)
+  if (req.signal?.aborted) throw abortError(req.signal)
+  const ctl = new FetchControl(nat, req.signal, req.timeout)
+  try {
+    req.prepared = await prepareBody(req.body, req.headers)
+    for (let hop = 0; ; hop++) {
+      if (ctl.failed) throw ctl.failed
+      const id = ctl.id = startRequest(nat, req)
+      const head = await Promise.race([nat.head(id).catch((e) => { throw ctl.failed || liftError(e) }), ctl.stopped])
+      const headers = headersFromFlat(head.headers)
+      if (REDIRECTS.has(head.status) && req.redirect !== 'manual' && headers.has('location')) {
+        nat.cancel(id)
+        redirectTo(req, head.status, headers.get('location'), hop)
+        continue
+      }
+      return responseFor(nat, id, req, head, headers, hop, ctl)
+    }
+  } catch (e) {
+    ctl.cleanup()
+    if (ctl.id >= 0) nat.cancel(ctl.id)
+    throw e
+  }
+}
+
+function finishResponse (body, status, headers, url, hops, trailers) {
+  let res
+  try {
+    res = new Response(body, { status: status < 200 ? 200 : status, headers })
+  } catch (e) {
+    throw new TypeError(`h3Fetch: unusable response status ${status}: ${e.message}`)
+  }
+  Object.defineProperty(res, 'url', { value: url.href, enumerable: true })
+  Object.defineProperty(res, 'redirected', { value: hops > 0, enumerable: true })
+  Object.defineProperty(res, 'trailers', { value: trailers, enumerable: false })
+  return res
+}
+
+let sharedClient = null
+const tlsClients = new Map()
+
+/** The shared client for `tls` (undefined/null: the default one). */
+function clientFor (tls) {
+  if (tls == null) return (sharedClient ??= new H3Client())
+  const key = JSON.stringify(clientOptions(tls), (k, v) => (v && v.type === 'Buffer') ? Buffer.from(v.data).toString('hex') : v)
+  let client = tlsClients.get(key)
+  if (!client) {
+    client = new H3Client({ tls })
+    tlsClients.set(key, client)
+  }
+  return client
+}
+
+/**
+ * fetch() over HTTP/3. Without `init.tls` it uses a shared client (connections are reused per
+ * origin and never keep the process alive by themselves); with `init.tls` a client per distinct
+ * TLS setting.
+ */
+function h3Fetch (input, init) {
+  let client
+  try {
+    client = clientFor(init?.tls)
+  } catch (e) {
+    return Promise.reject(e)
+  }
+  return client.fetch(input, init)
+}
+
+function createH3Client (options) {
+  return new H3Client(options)
+}
+
+module.exports = { H3Client, createH3Client, h3Fetch }

@@ -1,0 +1,132 @@
+'use strict'
+// HTTP datagrams (RFC 9297) and bare QUIC datagrams on the server: the contexts handlers get,
+// and the per-server dispatcher that reads a datagram batch and sends the replies back in one call.
+
+const { liftError, configError } = require('./errors.js')
+const { toBuffer } = require('./convert.js')
+const { DATAGRAM, DATAGRAM_STRIDE } = require('./batch.js')
+
+const { connectionId: D_CONN, requestId: D_REQUEST, streamId: D_STREAM, payload: D_PAYLOAD } = DATAGRAM
+
+/** Server-level QUIC datagram context (SPEC `QUICDatagramContext`). */
+class QUICDatagramContext {
+  #native
+  #conn
+  #send
+  constructor (nat, connId, send) { this.#native = nat; this.#conn = connId; this.#send = send }
+  /** Server-local, stable id of the QUIC connection (8 bytes, big-endian; not the wire CID). */
+  get connectionId () {
+    const b = new Uint8Array(8)
+    new DataView(b.buffer).setBigUint64(0, BigInt(this.#conn))
+    return b
+  }
+
+  get connectionIdHex () { return Buffer.from(this.connectionId).toString('hex') }
+  /** Largest payload sendReply() accepts right now, or null. */
+  get maxDatagramSize () { return this.#native.maxDatagramSize(this.#conn, null) }
+  sendReply (data) { this.#send(this.#conn, null, data) }
+}
+
+/** RFC 9297 datagram context of one request stream (SPEC `H3DatagramContext`). */
+class H3DatagramContext {
+  #native
+  #conn
+  #stream
+  #send
+  constructor (nat, connId, streamId, request, send) {
+    this.#native = nat
+    this.#conn = connId
+    this.#stream = streamId
+    this.request = request
+    this.#send = send
+  }
+
+  get streamId () { return BigInt(this.#stream) }
+  /** The quarter stream id that prefixes the datagram on the wire. */
+  get flowId () { return BigInt(this.#stream) / 4n }
+  get maxDatagramSize () { return this.#native.maxDatagramSize(this.#conn, this.#stream) }
+  sendReply (data) { this.#send(this.#conn, this.#stream, data) }
+}
+
+/** Bytes of the quarter-stream-id prefix of an HTTP datagram on stream `streamId`. */
+function prefixLength (streamId) {
+  const q = Math.floor(streamId / 4)
+  return q < 0x40 ? 1 : q < 0x4000 ? 2 : q < 0x40000000 ? 4 : 8
+}
+
+/**
+ * Hands a server's received datagrams to their handlers: HTTP datagrams to the `h3Datagram`
+ * handler of the request's route, bare QUIC datagrams to `quicDatagram`.
+ */
+class DatagramDispatcher {
+  #native
+  #server
+  #quicDatagram
+  /** Requests on routes with an h3Datagram handler: requestId -> { route, request }. */
+  #requests = new Map()
+  /** Replies sent while a datagram batch is handled go back to Rust in one call at its end. */
+  #out = null
+  /** Largest bare datagram per connection, looked up once per batch. */
+  #max = new Map()
+
+  /** `quicDatagram` is called with `this` = `server` (as it always was). */
+  constructor (nat, server, quicDatagram) {
+    this.#native = nat
+    this.#server = server
+    this.#quicDatagram = quicDatagram
+  }
+
+  /** Datagrams for request `id` go to `route.h3Datagram` until `forget(id)`. */
+  register (id, route, request) { this.#requests.set(id, { route, request }) }
+
+  forget (id) {
+    if (this.#requests.size) this.#requests.delete(id)
+  }
+
+  #send = (conn, stream, data) => {
+    const bytes = toBuffer(data)
+    const out = this.#out
+    if (out) {
+      let max = this.#max.get(conn)
+      if (max === undefined) this.#max.set(conn, max = this.#native.maxDatagramSize(conn, null))
+      if (max !== null) {
+        const limit = stream === null ? max : max - prefixLength(stream)
+        if (bytes.length > limit) throw configError(`datagram of ${bytes.length} bytes exceeds the current maximum of ${limit}`, 'ERR_H3_DATAGRAM_TOO_LARGE')
+        out.push(conn, stream ?? -1, bytes)
+        return
+      }
+    }
+    // Outside a batch, or the connection has no datagrams: send now (errors as they come).
+    try { this.#native.sendDatagram(conn, stream, bytes) } catch (e) { throw liftError(e) }
+  }
+
+  /** One batch from Rust: DATAGRAM_FIELDS per datagram (requestId -1: server level). */
+  onBatch (cells) {
+    const out = this.#out = []
+    try {
+      for (let i = 0; i < cells.length; i += DATAGRAM_STRIDE) {
+        const connId = cells[i + D_CONN]
+        const reqId = cells[i + D_REQUEST]
+        const payload = cells[i + D_PAYLOAD]
+        try {
+          if (reqId >= 0) {
+            const e = this.#requests.get(reqId)
+            if (e) e.route.h3Datagram(payload, new H3DatagramContext(this.#native, connId, cells[i + D_STREAM], e.request, this.#send))
+          } else if (typeof this.#quicDatagram === 'function') {
+            this.#quicDatagram.call(this.#server, payload, new QUICDatagramContext(this.#native, connId, this.#send))
+          }
+        } catch {
+          // A throwing datagram handler loses that datagram only.
+        }
+      }
+    } finally {
+      this.#out = null
+      this.#max.clear()
+      if (out.length) {
+        try { this.#native.sendDatagrams(out) } catch {}
+      }
+    }
+  }
+}
+
+module.exports = { DatagramDispatcher }

@@ -1,0 +1,87 @@
+'use strict'
+// Server responses: trailers attached to a Response, and streaming a Response body to Rust.
+
+const { configError } = require('./errors.js')
+const { noop, asBytes, flatHeaders } = require('./convert.js')
+
+const kTrailers = Symbol.for('napi-h3.trailers')
+
+/**
+ * Attach HTTP trailers to a response (our extension; WHATWG has none). `trailers` is a
+ * HeadersInit, a promise of one, or a function called once the body has been sent (so a
+ * checksum of the body can go in a trailer). Returns the same Response.
+ */
+function withTrailers (response, trailers) {
+  if (!(response instanceof Response)) throw configError('withTrailers: expected a Response')
+  response[kTrailers] = trailers
+  return response
+}
+
+const NOT_YET = Symbol('not yet')
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+/**
+ * The read's result if the stream can produce it without waiting for anything outside (its
+ * pull runs on microtasks, as for string/bytes/Blob bodies), else NOT_YET. Checked after one
+ * microtask first, then after the event loop's next turn.
+ */
+async function readSoon (p) {
+  let out = NOT_YET
+  p.then((v) => { out = v }, noop)
+  await undefined
+  if (out === NOT_YET) await nextTurn()
+  return out
+}
+
+/** The trailers given to withTrailers, resolved, as a flat list (or null). */
+async function trailerList (trailers) {
+  const t = await (typeof trailers === 'function' ? trailers() : trailers)
+  return t ? flatHeaders(new Headers(t)) : null
+}
+
+/**
+ * Streams a response body to Rust. A body whose data is at hand and ends after one chunk
+ * (strings, bytes, small blobs) goes out in a single native call. A body with nothing ready yet
+ * (a live stream, an echo) gets its head sent at once, then streams: each write waits for QUIC to
+ * accept the chunk, so a slow client holds the producer instead of our memory.
+ */
+async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
+  let headSent = false
+  const startHead = () => {
+    headSent = true
+    return nat.startResponse(id, status, headers)
+  }
+  let chunk
+  try {
+    const p1 = reader.read()
+    chunk = await readSoon(p1)
+    if (chunk === NOT_YET) {
+      if (!startHead()) return reader.cancel().catch(noop)
+      chunk = await p1
+    }
+    if (!headSent) {
+      if (chunk.done) return respond(id, status, headers, null)
+      const p2 = reader.read()
+      const second = await readSoon(p2)
+      if (second !== NOT_YET && second.done && !trailers) return respond(id, status, headers, asBytes(chunk.value))
+      if (!startHead()) return reader.cancel().catch(noop)
+      if (!(await nat.write(id, asBytes(chunk.value)))) return reader.cancel().catch(noop)
+      chunk = second === NOT_YET ? await p2 : second
+    }
+    while (!chunk.done) {
+      if (!(await nat.write(id, asBytes(chunk.value)))) {
+        await reader.cancel().catch(noop)
+        return
+      }
+      chunk = await reader.read()
+    }
+    nat.end(id, trailers ? await trailerList(trailers) : null)
+  } catch (e) {
+    if (headSent) nat.abort(id)
+    else respond(id, 500, [], 'Internal Server Error')
+    await reader.cancel(e).catch(noop)
+  }
+}
+
+module.exports = { kTrailers, withTrailers, pumpBody }

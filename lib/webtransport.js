@@ -1,0 +1,186 @@
+'use strict'
+// WebTransport sessions in the shape of the W3C `WebTransport` object (server and client share
+// this code; the natives are NativeWt methods).
+
+const { liftError, throwLifted, configError, WebTransportError } = require('./errors.js')
+const { noop, toBuffer, asUint8 } = require('./convert.js')
+
+const MAX_WT_CODE = 0xffffffff
+const kSettle = Symbol('napi-h3.settleSession')
+
+function wtCode (reason) {
+  const c = reason && reason.streamErrorCode
+  return Number.isInteger(c) && c >= 0 && c <= MAX_WT_CODE ? c : 0
+}
+
+/** Receiving half of a WebTransport stream: every pull is one QUIC read in Rust. */
+function wtReadable (wt, h) {
+  return new ReadableStream({
+    pull (c) {
+      return wt.read(h).then((v) => {
+        if (v === null) c.close()
+        else if (typeof v === 'number') c.error(new WebTransportError('the peer reset the stream', { streamErrorCode: v < 0 ? null : v }))
+        else c.enqueue(asUint8(v))
+      }, (e) => c.error(liftError(e)))
+    },
+    cancel (reason) { wt.stopSending(h, wtCode(reason)) }
+  }, { highWaterMark: 0 })
+}
+
+/** Sending half: each write resolves once QUIC accepted the chunk (that is the backpressure). */
+function wtWritable (wt, h) {
+  return new WritableStream({
+    write (chunk) {
+      return wt.write(h, toBuffer(chunk)).then((r) => {
+        if (r !== null) throw new WebTransportError('the peer stopped reading the stream', { streamErrorCode: r < 0 ? null : r })
+      }, throwLifted)
+    },
+    close () { return wt.finish(h).catch(throwLifted) },
+    abort (reason) { wt.reset(h, wtCode(reason)) }
+  }, { highWaterMark: 1 })
+}
+
+function wtIncoming (wt, id, bidi, use) {
+  return new ReadableStream({
+    pull (c) {
+      use()
+      return wt.accept(id, bidi).then((h) => {
+        if (h === null) c.close()
+        else c.enqueue(bidi ? { readable: wtReadable(wt, h), writable: wtWritable(wt, h) } : wtReadable(wt, h))
+      }, (e) => c.error(liftError(e)))
+    }
+  }, { highWaterMark: 0 })
+}
+
+/** The session's `datagrams`: a readable of received ones, a writable that sends each chunk. */
+function wtDatagrams (wt, id, use, send) {
+  return {
+    readable: new ReadableStream({
+      pull (c) {
+        use()
+        return wt.readDatagrams(id).then((list) => {
+          if (list === null) return c.close()
+          for (const d of list) c.enqueue(asUint8(d))
+        }, (e) => c.error(liftError(e)))
+      }
+    }, { highWaterMark: 0 }),
+    writable: new WritableStream({
+      write (chunk) { send(chunk) }
+    }),
+    /** Largest payload one datagram can carry right now (null when datagrams are off). */
+    get maxDatagramSize () { return wt.maxDatagramSize(id) }
+  }
+}
+
+/**
+ * A WebTransport session in the shape of the W3C `WebTransport` object, on either side. On a
+ * server it also has `request`, `sessionId`, `accept()` and `reject(status)`.
+ */
+class WebTransportSession {
+  #wt
+  #id
+  #state = 'pending'
+  #onAccept
+  #onReject
+  #ready
+  #closed
+  #draining
+  #settleReady = { resolve: noop, reject: noop }
+
+  constructor (wt, id, { request, sessionId, onAccept, onReject, established = false }) {
+    this.#wt = wt
+    this.#id = id
+    this.#onAccept = onAccept
+    this.#onReject = onReject
+    this.#ready = new Promise((resolve, reject) => { this.#settleReady = { resolve, reject } })
+    this.#ready.catch(noop)
+    this.#closed = wt.closed(id).then((info) => {
+      const wasPending = this.#state === 'pending'
+      this.#state = 'closed'
+      if (info.clean) {
+        this.#settleReady.resolve()
+        return { closeCode: info.closeCode, reason: info.reason }
+      }
+      const err = new WebTransportError(wasPending ? 'the WebTransport session was not established' : 'the WebTransport session was lost', { source: 'session' })
+      this.#settleReady.reject(err)
+      throw err
+    }, throwLifted)
+    // Settled either way, never an unhandled rejection: users who care await it.
+    this.#closed.catch(noop)
+    this.#draining = wt.draining(id).then((d) => { if (!d) return new Promise(noop) })
+    this.request = request
+    this.sessionId = sessionId
+    const use = () => this.#use()
+    this.datagrams = wtDatagrams(wt, id, use, (chunk) => this.sendDatagram(chunk))
+    this.incomingBidirectionalStreams = wtIncoming(wt, id, true, use)
+    this.incomingUnidirectionalStreams = wtIncoming(wt, id, false, use)
+    if (established) {
+      this.#state = 'open'
+      this.#settleReady.resolve()
+    }
+  }
+
+  /** Resolves once the session is established (server: accepted). */
+  get ready () { this.#use(); return this.#ready }
+  /** Resolves `{ closeCode, reason }` on a clean close; rejects (WebTransportError) when cut off. */
+  get closed () { this.#use(); return this.#closed }
+  /** Resolves when the peer (or our server's graceful stop) asks the session to wind down. */
+  get draining () { return this.#draining }
+
+  /** Server: establish the session (200). Called implicitly on first use, see README. */
+  accept () {
+    if (this.#state !== 'pending' || !this.#onAccept) return
+    this.#state = 'open'
+    this.#onAccept()
+    this.#settleReady.resolve()
+  }
+
+  /** Server: refuse the session with an HTTP status (default 403). */
+  reject (status = 403) {
+    if (this.#state !== 'pending' || !this.#onReject) return
+    if (!Number.isInteger(status) || status < 300 || status > 599) throw configError('reject(status): status must be an integer in 300..599')
+    this.#state = 'closed'
+    this.#onReject(status)
+  }
+
+  #use () {
+    if (this.#state === 'pending') this.accept()
+  }
+
+  /** Where the handler neither accepted nor rejected: accept (or refuse with 500 after a throw). */
+  [kSettle] (failed) {
+    if (this.#state !== 'pending') return
+    if (failed) this.reject(500)
+    else this.accept()
+  }
+
+  /** Opens a stream of ours; resolves its native handle. */
+  async #open (bidi) {
+    this.#use()
+    try { return await this.#wt.open(this.#id, bidi) } catch (e) { throw liftError(e) }
+  }
+
+  async createBidirectionalStream () {
+    const h = await this.#open(true)
+    return { readable: wtReadable(this.#wt, h), writable: wtWritable(this.#wt, h) }
+  }
+
+  async createUnidirectionalStream () {
+    return wtWritable(this.#wt, await this.#open(false))
+  }
+
+  /** Send one datagram (dropped and counted when the send queue is full). */
+  sendDatagram (data) {
+    this.#use()
+    try { this.#wt.sendDatagram(this.#id, toBuffer(data)) } catch (e) { throw liftError(e) }
+  }
+
+  close ({ closeCode = 0, reason = '' } = {}) {
+    if (!Number.isInteger(closeCode) || closeCode < 0 || closeCode > MAX_WT_CODE) throw configError('close: closeCode must be an integer in 0..4294967295')
+    if (this.#state === 'pending' && this.#onReject) return this.reject()
+    if (this.#state === 'closed') return
+    this.#wt.close(this.#id, closeCode, String(reason))
+  }
+}
+
+module.exports = { WebTransportSession, kSettle }
