@@ -350,6 +350,17 @@ export interface ReloadOptions {
   error?: ((err: unknown) => Response | Promise<Response>) | undefined
 }
 
+/** Options of {@link H3Server.stop}. */
+export interface StopOptions {
+  /** Close every connection now (same as `stop(true)`). Default `false`. */
+  force?: boolean
+  /**
+   * Seconds a graceful stop may take; past it the stop is forced (in-flight requests see their
+   * `signal` abort). Default: no deadline. [0, 2147483].
+   */
+  timeout?: number
+}
+
 /** Counters returned by `server.getStats()`. All are plain numbers. */
 export interface ServerStats {
   /** Connections that completed the QUIC handshake since start. */
@@ -427,9 +438,11 @@ export declare class H3Server {
    * finish; then connections close. `force: true` closes every connection now; in-flight requests
    * see their `signal` abort. Resolves when the socket is closed and (without `reusePort`) the
    * port can be bound again. Repeated calls return the same promise, and `stop(true)` during a
-   * graceful stop finishes it at once. A graceful stop waits as long as requests keep running.
+   * graceful stop finishes it at once. A graceful stop waits as long as requests keep running,
+   * unless given a deadline: `stop({ timeout: 10 })` stops gracefully and forces the stop after
+   * 10 seconds. Throws `ERR_H3_INVALID_ARG` (`TypeError`) for a bad argument.
    */
-  stop(force?: boolean): Promise<void>
+  stop(force?: boolean | StopOptions): Promise<void>
   /**
    * Replace routes, `fetch` and/or `error` without dropping connections. Requests already
    * dispatched finish with the handlers they were matched against. Throws `ERR_H3_ROUTE` for bad

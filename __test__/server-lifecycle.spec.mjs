@@ -55,6 +55,50 @@ describe('lifecycle', () => {
     assert.notEqual(out.results[0].status, 200)
   })
 
+  test('stop({ timeout }): a response that never ends cannot hold a graceful stop past its deadline', async () => {
+    let signalAborted = false
+    const server = serve({
+      fetch: (req) => {
+        req.signal.addEventListener('abort', () => { signalAborted = true })
+        // Streams forever: one chunk now, then nothing and no end.
+        return new Response(new ReadableStream({ start (c) { c.enqueue(new TextEncoder().encode('partial')) } }))
+      }
+    })
+    const pending = aioquic(server, ['request', '--path', '/forever'])
+    await waitFor(() => server.pendingRequests === 1)
+    const t0 = Date.now()
+    await server.stop({ timeout: 0.5 })
+    const took = Date.now() - t0
+    assert.ok(took >= 450, `stopped after ${took} ms, before its deadline`)
+    assert.ok(took < 5000, `stop took ${took} ms`)
+    assert.equal(signalAborted, true)
+    assert.equal(server.getStats().connectionsActive, 0)
+    const out = await pending
+    assert.equal(out.results[0].complete, false, JSON.stringify(out))
+    assert.equal(out.results[0].error, 'connection_closed', JSON.stringify(out))
+  })
+
+  test('stop({ timeout }) ends as soon as the work does when that comes first', async () => {
+    const server = serve({ fetch: async () => { await sleep(100); return new Response('done') } })
+    const pending = aioquic(server, ['request', '--path', '/'])
+    await waitFor(() => server.pendingRequests === 1)
+    const t0 = Date.now()
+    await server.stop({ timeout: 30 })
+    assert.ok(Date.now() - t0 < 5000)
+    assert.equal((await pending).results[0].status, 200)
+  })
+
+  test('stop() rejects bad arguments with ERR_H3_INVALID_ARG', async () => {
+    const server = serve({ fetch: () => new Response('x') })
+    try {
+      for (const bad of ['now', 5, { timeout: -1 }, { timeout: 'soon' }, { force: 'yes' }]) {
+        assert.throws(() => server.stop(bad), (e) => e instanceof TypeError && e.code === 'ERR_H3_INVALID_ARG', JSON.stringify(bad))
+      }
+    } finally {
+      await server.stop(true)
+    }
+  })
+
   test('stop() is idempotent and new connections are refused afterwards', async () => {
     const server = serve({ fetch: () => new Response('x') })
     const port = server.port

@@ -53,6 +53,18 @@ function validateOptions (options) {
   if (options.quicDatagram != null && typeof options.quicDatagram !== 'function') throw configError('quicDatagram must be a function')
 }
 
+/** `stop()`'s argument: a boolean (force) or `{ force?, timeout? }` (timeout in seconds). */
+function stopOptions (options) {
+  if (typeof options === 'boolean' || options == null) return { force: !!options, timeout: undefined }
+  if (typeof options !== 'object') throw configError('stop() takes a boolean or { force, timeout }')
+  const { force = false, timeout } = options
+  if (typeof force !== 'boolean') throw configError('stop(): force must be a boolean')
+  if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= 2147483)) {
+    throw configError('stop(): timeout must be a number of seconds in [0, 2147483]')
+  }
+  return { force, timeout }
+}
+
 class H3Server {
   #native
   #wt = null
@@ -152,9 +164,14 @@ class H3Server {
     this.#materialiseStatic(gen, routes)
   }
 
-  stop (force = false) {
+  /**
+   * Graceful stop, forced stop, or graceful with a deadline: `stop()`, `stop(true)`,
+   * `stop({ force, timeout })` (`timeout` in seconds, after which the stop is forced).
+   */
+  stop (options = false) {
+    const { force, timeout } = stopOptions(options)
     if (!this.#stopped) {
-      this.#stopped = this.#native.stop(!!force).catch(throwLifted).finally(() => {
+      this.#stopped = this.#native.stop(force).catch(throwLifted).finally(() => {
         clearInterval(this.#keepAlive)
         for (const [id, st] of this.#inflight) this.#onAbort(id, st)
       })
@@ -162,7 +179,14 @@ class H3Server {
       // A forced stop during a graceful one closes the remaining connections now.
       return this.#native.stop(true).then(() => this.#stopped)
     }
+    if (!force && timeout !== undefined) this.#forceAfter(timeout)
     return this.#stopped
+  }
+
+  /** The deadline of a graceful stop: past it, the remaining connections are closed. */
+  #forceAfter (seconds) {
+    const timer = setTimeout(() => { this.#native.stop(true).catch(noop) }, seconds * 1000)
+    this.#stopped.then(() => clearTimeout(timer), () => clearTimeout(timer))
   }
 
   /** Read static Responses once; then Rust serves them without calling JS. */
