@@ -245,9 +245,8 @@ function shutdown (signal) {
   console.log(`\n${signal}: stopping (GOAWAY, finishing in-flight requests, closing WebTransport sessions)...`)
   pageServer?.close()
   pageServer?.closeAllConnections?.()
-  const force = setTimeout(() => server.stop(true), 10_000)
-  force.unref()
-  server.stop().then(() => {
+  // Graceful, with a deadline: past 10 s the remaining connections are closed.
+  server.stop({ timeout: 10 }).then(() => {
     console.log('stopped')
     const s = server.getStats()
     console.log(`served ${s.requestsTotal} requests over ${s.connectionsTotal} connections`)
