@@ -869,6 +869,30 @@ async def cmd_raw_stream(args: argparse.Namespace) -> dict[str, Any]:
         return out
 
 
+async def cmd_raw_headers(args: argparse.Namespace) -> dict[str, Any]:
+    """One request whose HEADERS frame carries exactly the --field lines given, in order and
+    case as written (QPACK literals, no table, no Huffman), then DATA frames and an optional
+    trailer section, then FIN unless --no-fin."""
+    fields = [parse_header_arg(f) for f in args.field]
+    data = h3_frame(0x1, qpack_literal_block([(n.encode(), v.encode()) for n, v in fields]))
+    for d in args.data:
+        data += h3_frame(0x0, d.encode())
+    if args.trailer:
+        trailers = [parse_header_arg(f) for f in args.trailer]
+        data += h3_frame(0x1, qpack_literal_block([(n.encode(), v.encode()) for n, v in trailers]))
+    async with open_conn(args) as proto:
+        await wait_settings(proto, min(1.0, args.timeout))
+        q = proto._quic
+        sid = q.get_next_available_stream_id()
+        q.send_stream_data(sid, data, not args.no_fin)
+        proto.transmit()
+        await raw_reaction(proto, sid, time.monotonic() + min(args.wait, args.timeout))
+        out = raw_report(proto, sid)
+        out.update({"bytes_sent": len(data), "fields": [list(f) for f in fields]})
+        out.update(await followup(args, proto))
+        return out
+
+
 async def cmd_reset_mid_request(args: argparse.Namespace) -> dict[str, Any]:
     body = deterministic_bytes(args.body_size)
     half = body[: args.body_size // 2]
@@ -1781,6 +1805,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--uni", action="store_true", help="use a client unidirectional stream")
     w.add_argument("--wait", type=float, default=2.0, help="max wait for a reaction")
 
+    rh = sub.add_parser("raw-headers", parents=[common])
+    rh.add_argument("--field", action="append", default=[],
+                    help="'name: value' field line, sent exactly (repeatable, order kept)")
+    rh.add_argument("--data", action="append", default=[], help="a DATA frame payload (repeatable)")
+    rh.add_argument("--trailer", action="append", default=[],
+                    help="'name: value' line of a trailer section (repeatable)")
+    rh.add_argument("--no-fin", action="store_true", help="leave the request stream open")
+    rh.add_argument("--wait", type=float, default=2.0, help="max wait for a reaction")
+
     s = sub.add_parser("many-streams", parents=[common])
     s.add_argument("--count", type=int, required=True)
     s.add_argument("--path", default="/")
@@ -1864,6 +1897,7 @@ SCENARIOS = {
     "huge-headers-frame": cmd_huge_headers_frame,
     "reset-mid-request": cmd_reset_mid_request,
     "raw-stream": cmd_raw_stream,
+    "raw-headers": cmd_raw_headers,
     "many-streams": cmd_many_streams,
     "quic-datagram": cmd_quic_datagram,
     "h3-datagram": cmd_h3_datagram,

@@ -2,5 +2,7 @@
 
 pub mod frame_guard;
 pub mod headers;
+pub mod qpack_fields;
+pub mod request_rules;
 pub mod varint;
 pub mod wt_wire;

@@ -20,6 +20,7 @@ use quinn::VarInt;
 use super::classify::{classify_bidi, classify_uni, StreamClassifier};
 use super::stops::Stops;
 use crate::proto::frame_guard::{FrameGuard, H3_EXCESSIVE_LOAD};
+use crate::proto::request_rules::{RequestRules, H3_MESSAGE_ERROR};
 
 fn conn_error(e: quinn::ConnectionError) -> ConnectionErrorIncoming {
     match e {
@@ -56,6 +57,18 @@ pub struct RecvStream {
     guard: FrameGuard,
     /// Bytes read ahead while classifying the stream (WebTransport or not), handed to h3 first.
     prefix: Option<Bytes>,
+    /// RFC 9114 message rules h3 does not enforce; on server request streams only.
+    rules: Option<RequestRules>,
+}
+
+impl RecvStream {
+    /// A malformed request (RFC 9114 §4.1.2): stream error H3_MESSAGE_ERROR.
+    fn malformed(&mut self) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
+        let _ = self.stream.stop(varint(H3_MESSAGE_ERROR));
+        Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
+            error_code: H3_MESSAGE_ERROR,
+        }))
+    }
 }
 
 impl quic::RecvStream for RecvStream {
@@ -86,6 +99,9 @@ impl quic::RecvStream for RecvStream {
             Err(e) => return Poll::Ready(Err(StreamErrorIncoming::Unknown(Box::new(e)))),
         };
         let Some(chunk) = chunk else {
+            if let Some(Err(_)) = self.rules.as_mut().map(RequestRules::finish) {
+                return self.malformed();
+            }
             return Poll::Ready(Ok(None));
         };
         if self.guard.observe(&chunk).is_err() {
@@ -93,6 +109,9 @@ impl quic::RecvStream for RecvStream {
             return Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
                 error_code: H3_EXCESSIVE_LOAD,
             }));
+        }
+        if let Some(Err(_)) = self.rules.as_mut().map(|r| r.observe(&chunk)) {
+            return self.malformed();
         }
         Poll::Ready(Ok(Some(chunk)))
     }
@@ -202,6 +221,7 @@ impl<B: Buf> BidiStream<B> {
                 stream: recv,
                 guard,
                 prefix,
+                rules: None,
             },
         }
     }
@@ -222,7 +242,12 @@ impl<B: Buf> quic::RecvStream for BidiStream<B> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        self.recv.poll_data(cx)
+        let polled = self.recv.poll_data(cx);
+        // A stream error closes both directions: reset our half of a malformed request too.
+        if self.recv.rules.as_ref().is_some_and(RequestRules::rejected) {
+            let _ = self.send.stream.reset(varint(H3_MESSAGE_ERROR));
+        }
+        polled
     }
     fn stop_sending(&mut self, error_code: u64) {
         self.recv.stop_sending(error_code)
@@ -449,7 +474,11 @@ impl QuicConn {
                 &send,
             );
         }
-        BidiStream::new(send, recv, FrameGuard::request(self.limit), prefix)
+        let mut stream = BidiStream::new(send, recv, FrameGuard::request(self.limit), prefix);
+        if !self.is_client {
+            stream.recv.rules = Some(RequestRules::new(self.limit));
+        }
+        stream
     }
 }
 
@@ -499,6 +528,7 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                             stream,
                             guard: FrameGuard::uni(self.limit),
                             prefix: None,
+                            rules: None,
                         }))
                     }
                 }
@@ -509,6 +539,7 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                         stream,
                         guard: FrameGuard::uni(self.limit),
                         prefix,
+                        rules: None,
                     }))
                 }
                 // Went to WebTransport: look for the next.
