@@ -2,7 +2,10 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import path from 'node:path'
+import { createRequire } from 'node:module'
 import { serve, aioquic, request, waitFor, root, sleep } from './helpers.mjs'
+
+const { createH3Client } = createRequire(import.meta.url)(root)
 
 function runChild (code, timeoutMs = 15000) {
   return new Promise((resolve) => {
@@ -96,6 +99,30 @@ describe('lifecycle', () => {
       }
     } finally {
       await server.stop(true)
+    }
+  })
+
+  test('process.exit() with a server running: its peers see the connection close at once', async () => {
+    // The child answers /exit with a body that never ends, then exits.
+    const code = `const s = require(${entry}).createH3Server({ port: 0, hostname: '127.0.0.1', idleTimeout: 60, fetch: () => {
+      setTimeout(() => process.exit(0), 100)
+      return new Response(new ReadableStream({ start (c) { c.enqueue(new Uint8Array(5)) } }))
+    } }); console.log('PORT ' + s.port)`
+    const child = spawn(process.execPath, ['-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+    const port = await new Promise((resolve, reject) => {
+      child.stdout.on('data', (d) => { const m = /PORT (\d+)/.exec(String(d)); if (m) resolve(m[1]) })
+      child.once('exit', (c) => reject(new Error(`child exited (${c})`)))
+    })
+    const client = createH3Client({ tls: { rejectUnauthorized: false }, idleTimeout: 60 })
+    try {
+      const res = await client.fetch(`https://127.0.0.1:${port}/exit`)
+      const t0 = Date.now()
+      const err = await res.arrayBuffer().then(() => null, (e) => e)
+      assert.ok(err, 'the body of a response that never ends cannot complete')
+      assert.ok(Date.now() - t0 < 10_000, `the client learnt after ${Date.now() - t0} ms (idle timeout: 60 s)`)
+    } finally {
+      await client.close()
+      child.kill()
     }
   })
 

@@ -2,6 +2,7 @@
 // The client: H3Client (a pool of QUIC connections, one per origin), its fetch() and
 // webtransport(), and h3Fetch over shared clients.
 
+const { closeOnExit, forget } = require('./exit.js')
 const native = require('../binding.js')
 const { liftError, throwLifted, configError, abortError, timeoutError, WebTransportError } = require('./errors.js')
 const { noop, asBytes, toPem, flatHeaders, headersFromFlat } = require('./convert.js')
@@ -30,11 +31,14 @@ function clientOptions (tls = {}, extra = {}) {
 }
 
 function createNativeClient (options) {
+  let client
   try {
-    return native.createNativeClient(options)
+    client = native.createNativeClient(options)
   } catch (e) {
     throw liftError(e)
   }
+  closeOnExit(client)
+  return client
 }
 
 function webtransportURL (url) {
@@ -116,7 +120,7 @@ class H3Client {
 
   close () {
     this.#closed = true
-    const all = [this.#native, ...this.#hashClients.values()].map((n) => n.close())
+    const all = [this.#native, ...this.#hashClients.values()].map((n) => { forget(n); return n.close() })
     this.#hashClients.clear()
     return Promise.all(all).then(noop, throwLifted)
   }

@@ -3,6 +3,7 @@
 // a WHATWG Request, the handler's Response goes back to Rust (whole, batched per tick, or
 // streamed).
 
+const { closeOnExit, forget } = require('./exit.js')
 const native = require('../binding.js')
 const { liftError, throwLifted, configError, clientGoneError } = require('./errors.js')
 const { noop, toPem, flatHeaders, headerPairs } = require('./convert.js')
@@ -104,6 +105,7 @@ class H3Server {
     } catch (e) {
       throw liftError(e)
     }
+    closeOnExit(this.#native)
     this.#datagrams = new DatagramDispatcher(this.#native, this, options.quicDatagram)
     this.#wt = this.#native.wt()
     // Native callbacks are weak; this handle is what keeps the process alive while serving.
@@ -172,6 +174,7 @@ class H3Server {
     const { force, timeout } = stopOptions(options)
     if (!this.#stopped) {
       this.#stopped = this.#native.stop(force).catch(throwLifted).finally(() => {
+        forget(this.#native)
         clearInterval(this.#keepAlive)
         for (const [id, st] of this.#inflight) this.#onAbort(id, st)
       })

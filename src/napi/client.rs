@@ -11,7 +11,7 @@ use napi_derive::napi;
 use tokio::sync::oneshot;
 
 use super::convert::{body_bytes, header_pairs, pem, request_id, to_js, JsBytes};
-use super::teardown::stop_on_teardown;
+use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::webtransport::NativeWt;
 use crate::client::{Client, ClientConfig, RequestSpec, ResponseHead, UploadCmd};
 use crate::error::{H3Error, Result as H3Result};
@@ -240,6 +240,14 @@ impl NativeClient {
         self.inner
             .connections_opened
             .load(std::sync::atomic::Ordering::Relaxed) as f64
+    }
+
+    /// `close()` for `process.exit()`, which skips environment teardown: waits only until the
+    /// CONNECTION_CLOSE frames are out (see lib/exit.js).
+    #[napi]
+    pub fn close_now(&self) {
+        let client = self.inner.clone();
+        run_blocking(async move { client.close().await }, EXIT_WAIT);
     }
 
     /// Close every connection; in-flight requests fail.

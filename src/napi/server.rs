@@ -14,7 +14,7 @@ use super::convert::{
     PeerAddress,
 };
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
-use super::teardown::stop_on_teardown;
+use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::webtransport::NativeWt;
 use crate::config::ServerConfig;
 use crate::error::H3Error;
@@ -323,6 +323,14 @@ impl NativeServer {
             requests_rejected: s.requests_rejected as f64,
             connection_errors: s.connection_errors as f64,
         }
+    }
+
+    /// Forced stop for `process.exit()`, which skips environment teardown: waits only until the
+    /// CONNECTION_CLOSE frames are out (see lib/exit.js).
+    #[napi]
+    pub fn close_now(&self) {
+        let server = self.inner.clone();
+        run_blocking(async move { server.stop(true).await }, EXIT_WAIT);
     }
 
     /// Graceful stop (GOAWAY, drain, close) or, with `force`, close everything now.

@@ -13,6 +13,10 @@ use napi::{Env, Result};
 /// CONNECTION_CLOSE frames and see the socket released (the stop itself bounds both).
 const TEARDOWN_WAIT: Duration = Duration::from_secs(3);
 
+/// At process exit only the CONNECTION_CLOSE frames matter (the OS releases the socket); they
+/// leave on the endpoint driver's next poll.
+pub const EXIT_WAIT: Duration = Duration::from_millis(100);
+
 /// Runs `stop(target)` when `env` is torn down, unless `target` was dropped first. The hook
 /// holds only a weak reference, so a stopped and collected server costs the hook list one small
 /// entry, not the server.
@@ -24,16 +28,16 @@ where
 {
     env.add_env_cleanup_hook(Arc::downgrade(target), move |weak| {
         if let Some(target) = weak.upgrade() {
-            run_blocking(stop(target));
+            run_blocking(stop(target), TEARDOWN_WAIT);
         }
     })?;
     Ok(())
 }
 
-/// Drives `fut` on the shared runtime and waits (bounded) on this thread. The JS thread is the
-/// caller and nothing in `fut` waits on it: calls into JS from a stop only enqueue, and the
+/// Drives `fut` on the shared runtime and waits on this thread, at most `wait`. The JS thread is
+/// the caller and nothing in `fut` waits on it: calls into JS from a stop only enqueue, and the
 /// environment drops them.
-fn run_blocking(fut: impl Future<Output = ()> + Send + 'static) {
+pub fn run_blocking(fut: impl Future<Output = ()> + Send + 'static, wait: Duration) {
     let (done, finished) = mpsc::channel();
     let spawned = napi::bindgen_prelude::within_runtime_if_available(|| {
         tokio::runtime::Handle::try_current().map(|rt| {
@@ -44,6 +48,6 @@ fn run_blocking(fut: impl Future<Output = ()> + Send + 'static) {
         })
     });
     if spawned.is_ok() {
-        let _ = finished.recv_timeout(TEARDOWN_WAIT);
+        let _ = finished.recv_timeout(wait);
     }
 }
