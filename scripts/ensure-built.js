@@ -1,11 +1,15 @@
 'use strict'
 // Builds the release addon when it is missing or older than the Rust sources.
 // Runs from `npm install` (prepare) and before `npm test`.
+// Only in a source tree (a clone: Cargo.toml and src/ present). An installed package (from the
+// registry or a tarball) has neither: it ships the prebuilt addon, so this exits 0 silently.
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
 const root = path.join(__dirname, '..')
+if (!fs.existsSync(path.join(root, 'Cargo.toml')) || !fs.existsSync(path.join(root, 'src'))) process.exit(0)
+
 const addon = fs.readdirSync(root).find((f) => /^napi-h3\..+\.node$/.test(f))
 
 function newestSource () {
@@ -18,7 +22,10 @@ function newestSource () {
     }
   }
   walk(path.join(root, 'src'))
-  for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs']) newest = Math.max(newest, fs.statSync(path.join(root, f)).mtimeMs)
+  for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs']) {
+    const p = path.join(root, f)
+    if (fs.existsSync(p)) newest = Math.max(newest, fs.statSync(p).mtimeMs)
+  }
   return newest
 }
 
