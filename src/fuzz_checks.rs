@@ -504,15 +504,22 @@ mod tests {
             Just(16384),
             Just(1 << 30),
             Just(datagram::MAX_QUARTER),
+            Just(datagram::MAX_QUARTER + 1),
             Just(varint::MAX),
             any::<u64>().prop_map(|v| v & varint::MAX),
         ]
     }
 
-    /// A structurally valid stream of (type, length, payload) records, then mutated: a few
-    /// bytes overwritten and the end cut, so inputs sit close to the valid ones.
+    /// A stream of (type, length, payload) records, the length mostly the payload's, sometimes
+    /// an edge value, then mutated: a few bytes overwritten and the end cut, so inputs sit close
+    /// to the valid ones.
     fn mutated_records(ctl: usize) -> impl Strategy<Value = Vec<u8>> {
-        let record = (interesting(), 0usize..40, any::<u8>());
+        let record = (
+            interesting(),
+            0usize..40,
+            any::<u8>(),
+            prop::option::weighted(0.2, interesting()),
+        );
         (
             vec(any::<u8>(), ctl),
             vec(record, 0..6),
@@ -521,9 +528,9 @@ mod tests {
         )
             .prop_map(|(ctl, records, edits, cut)| {
                 let mut out = ctl;
-                for (ty, len, fill) in records {
+                for (ty, len, fill, claim) in records {
                     out.extend(enc(ty));
-                    out.extend(enc(len as u64));
+                    out.extend(enc(claim.unwrap_or(len as u64)));
                     out.extend(std::iter::repeat_n(fill, len));
                 }
                 let n = out.len();
@@ -558,6 +565,19 @@ mod tests {
         fn frame_guard_random(data in random()) { frame_guard(&data) }
         #[test]
         fn frame_guard_mutated(data in mutated_records(3)) { frame_guard(&data) }
+
+        #[test]
+        fn frame_guard_at_the_limit(uni: bool, limit in 0..FRAME_LIMITS.len(), ty in 1u64..70, delta in 0u64..3) {
+            // A non-DATA frame claiming limit - 1, limit or limit + 1 bytes.
+            let claim = (FRAME_LIMITS[limit] + delta).saturating_sub(1).min(varint::MAX);
+            let mut data = vec![u8::from(uni), limit as u8, 0];
+            if uni {
+                data.push(0x00);
+            }
+            data.extend(enc(ty));
+            data.extend(enc(claim));
+            frame_guard(&data);
+        }
 
         #[test]
         fn capsule_random(data in random()) { capsule(&data) }
