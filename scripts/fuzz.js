@@ -78,8 +78,12 @@ for (const t of targets) {
   }
   results.push(res)
   if (!ok) {
-    // The panic message and the reproduction command are near the end.
-    console.log(out.split('\n').slice(-60).join('\n'))
+    // The failed property (the panic message) sits above the sanitizer's stack trace; the input
+    // and the reproduction command are at the end.
+    const lines = out.split('\n')
+    const panic = lines.findIndex((l) => /panicked at|ERROR: libFuzzer|ERROR: AddressSanitizer/.test(l))
+    if (panic >= 0) console.log(lines.slice(panic, panic + 6).join('\n') + '\n...')
+    console.log(lines.slice(-30).join('\n'))
     if (r.error) console.log(`${t}: ${r.error.message}`)
   }
   console.log(`${t}: ${ok ? 'ok' : 'CRASH'}, ${execs} executions in ${res.seconds}s` +
