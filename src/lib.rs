@@ -15,6 +15,9 @@
 pub mod client;
 pub mod config;
 pub mod error;
+/// Property checks of the wire parsers, for `cargo test` and the fuzz targets in `fuzz/`.
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_checks;
 pub mod ids;
 // Named `js` in code because a module named `napi` would shadow the napi crate inside the
 // napi-derive macro expansions; the files live in src/napi/.
@@ -63,6 +66,8 @@ fn init_runtime() {
 }
 
 // Requests hop between the JS thread and tokio workers; mimalloc's thread-local free lists
-// avoid glibc's arena contention on that path.
+// avoid glibc's arena contention on that path. (Not in fuzz builds: libFuzzer's malloc limit
+// only sees libc malloc.)
+#[cfg(not(feature = "fuzzing"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

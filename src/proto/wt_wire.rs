@@ -12,8 +12,10 @@ use crate::ids::SessionId;
 pub const BIDI_TYPE: u64 = 0x41;
 /// Stream type of a WebTransport unidirectional stream.
 pub const UNI_TYPE: u64 = 0x54;
-const CLOSE_CAPSULE: u64 = 0x2843;
-const DRAIN_CAPSULE: u64 = 0x78ae;
+/// CLOSE_WEBTRANSPORT_SESSION capsule type.
+pub const CLOSE_CAPSULE: u64 = 0x2843;
+/// DRAIN_WEBTRANSPORT_SESSION capsule type.
+pub const DRAIN_CAPSULE: u64 = 0x78ae;
 /// Streams of a session that is gone are reset / stopped with this code.
 pub const SESSION_GONE: u64 = 0x170d_7b68;
 /// A stream named a session we do not have (or whose queue is full).
@@ -23,7 +25,7 @@ const APP_CODE_LAST: u64 = 0x52e5_ac98_3162;
 /// Longest close reason the draft allows.
 pub const MAX_REASON: usize = 1024;
 /// Capsules we buffer whole (CLOSE is at most 4 + 1024 bytes); larger unknown ones are skipped.
-const MAX_CAPSULE: u64 = 4 + MAX_REASON as u64;
+pub const MAX_CAPSULE: u64 = 4 + MAX_REASON as u64;
 
 /// HTTP/3 error code carrying WebTransport application error `n` (draft-ietf-webtrans-http3-02
 /// §4.3: the 0x52e4a40fa8db range, skipping the 0x1f * N + 0x21 grease points).
@@ -126,6 +128,11 @@ pub struct CapsuleReader {
 }
 
 impl CapsuleReader {
+    /// Bytes held between pushes: at most a capsule header (16) plus [`MAX_CAPSULE`].
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn push(&mut self, mut data: Bytes) -> std::result::Result<Vec<Capsule>, MalformedCapsule> {
         let mut out = Vec::new();
         loop {

@@ -83,26 +83,51 @@ impl DatagramRoutes {
     }
 }
 
+/// Largest quarter stream id (RFC 9297 §2.1: stream ids stop at 2^62 - 1).
+pub const MAX_QUARTER: u64 = (1 << 60) - 1;
+
+/// Why a datagram carries no usable quarter stream id prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixError {
+    /// Empty, or ends inside the varint.
+    Truncated,
+    /// Above [`MAX_QUARTER`]: names no stream that can exist.
+    TooLarge(u64),
+}
+
+/// Split an HTTP datagram (RFC 9297 §2.1) into the request stream its quarter stream id names
+/// and the payload after it.
+pub fn parse_prefix(data: &Bytes) -> std::result::Result<(StreamId, Bytes), PrefixError> {
+    let mut payload = data.clone();
+    let quarter = varint::read(&mut payload).ok_or(PrefixError::Truncated)?;
+    if quarter > MAX_QUARTER {
+        return Err(PrefixError::TooLarge(quarter));
+    }
+    Ok((StreamId(quarter * 4), payload))
+}
+
+/// Append the quarter stream id prefix of an HTTP datagram for request stream `stream_id`.
+pub fn write_prefix(buf: &mut BytesMut, stream_id: StreamId) -> Result<()> {
+    varint::write(buf, stream_id.quarter())
+}
+
 /// Decide where a received datagram goes. With HTTP datagrams on, a payload whose quarter
 /// stream id (RFC 9297 §2.1) names a routed request stream is an HTTP datagram for it.
 pub fn classify(h3_enabled: bool, routes: &DatagramRoutes, data: &Bytes) -> (Target, Bytes) {
     if h3_enabled {
-        let mut b = data.clone();
-        if let Some(quarter) = varint::read(&mut b) {
-            if let Some(stream_id) = quarter.checked_mul(4).map(StreamId) {
-                match routes.get(stream_id) {
-                    Some(Route::Request(request_id)) => {
-                        return (
-                            Target::H3 {
-                                request_id,
-                                stream_id,
-                            },
-                            b,
-                        )
-                    }
-                    Some(Route::Session(s)) => return (Target::Session(s), b),
-                    None => {}
+        if let Ok((stream_id, b)) = parse_prefix(data) {
+            match routes.get(stream_id) {
+                Some(Route::Request(request_id)) => {
+                    return (
+                        Target::H3 {
+                            request_id,
+                            stream_id,
+                        },
+                        b,
+                    )
                 }
+                Some(Route::Session(s)) => return (Target::Session(s), b),
+                None => {}
             }
         }
     }
@@ -142,7 +167,7 @@ pub fn send_on(
 ) -> Result<()> {
     let mut buf = BytesMut::with_capacity(payload.len() + 8);
     if let Some(s) = stream_id {
-        varint::write(&mut buf, s.quarter())?;
+        write_prefix(&mut buf, s)?;
     }
     buf.extend_from_slice(payload);
     let max = quic
