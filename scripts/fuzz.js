@@ -18,7 +18,7 @@ const rssLimitMb = Number(process.env.FUZZ_RSS_LIMIT_MB || 1024)
 // Per input: far above what any check allocates (a few KiB), so a hit means unbounded buffering.
 const mallocLimitMb = Number(process.env.FUZZ_MALLOC_LIMIT_MB || 64)
 // Inputs just long enough to reach every branch: 16-byte headers, 1028-byte capsules.
-const maxLen = { varint: 32, wt_stream_header: 64, datagram_prefix: 64, frame_guard: 4096, capsule: 4096 }
+const maxLen = { varint: 32, wt_stream_header: 64, datagram_prefix: 64, frame_guard: 4096, capsule: 4096, qpack_fields: 1024, request_rules: 2048 }
 const defaultMaxLen = 4096
 
 const cargo = (args, opts = {}) => spawnSync('cargo', ['+nightly', 'fuzz', ...args], {

@@ -469,14 +469,51 @@ pub fn datagram_prefix(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pending parsers (issue #10): when `proto/qpack_fields.rs` (`decode(&[u8])`) and
-// `proto/request_rules.rs` (the request-stream watcher) land, add here
-//
-//     pub fn qpack_fields(data: &[u8]) { /* no panic; bounded output; errors by kind */ }
-//     pub fn request_rules(data: &[u8]) { /* same verdict whole and chunked (see frame_guard) */ }
-//
-// plus `fuzz/fuzz_targets/{qpack_fields,request_rules}.rs` (copy `varint.rs`, call the check),
-// the matching `[[bin]]` in `fuzz/Cargo.toml`, and two proptests in `tests` below.
+/// QPACK field sections (RFC 9204 §4.5, static table and literals only): never panics; each
+/// decoded field took at least one input byte, and Huffman (at most 30 bits a byte, RFC 7541
+/// Appendix B) plus static-table names bound what comes out.
+pub fn qpack_fields(data: &[u8]) {
+    use crate::proto::qpack_fields::decode;
+    if let Ok(fields) = decode(data) {
+        assert!(
+            fields.len() <= data.len(),
+            "{} fields from {} bytes",
+            fields.len(),
+            data.len()
+        );
+        let out: usize = fields.iter().map(|f| f.name.len() + f.value.len()).sum();
+        assert!(
+            out <= 8 * data.len() + 128 * fields.len(),
+            "{out} bytes out of {} in",
+            data.len()
+        );
+    }
+}
+
+/// The request-stream watcher (RFC 9114 §4.1.2): the same verdict fed whole, byte by byte and
+/// in chunks cut where the input says.
+pub fn request_rules(data: &[u8]) {
+    use crate::proto::request_rules::{check_request_stream, RequestRules};
+    let whole = check_request_stream(data).is_ok();
+    let fed = |cuts: &mut dyn Iterator<Item = usize>| {
+        let mut rules = RequestRules::new(data.len() as u64);
+        let mut rest = data;
+        for n in cuts {
+            let (chunk, tail) = rest.split_at(n.min(rest.len()));
+            if rules.observe(chunk).is_err() {
+                return false;
+            }
+            rest = tail;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        rules.observe(rest).is_ok() && rules.finish().is_ok()
+    };
+    assert_eq!(fed(&mut std::iter::repeat(1)), whole, "byte by byte");
+    let sizes: Vec<usize> = data.iter().map(|b| usize::from(b % 7) + 1).collect();
+    assert_eq!(fed(&mut sizes.into_iter()), whole, "chunked");
+}
 
 #[cfg(test)]
 mod tests {
@@ -553,6 +590,26 @@ mod tests {
 
         #[test]
         fn varint_random(data in random()) { varint(&data) }
+        #[test]
+        fn qpack_fields_random(data in random()) { qpack_fields(&data) }
+        #[test]
+        fn qpack_fields_section(body in vec(any::<u8>(), 0..96)) {
+            // A zero Required Insert Count and Delta Base, then random representations.
+            let mut data = vec![0, 0];
+            data.extend(body);
+            qpack_fields(&data)
+        }
+        #[test]
+        fn request_rules_random(data in random()) { request_rules(&data) }
+        #[test]
+        fn request_rules_headers_then_data(fields in vec(any::<u8>(), 0..60), data in vec(any::<u8>(), 0..16)) {
+            // HEADERS (RFC 9114 §7.2.2) around a section with a valid prefix, then one DATA frame.
+            let mut s = vec![0x01, (fields.len() + 2) as u8, 0, 0];
+            s.extend(&fields);
+            s.extend([0x00, data.len() as u8]);
+            s.extend(&data);
+            request_rules(&s)
+        }
         #[test]
         fn varint_values(v in interesting(), extra in vec(any::<u8>(), 0..4)) {
             let mut data = v.to_be_bytes().to_vec();
