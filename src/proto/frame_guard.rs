@@ -9,8 +9,7 @@
 
 /// H3_EXCESSIVE_LOAD (RFC 9114 §8.1).
 pub const H3_EXCESSIVE_LOAD: u64 = 0x107;
-const FRAME_DATA: u64 = 0x0;
-const WEBTRANSPORT_BI_STREAM: u64 = 0x41;
+/// RFC 9114 §6.2.1: the control stream's type.
 const UNI_CONTROL: u64 = 0x0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +29,7 @@ enum State {
 pub struct FrameGuard {
     state: State,
     limit: u64,
-    hdr: [u8; 16],
-    hdr_len: usize,
+    header: FrameHeaderReader,
 }
 
 /// A frame claimed more than the limit.
@@ -41,12 +39,7 @@ pub struct Violation {
     pub claimed: u64,
 }
 
-use super::varint::len_from_first as varint_len;
-
-/// A complete varint held in `b` (the header buffer only ever holds whole ones here).
-fn varint(mut b: &[u8]) -> u64 {
-    super::varint::read(&mut b).unwrap_or(0)
-}
+use super::frame_header::{FrameHeader, FrameHeaderReader, FRAME_DATA};
 
 impl FrameGuard {
     /// For request (bidirectional) streams.
@@ -68,8 +61,7 @@ impl FrameGuard {
         FrameGuard {
             state,
             limit,
-            hdr: [0; 16],
-            hdr_len: 0,
+            header: FrameHeaderReader::default(),
         }
     }
 
@@ -95,11 +87,9 @@ impl FrameGuard {
                     };
                 }
                 State::UniType => {
-                    if !self.fill(&mut data, 1) || !self.fill(&mut data, varint_len(self.hdr[0])) {
+                    let Some(ty) = self.header.read_varint(&mut data) else {
                         return Ok(());
-                    }
-                    let ty = varint(&self.hdr[..self.hdr_len]);
-                    self.hdr_len = 0;
+                    };
                     self.state = if ty == UNI_CONTROL {
                         State::FrameHeader
                     } else {
@@ -107,54 +97,33 @@ impl FrameGuard {
                     };
                 }
                 State::FirstFrame | State::FrameHeader => {
-                    // Type varint, then (unless a WebTransport stream) the length varint.
-                    if !self.fill(&mut data, 1) {
-                        return Ok(());
+                    let first = self.state == State::FirstFrame;
+                    match self.header.read(&mut data, first) {
+                        None => return Ok(()),
+                        Some(FrameHeader::WebTransport) => self.state = State::Passthrough,
+                        Some(FrameHeader::Frame { ty, len }) => self.frame(ty, len)?,
                     }
-                    let tlen = varint_len(self.hdr[0]);
-                    if !self.fill(&mut data, tlen) {
-                        return Ok(());
-                    }
-                    let ty = varint(&self.hdr[..tlen]);
-                    if self.state == State::FirstFrame && ty == WEBTRANSPORT_BI_STREAM {
-                        self.state = State::Passthrough;
-                        return Ok(());
-                    }
-                    if !self.fill(&mut data, tlen + 1) {
-                        return Ok(());
-                    }
-                    let llen = varint_len(self.hdr[tlen]);
-                    if !self.fill(&mut data, tlen + llen) {
-                        return Ok(());
-                    }
-                    let len = varint(&self.hdr[tlen..tlen + llen]);
-                    self.hdr_len = 0;
-                    if ty != FRAME_DATA && len > self.limit {
-                        self.state = State::Violated;
-                        return Err(Violation {
-                            frame_type: ty,
-                            claimed: len,
-                        });
-                    }
-                    self.state = if len == 0 {
-                        State::FrameHeader
-                    } else {
-                        State::Skip(len)
-                    };
                 }
             }
         }
         Ok(())
     }
 
-    /// Buffer header bytes until `want` are held; false when the input ran out first.
-    fn fill(&mut self, data: &mut &[u8], want: usize) -> bool {
-        while self.hdr_len < want && !data.is_empty() {
-            self.hdr[self.hdr_len] = data[0];
-            self.hdr_len += 1;
-            *data = &data[1..];
+    /// A complete frame header: over the limit is a violation, else skip the payload.
+    fn frame(&mut self, ty: u64, len: u64) -> Result<(), Violation> {
+        if ty != FRAME_DATA && len > self.limit {
+            self.state = State::Violated;
+            return Err(Violation {
+                frame_type: ty,
+                claimed: len,
+            });
         }
-        self.hdr_len >= want
+        self.state = if len == 0 {
+            State::FrameHeader
+        } else {
+            State::Skip(len)
+        };
+        Ok(())
     }
 }
 

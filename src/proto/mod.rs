@@ -1,6 +1,7 @@
 //! Wire formats: pure encoders and decoders, no tasks and no I/O.
 
 pub mod frame_guard;
+pub mod frame_header;
 pub mod headers;
 pub mod qpack_fields;
 pub mod request_rules;

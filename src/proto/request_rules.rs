@@ -14,15 +14,11 @@
 //! for h3 to answer with its own errors: these rules only ever reject what they fully decoded.
 //! Memory: one HEADERS payload at a time, never more than the limit given to [`RequestRules::new`].
 
+use super::frame_header::{FrameHeader, FrameHeaderReader, FRAME_DATA, FRAME_HEADERS};
 use super::qpack_fields::{self, Field};
-use super::varint::len_from_first as varint_len;
 
 /// H3_MESSAGE_ERROR (RFC 9114 §8.1).
 pub const H3_MESSAGE_ERROR: u64 = 0x10e;
-
-const FRAME_DATA: u64 = 0x0;
-const FRAME_HEADERS: u64 = 0x1;
-const WEBTRANSPORT_BI_STREAM: u64 = 0x41;
 
 /// A malformed message, with the rule it broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,17 +256,11 @@ pub struct RequestRules {
     phase: Phase,
     /// The largest HEADERS payload gathered; larger ones are left to the frame-length guard.
     limit: u64,
-    hdr: [u8; 16],
-    hdr_len: usize,
+    header: FrameHeaderReader,
     section: Vec<u8>,
     content_length: Option<u64>,
     /// Sum of the DATA payload lengths so far.
     data: u64,
-}
-
-/// A complete varint held in `b` (the header buffer only ever holds whole ones here).
-fn varint(mut b: &[u8]) -> u64 {
-    super::varint::read(&mut b).unwrap_or(0)
 }
 
 impl RequestRules {
@@ -280,8 +270,7 @@ impl RequestRules {
             state: State::FirstFrame,
             phase: Phase::Head,
             limit,
-            hdr: [0; 16],
-            hdr_len: 0,
+            header: FrameHeaderReader::default(),
             section: Vec::new(),
             content_length: None,
             data: 0,
@@ -326,28 +315,12 @@ impl RequestRules {
                     }
                 }
                 State::FirstFrame | State::FrameHeader => {
-                    if !self.fill(&mut data, 1) {
-                        return Ok(());
+                    let first = self.state == State::FirstFrame;
+                    match self.header.read(&mut data, first) {
+                        None => return Ok(()),
+                        Some(FrameHeader::WebTransport) => self.state = State::Passthrough,
+                        Some(FrameHeader::Frame { ty, len }) => self.frame(ty, len)?,
                     }
-                    let tlen = varint_len(self.hdr[0]);
-                    if !self.fill(&mut data, tlen) {
-                        return Ok(());
-                    }
-                    let ty = varint(&self.hdr[..tlen]);
-                    if self.state == State::FirstFrame && ty == WEBTRANSPORT_BI_STREAM {
-                        self.state = State::Passthrough;
-                        return Ok(());
-                    }
-                    if !self.fill(&mut data, tlen + 1) {
-                        return Ok(());
-                    }
-                    let llen = varint_len(self.hdr[tlen]);
-                    if !self.fill(&mut data, tlen + llen) {
-                        return Ok(());
-                    }
-                    let len = varint(&self.hdr[tlen..tlen + llen]);
-                    self.hdr_len = 0;
-                    self.frame(ty, len)?;
                 }
             }
         }
@@ -431,28 +404,13 @@ impl RequestRules {
             State::Rejected(m) => Err(m),
             // A truncated frame is h3's H3_FRAME_ERROR; a stream without HEADERS is its
             // H3_REQUEST_INCOMPLETE.
-            State::FrameHeader if self.hdr_len == 0 && self.phase == Phase::Body => {
+            State::FrameHeader if self.header.is_between_headers() && self.phase == Phase::Body => {
                 self.check_length()?;
                 self.state = State::Passthrough;
                 Ok(())
             }
             _ => Ok(()),
         }
-    }
-
-    /// Buffer frame-header bytes until `want` are held; false when the input ran out first.
-    fn fill(&mut self, data: &mut &[u8], want: usize) -> bool {
-        while self.hdr_len < want {
-            let Some((first, rest)) = data.split_first() else {
-                return false;
-            };
-            if let Some(slot) = self.hdr.get_mut(self.hdr_len) {
-                *slot = *first;
-            }
-            self.hdr_len += 1;
-            *data = rest;
-        }
-        true
     }
 }
 
