@@ -80,7 +80,7 @@ pub fn varint(data: &[u8]) {
             assert!(v <= varint::MAX);
             // Minimal encodings re-encode to the same bytes; longer ones still decode the same.
             let mut enc = BytesMut::new();
-            varint::write(&mut enc, v).unwrap();
+            varint::write(&mut enc, v).unwrap(); // ok: fuzz/test-only code (cfg(test) or feature "fuzzing"): a broken property must abort
             assert!(enc.len() <= len);
             if enc.len() == len {
                 assert_eq!(&enc[..], &data[..len]);
@@ -211,7 +211,7 @@ pub fn frame_guard(data: &[u8]) {
                 );
                 assert!(g.observe(b"x").is_err(), "a violated guard stays violated");
             }
-            (want, got) => panic!("chunked verdict {got:?}, whole stream {want:?}"),
+            (want, got) => panic!("chunked verdict {got:?}, whole stream {want:?}"), // ok: fuzz/test-only code (cfg(test) or feature "fuzzing"): a broken property must abort
         }
     }
 
@@ -315,10 +315,10 @@ pub fn capsule(data: &[u8]) {
     let mut r = CapsuleReader::default();
     let mut got = Vec::new();
     for piece in chunks(&wire, seed.wrapping_add(1)) {
-        got.extend(r.push(Bytes::copy_from_slice(piece)).unwrap());
+        got.extend(r.push(Bytes::copy_from_slice(piece)).unwrap()); // ok: fuzz/test-only code (cfg(test) or feature "fuzzing"): a broken property must abort
     }
     let [Capsule::Drain, Capsule::Close(c, text)] = &got[..] else {
-        panic!("encoded DRAIN + CLOSE read back as {got:?}");
+        panic!("encoded DRAIN + CLOSE read back as {got:?}"); // ok: fuzz/test-only code (cfg(test) or feature "fuzzing"): a broken property must abort
     };
     assert_eq!(*c, code);
     assert!(reason.starts_with(text.as_str()));
@@ -431,7 +431,7 @@ pub fn datagram_prefix(data: &[u8]) {
         None => assert_eq!(got, Err(PrefixError::Truncated)),
         Some((q, _)) if q > datagram::MAX_QUARTER => assert_eq!(got, Err(PrefixError::TooLarge(q))),
         Some((q, n)) => {
-            let (stream_id, payload) = got.unwrap();
+            let (stream_id, payload) = got.unwrap(); // ok: fuzz/test-only code (cfg(test) or feature "fuzzing"): a broken property must abort
             assert_eq!(stream_id, StreamId(q * 4));
             assert_eq!(stream_id.quarter(), q);
             assert_eq!(&payload[..], &data[n..]);
@@ -455,7 +455,7 @@ pub fn datagram_prefix(data: &[u8]) {
     let (raw, rest) = control::<8>(data);
     let stream_id = StreamId(u64::from_be_bytes(raw));
     let mut wire = BytesMut::new();
-    datagram::write_prefix(&mut wire, stream_id).unwrap();
+    datagram::write_prefix(&mut wire, stream_id).unwrap(); // ok: fuzz/test-only code (cfg(test) or feature "fuzzing"): a broken property must abort
     wire.extend_from_slice(rest);
     let wire = wire.freeze();
     let quarter = stream_id.quarter();

@@ -223,16 +223,35 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(raw.len() * 8 / 5 + 1);
         httlib_huffman::decode(raw, &mut out, httlib_huffman::DecoderSpeed::FourBits)
             .map_err(|_| Undecodable::Invalid)?;
-        // RFC 7541 §5.2: "A padding not corresponding to the most significant bits of the code
-        // for the EOS symbol MUST be treated as a decoding error." The decoder lets zero bits
-        // through; the code being canonical, a valid encoding is exactly the re-encoding.
-        let mut again = Vec::with_capacity(raw.len());
-        httlib_huffman::encode(&out, &mut again).map_err(|_| Undecodable::Invalid)?;
-        if again != raw {
+        if !padding_is_eos_prefix(raw, &out) {
             return Err(Undecodable::Invalid);
         }
         Ok(Cow::Owned(out))
     }
+}
+
+/// RFC 7541 §5.2: "A padding strictly longer than 7 bits MUST be treated as a decoding error.
+/// A padding not corresponding to the most significant bits of the code for the EOS symbol MUST
+/// be treated as a decoding error." The decoder lets zero-bit padding through; the bits left
+/// after the decoded symbols' codes (RFC 7541 Appendix B lengths) must be at most 7 ones.
+fn padding_is_eos_prefix(raw: &[u8], decoded: &[u8]) -> bool {
+    let table = &httlib_huffman::encoder::table::ENCODE_TABLE;
+    let bits: usize = decoded
+        .iter()
+        .map(|&b| {
+            table
+                .get(usize::from(b))
+                .map_or(0, |&(len, _)| usize::from(len))
+        })
+        .sum();
+    let Some(pad) = (raw.len() * 8).checked_sub(bits) else {
+        return false;
+    };
+    let ones = (1u16 << pad.min(8)) - 1;
+    pad <= 7
+        && raw
+            .last()
+            .map_or(pad == 0, |&last| u16::from(last) & ones == ones)
 }
 
 /// Decode an encoded field section (a HEADERS frame payload) into its field lines, in order.
