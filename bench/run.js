@@ -502,7 +502,11 @@ function rateTargets (ctx) {
   const node24 = path.join(ROOT, 'node_modules', 'node24', 'bin', 'node')
   const bun = path.join(ROOT, 'node_modules', '.bin', 'bun')
   const list = [
-    { name: 'rust', cmd: [BIN('h3-hello')] },
+    // The reference: the same crates at their best here (bench/README.md: "The Rust baseline").
+    { name: 'rust', cmd: [BIN('h3-hello'), '--tuned'] },
+    // Weaker configurations, kept because they show what the tuning is worth.
+    { name: 'rust (multi-thread, defaults)', cmd: [BIN('h3-hello')] },
+    { name: 'rust (multi-thread x1, tuned)', cmd: [BIN('h3-hello'), '--tuned', '--runtime', 'multi', '--threads', '1'] },
     { name: 'napi-h3 (node)', cmd: [ctx.node, hello], addon: true, runtime: ctx.node },
     { name: 'napi-h3 (node24)', cmd: [node24, hello], addon: true, runtime: node24, need: [node24, 'node_modules/node24 not installed'] },
     { name: 'napi-h3 (bun)', cmd: [bun, hello], addon: true, runtime: bun, need: [bun, 'node_modules/.bin/bun not installed'] },
@@ -520,7 +524,7 @@ function rateTargets (ctx) {
  * ReadableStream for /download (servers/napi-h3-stream.js).
  */
 function throughputTargets (ctx) {
-  return [{ name: 'rust', cmd: [BIN('h3-hello')] }, ...napiRows(ctx, 'napi-h3-stream.js')]
+  return [{ name: 'rust', cmd: [BIN('h3-hello'), '--tuned'] }, ...napiRows(ctx, 'napi-h3-stream.js')]
 }
 
 /** The `napi-h3 (node)`, `(node24)` and `(bun)` rows running servers/<script>. */
@@ -543,7 +547,7 @@ function napiRows (ctx, script) {
  * (servers/napi-h3-dgram.js).
  */
 function datagramTargets (ctx) {
-  return [{ name: 'rust', cmd: [BIN('dgram-echo')] }, ...napiRows(ctx, 'napi-h3-dgram.js')]
+  return [{ name: 'rust', cmd: [BIN('dgram-echo'), '--tuned'] }, ...napiRows(ctx, 'napi-h3-dgram.js')]
 }
 
 /**
@@ -554,7 +558,7 @@ function datagramTargets (ctx) {
  * (servers/napi-h3-wt.js).
  */
 function webtransportTargets (ctx) {
-  return [{ name: 'rust', cmd: [BIN('wt-echo')] }, ...napiRows(ctx, 'napi-h3-wt.js')]
+  return [{ name: 'rust', cmd: [BIN('wt-echo'), '--tuned'] }, ...napiRows(ctx, 'napi-h3-wt.js')]
 }
 
 /**

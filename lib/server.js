@@ -6,12 +6,12 @@
 const { closeOnExit, forget } = require('./exit.js')
 const native = require('../binding.js')
 const { liftError, throwLifted, configError, clientGoneError } = require('./errors.js')
-const { noop, toPem, flatHeaders, headerPairs } = require('./convert.js')
+const { noop, asBytes, toPem, flatHeaders, headerPairs } = require('./convert.js')
 const { normaliseRoutes, nativeRoutes, validateHandlers } = require('./routes.js')
 const { REQUEST, REQUEST_STRIDE } = require('./batch.js')
 const { pulledBody } = require('./body.js')
 const { serverRequest, sessionRequest, requestId } = require('./request.js')
-const { kTrailers, pumpBody } = require('./response.js')
+const { kTrailers, pumpBody, bodyAtHand } = require('./response.js')
 const { DatagramDispatcher } = require('./datagram.js')
 const { WebTransportSession, kSettle } = require('./webtransport.js')
 
@@ -363,10 +363,12 @@ class H3Server {
       return
     }
     const headers = flatHeaders(res.headers)
-    const body = res.body
+    // A string or bytes body the runtime hands over as is: no ReadableStream read at all.
+    const atHand = res[kTrailers] === undefined ? bodyAtHand(res) : undefined
+    const body = atHand === undefined ? res.body : null
     if (body === null) {
       this.#done(id)
-      this.#respond(id, res.status, headers, null)
+      this.#respond(id, res.status, headers, atHand === undefined ? null : asBytes(atHand))
       return
     }
     pumpBody(this.#native, this.#respondFn, id, res.status, headers, body.getReader(), res[kTrailers])

@@ -6,6 +6,11 @@
 
 use std::sync::Arc;
 
+// The tuned reference servers and the load generators allocate through mimalloc, as the addon
+// does (the same crate and version, so the workspace builds it once).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod args {
     //! Hand-rolled `--key value` / `--key=value` / `--flag` parsing (no clap: keep builds light).
 
@@ -257,7 +262,11 @@ pub fn self_signed() -> Result<SelfSigned, String> {
 
 /// quinn server config: ALPN "h3", the given certificate, `max_concurrent_bidi_streams = streams`,
 /// quinn defaults otherwise.
-pub fn server_config(cert: &SelfSigned, streams: u32) -> Result<quinn::ServerConfig, String> {
+pub fn server_config(
+    cert: &SelfSigned,
+    streams: u32,
+    tune: &server::Tune,
+) -> Result<quinn::ServerConfig, String> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("rustls: {e}"))?
@@ -270,6 +279,7 @@ pub fn server_config(cert: &SelfSigned, streams: u32) -> Result<quinn::ServerCon
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(streams));
+    tune.transport(&mut transport);
     cfg.transport_config(Arc::new(transport));
     Ok(cfg)
 }
@@ -391,6 +401,7 @@ pub mod server {
     use std::io::Write;
     use std::net::{IpAddr, SocketAddr};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
 
     use crate::args::Args;
 
@@ -433,22 +444,105 @@ pub mod server {
     pub struct Opts {
         pub addr: SocketAddr,
         pub threads: Option<usize>,
+        pub tune: Tune,
         /// All parsed arguments, for the server's own options.
         pub args: Args,
     }
 
-    /// Parses `--port N (0) --host IP (127.0.0.1) --threads N --quiet --help` plus the server's
+    /// How a reference server is tuned: runtime flavour, QUIC receive windows, UDP socket
+    /// buffers. `--tuned` is the best configuration measured on the 2-core bench machine
+    /// (bench/README.md); the defaults are quinn's and tokio's.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Tune {
+        /// A current-thread runtime: one thread runs the endpoint, every connection and every
+        /// request, so no task is ever handed to another thread.
+        pub current_thread: bool,
+        /// Stream and connection receive window, bytes (quinn's defaults otherwise).
+        pub window: Option<u64>,
+        /// SO_RCVBUF / SO_SNDBUF of the UDP socket, bytes (the kernel's default otherwise).
+        pub udp_buffer: Option<usize>,
+    }
+
+    impl Tune {
+        pub const TUNED: Tune = Tune {
+            current_thread: true,
+            window: Some(8 * 1024 * 1024),
+            udp_buffer: Some(4 * 1024 * 1024),
+        };
+
+        /// `--tuned`, then `--runtime current|multi`, `--window BYTES`, `--udp-buffer BYTES`
+        /// over it.
+        fn parse(args: &Args) -> Result<Tune, String> {
+            let mut t = if args.flag("tuned") {
+                Tune::TUNED
+            } else {
+                Tune::default()
+            };
+            match args.str("runtime") {
+                None => {}
+                Some("current") => t.current_thread = true,
+                Some("multi") => t.current_thread = false,
+                Some(other) => return Err(format!("--runtime {other:?}: want current or multi")),
+            }
+            if let Some(w) = args.get("window")? {
+                t.window = Some(w);
+            }
+            if let Some(b) = args.get("udp-buffer")? {
+                t.udp_buffer = Some(b);
+            }
+            Ok(t)
+        }
+
+        /// quinn's transport settings with this tuning's windows.
+        pub fn transport(&self, transport: &mut quinn::TransportConfig) {
+            if let Some(w) = self.window {
+                let w32 = u32::try_from(w).unwrap_or(u32::MAX);
+                transport.stream_receive_window(quinn::VarInt::from_u32(w32));
+                // The connection window carries every stream's window (64 streams in flight).
+                transport.receive_window(
+                    quinn::VarInt::from_u64(w.saturating_mul(4)).unwrap_or(quinn::VarInt::MAX),
+                );
+                transport.send_window(w.saturating_mul(4));
+            }
+        }
+
+        /// A UDP socket bound to `addr` with this tuning's buffer sizes.
+        pub fn bind(&self, addr: SocketAddr) -> Result<std::net::UdpSocket, String> {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let err = |e: std::io::Error| format!("bind {addr}: {e}");
+            let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+                .map_err(err)?;
+            if let Some(b) = self.udp_buffer {
+                socket.set_recv_buffer_size(b).map_err(err)?;
+                socket.set_send_buffer_size(b).map_err(err)?;
+            }
+            socket.bind(&addr.into()).map_err(err)?;
+            Ok(socket.into())
+        }
+    }
+
+    /// Parses `--port N (0) --host IP (127.0.0.1) --threads N --quiet --help`, the tuning options
+    /// ([`Tune`]: `--tuned --runtime --window --udp-buffer`) plus the server's
     /// own `extra` options (`extra_flags`: those without a value). Prints the usage and exits on
     /// `--help`; exits with status 2 on a bad option. Applies `--quiet` to `log`.
     pub fn opts(log: &ErrorLog, usage: &str, extra: &[&str], extra_flags: &[&str]) -> Opts {
-        let mut flags = vec!["help", "quiet"];
+        let mut flags = vec!["help", "quiet", "tuned"];
         flags.extend_from_slice(extra_flags);
         let args = Args::parse(&flags).unwrap_or_else(|e| log.fail(usage, &e));
         if args.flag("help") {
             println!("{usage}");
             std::process::exit(0);
         }
-        let known = ["port", "host", "threads", "quiet"];
+        let known = [
+            "port",
+            "host",
+            "threads",
+            "quiet",
+            "tuned",
+            "runtime",
+            "window",
+            "udp-buffer",
+        ];
         if let Some(bad) = args
             .names()
             .find(|n| !known.contains(n) && !extra.contains(n) && !extra_flags.contains(n))
@@ -463,22 +557,28 @@ pub mod server {
             .get_or("host", IpAddr::from([127, 0, 0, 1]))
             .unwrap_or_else(|e| log.fail(usage, &e));
         let threads = args.get("threads").unwrap_or_else(|e| log.fail(usage, &e));
+        let tune = Tune::parse(&args).unwrap_or_else(|e| log.fail(usage, &e));
         Opts {
             addr: SocketAddr::new(host, port),
             threads,
+            tune,
             args,
         }
     }
 
-    /// Runs `fut` on a multi-thread tokio runtime (`threads` workers, default: one per core);
-    /// an error ends the process with status 2.
-    pub fn block_on<F>(log: &ErrorLog, usage: &str, threads: Option<usize>, fut: F)
+    /// Runs `fut` on a current-thread runtime when tuned so, else on a multi-thread one
+    /// (`threads` workers, default: one per core); an error ends the process with status 2.
+    pub fn block_on<F>(log: &ErrorLog, usage: &str, o: &Opts, fut: F)
     where
         F: Future<Output = Result<(), String>>,
     {
-        let mut rt = tokio::runtime::Builder::new_multi_thread();
+        let mut rt = if o.tune.current_thread {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+        };
         rt.enable_all();
-        if let Some(t) = threads {
+        if let (Some(t), false) = (o.threads, o.tune.current_thread) {
             rt.worker_threads(t.max(1));
         }
         let rt = rt
@@ -496,6 +596,7 @@ pub mod server {
     pub async fn serve<H, Fut>(
         log: &'static ErrorLog,
         addr: SocketAddr,
+        tune: Tune,
         streams: u32,
         handle: H,
     ) -> Result<(), String>
@@ -504,9 +605,15 @@ pub mod server {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let cert = crate::self_signed()?;
-        let config = crate::server_config(&cert, streams)?;
-        let endpoint =
-            quinn::Endpoint::server(config, addr).map_err(|e| format!("bind {addr}: {e}"))?;
+        let config = crate::server_config(&cert, streams, &tune)?;
+        let socket = tune.bind(addr)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| format!("bind {addr}: {e}"))?;
         let port = endpoint
             .local_addr()
             .map_err(|e| format!("local_addr: {e}"))?

@@ -10,7 +10,7 @@
 use napi_h3_bench::server::{self, ErrorLog};
 
 const USAGE: &str =
-    "usage: dgram-echo [--port N (default 0)] [--host IP (default 127.0.0.1)] [--threads N] [--quiet]";
+    "usage: dgram-echo [--port N (default 0)] [--host IP (default 127.0.0.1)] [--threads N] [--tuned] [--runtime current|multi] [--window BYTES] [--udp-buffer BYTES] [--quiet]";
 
 static LOG: ErrorLog = ErrorLog::new("dgram-echo");
 
@@ -20,8 +20,8 @@ fn main() {
     server::block_on(
         &LOG,
         USAGE,
-        o.threads,
-        server::serve(&LOG, o.addr, 100, echo),
+        &o,
+        server::serve(&LOG, o.addr, o.tune, 100, echo),
     );
 }
 

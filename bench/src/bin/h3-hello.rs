@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 const CHUNK: usize = 64 * 1024;
 
 const USAGE: &str = "usage: h3-hello [--port N (default 0)] [--host IP (default 127.0.0.1)] \
-[--streams N (max concurrent bidi streams per connection, default 100)] [--threads N] [--quiet]
+[--streams N (max concurrent bidi streams per connection, default 100)] [--threads N] [--tuned] [--runtime current|multi] [--window BYTES] [--udp-buffer BYTES] [--quiet]
        h3-hello --write-cert DIR";
 
 type ReqStream = h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
@@ -39,8 +39,8 @@ fn main() {
     server::block_on(
         &LOG,
         USAGE,
-        o.threads,
-        server::serve(&LOG, o.addr, streams, handle_connection),
+        &o,
+        server::serve(&LOG, o.addr, o.tune, streams, handle_connection),
     );
 }
 

@@ -18,7 +18,7 @@ use http::{Method, Request, Response, StatusCode};
 use napi_h3_bench::server::{self, ErrorLog};
 
 const USAGE: &str =
-    "usage: wt-echo [--port N (default 0)] [--host IP (default 127.0.0.1)] [--threads N] [--quiet]";
+    "usage: wt-echo [--port N (default 0)] [--host IP (default 127.0.0.1)] [--threads N] [--tuned] [--runtime current|multi] [--window BYTES] [--udp-buffer BYTES] [--quiet]";
 
 type H3Conn = h3::server::Connection<h3_quinn::Connection, Bytes>;
 type ReqStream = h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>;
@@ -31,8 +31,8 @@ fn main() {
     server::block_on(
         &LOG,
         USAGE,
-        o.threads,
-        server::serve(&LOG, o.addr, 100, handle_connection),
+        &o,
+        server::serve(&LOG, o.addr, o.tune, 100, handle_connection),
     );
 }
 
