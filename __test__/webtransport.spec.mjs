@@ -378,3 +378,59 @@ describe('WebTransport: aioquic as the client', () => {
     assert.deepEqual(out.errors, [])
   })
 })
+
+// Safari (26.4+) cannot run here: aioquic plays its part as public reports describe it (README
+// "Safari"): SETTINGS with the newer drafts' max-sessions and limits and without draft-02's
+// ENABLE_WEBTRANSPORT, `:protocol = webtransport`, no sec-webtransport-http3-draft02 header.
+// h3client.py --safari also checks our SETTINGS against what Safari is reported to require.
+describe('WebTransport: a Safari-style handshake (aioquic --safari)', () => {
+  let server
+  const log = []
+  before(() => { server = serve({ routes: wtRoutes(log) }) })
+  after(() => server.stop(true))
+
+  test('our SETTINGS carry what Safari needs; the session is accepted and served', async () => {
+    const out = await aioquic(server, ['wt', '--safari', '--path', '/wt/echo', '--origin', 'https://example.test',
+      '--datagrams', '20', '--datagram-interval-ms', '1', '--bidi-bytes', '100000', '--uni-bytes', '5000',
+      '--server-bidi', '--close-code', '77', '--close-reason', 'safari bye'])
+    assert.equal(out.status, 200, JSON.stringify(out).slice(0, 600))
+    assert.deepEqual(out.errors, [])
+    assert.equal(out.safari_would_refuse, null)
+    const s = out.server_settings
+    assert.equal(s['0xc671706a'], 16, 'draft-07 SETTINGS_WEBTRANSPORT_MAX_SESSIONS')
+    assert.equal(s['0x14e9cd29'], 16, 'draft-13/14 SETTINGS_WT_MAX_SESSIONS')
+    for (const id of ['0x2b61', '0x2b64', '0x2b65']) assert.ok(s[id] >= 2 ** 60, `${id} = ${s[id]}`)
+    assert.equal(s.ENABLE_WEBTRANSPORT, 1, 'draft-02 setting still there for Chromium and Firefox')
+    assert.equal(s.H3_DATAGRAM, 1)
+    assert.equal(s.ENABLE_CONNECT_PROTOCOL, 1)
+    assert.ok(out.datagrams.received >= 18 && out.datagrams.mismatched === 0, JSON.stringify(out.datagrams))
+    assert.equal(out.bidi.recv_sha, out.bidi.sent_sha)
+    assert.equal(out.uni.recv_sha, out.uni.sent_sha)
+    assert.equal(out.server_bidi.text, 'hello from server')
+    const entry = log.find((e) => e.closed?.closeCode === 77)
+    assert.ok(entry, JSON.stringify(log.map((e) => e.events)))
+    assert.equal(entry.closed.reason, 'safari bye')
+    assert.equal(entry.request.headers.get('origin'), 'https://example.test')
+    assert.equal(entry.request.headers.get('sec-webtransport-http3-draft02'), null)
+    await waitFor(() => entry.events.some((e) => e.serverBidiReply === 'reply:hello from server'))
+    await waitFor(() => server.getStats().webtransportSessionsActive === 0)
+  })
+
+  test('server close and reject reach a Safari-style client', async () => {
+    const closed = await aioquic(server, ['wt', '--safari', '--path', '/wt/close', '--expect-close'])
+    assert.deepEqual(closed.close.received, { code: 7, reason: 'server-bye' })
+    assert.equal(closed.close.fin, true)
+    const rejected = await aioquic(server, ['wt', '--safari', '--path', '/wt/reject'])
+    assert.equal(rejected.status, 403)
+  })
+
+  test('the check can fail: a server without WebTransport routes lacks what Safari needs', async () => {
+    const plain = serve({ routes: { '/': { GET: () => new Response('no wt') } } })
+    try {
+      const out = await aioquic(plain, ['wt', '--safari', '--path', '/'])
+      assert.match(out.safari_would_refuse ?? '', /no SETTINGS_WT_MAX_SESSIONS/, JSON.stringify(out).slice(0, 600))
+    } finally {
+      await plain.stop(true)
+    }
+  })
+})
