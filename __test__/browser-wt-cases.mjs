@@ -230,6 +230,18 @@ const routes = [
     }
   },
   {
+    // Accepts with the last protocol offered (the page's least preferred: the choice is ours).
+    pattern: '/wt/proto',
+    webtransport (session) {
+      const rec = track(session)
+      rec.offered = session.availableProtocols
+      const pick = session.availableProtocols.at(-1)
+      session.accept(pick === undefined ? {} : { protocol: pick })
+      rec.protocol = session.protocol
+      watchClosed(session, rec)
+    }
+  },
+  {
     // Holds the session open until the page goes.
     pattern: '/wt/hold',
     async webtransport (session) {
@@ -437,6 +449,27 @@ export function webTransportSuites ({ name, skip, launch, launchForFetch, closes
       assert.equal(rec.closed.ok, false)
       assert.equal(rec.closed.name, 'WebTransportError')
       assert.equal(active(server), 0)
+    })
+
+    test('(j) application protocols: the page offers (W3C protocols), the server picks, wt.protocol says which', async () => {
+      const r = await inPage(`
+        const supported = 'protocol' in WebTransport.prototype
+        const wt = new WebTransport(base + '/wt/proto?t=j', { protocols: ['chat-v2', 'chat-v1'], serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(hash) }] })
+        T.sessions.push(wt)
+        wt.closed.catch(() => {})
+        await T.within(wt.ready, 5000, 'ready')
+        return { supported, protocol: wt.protocol ?? null }`)
+      const rec = await sessionFor('j')
+      if (!r.supported) {
+        // Firefox 153 has no `protocols` option: it sends no offer, and the session is plain.
+        console.log(`# ${name} has no WebTransport protocols option (no WT-Available-Protocols sent)`)
+        assert.deepEqual(rec.offered, [])
+        assert.equal(rec.protocol, '')
+        return
+      }
+      assert.deepEqual(rec.offered, ['chat-v2', 'chat-v1'])
+      assert.equal(rec.protocol, 'chat-v1')
+      assert.equal(r.protocol, 'chat-v1')
     })
 
     test('a path with no webtransport route: the page\'s wt.ready rejects', async () => {

@@ -64,6 +64,18 @@ function wtRoutes (log) {
       }
     },
     { pattern: '/wt/reject', webtransport: (s) => s.reject(403) },
+    {
+      // Picks the last protocol offered (the client's least preferred: proves the choice is ours).
+      pattern: '/wt/proto',
+      webtransport (s) {
+        const entry = { offered: s.availableProtocols, events: [] }
+        log.push(entry)
+        try { s.accept({ protocol: 'never-offered' }) } catch (e) { entry.refused = e.code }
+        const pick = s.availableProtocols.at(-1)
+        s.accept(pick === undefined ? {} : { protocol: pick })
+        entry.protocol = s.protocol
+      }
+    },
     { pattern: '/wt/throws', webtransport () { throw new Error('handler bug') } },
     {
       // The README example.
@@ -277,6 +289,47 @@ describe('WebTransport: our client and server', () => {
     await Promise.all(sessions.map((x) => x.closed))
     await counting
     await waitFor(() => server.getStats().webtransportSessionsActive === 0)
+  })
+})
+
+describe('WebTransport: application protocols (WT-Available-Protocols / WT-Protocol)', () => {
+  let server, client
+  const log = []
+  before(() => {
+    server = serve({ routes: wtRoutes(log) })
+    client = createH3Client({ tls: { serverCertificateHashes: [server.certificateHash] } })
+  })
+  after(async () => {
+    await client.close()
+    await server.stop(true)
+  })
+  const url = (p) => `https://127.0.0.1:${server.port}${p}`
+
+  test('the client offers, the server picks one of them, both sessions report it', async () => {
+    const offered = ['chat-v2', 'chat "quoted" \\ v1.5', 'chat-v1']
+    const s = await client.webtransport(url('/wt/proto'), { protocols: offered })
+    assert.equal(s.protocol, 'chat-v1')
+    const entry = log.at(-1)
+    assert.deepEqual(entry.offered, offered)
+    assert.equal(entry.refused, 'ERR_H3_INVALID_ARG', 'accept() with a protocol not offered throws')
+    assert.equal(entry.protocol, 'chat-v1')
+    s.close()
+    await s.closed
+  })
+
+  test('no offer: no protocol on either side', async () => {
+    const s = await client.webtransport(url('/wt/proto'))
+    assert.equal(s.protocol, '')
+    assert.deepEqual(log.at(-1).offered, [])
+    assert.equal(log.at(-1).protocol, '')
+    s.close()
+    await s.closed
+  })
+
+  test('protocols must be distinct, non-empty printable ASCII strings', async () => {
+    for (const protocols of [['a', 'a'], [''], ['é'], 'a', [1]]) {
+      await assert.rejects(client.webtransport(url('/wt/proto'), { protocols }), { code: 'ERR_H3_INVALID_ARG' }, JSON.stringify(protocols))
+    }
   })
 })
 
