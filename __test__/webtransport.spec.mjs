@@ -1,7 +1,8 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import { serve, aioquic, waitFor, root, sha256, patternBytes, sleep } from './helpers.mjs'
+import path from 'node:path'
+import { serve, aioquic, waitFor, root, sha256, patternBytes, sleep, makeCert, spawnServer, python } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { createH3Client, WebTransportError } = require(root)
@@ -324,6 +325,33 @@ describe('WebTransport: application protocols (WT-Available-Protocols / WT-Proto
     assert.equal(log.at(-1).protocol, '')
     s.close()
     await s.closed
+  })
+
+  test('our client against aioquic\'s server: its pick becomes session.protocol; a pick not offered fails', async () => {
+    const cert = await makeCert()
+    const srv = await spawnServer(python, [path.join(root, '__test__', 'py', 'h3server.py'), '--port', '0', '--cert', cert.cert, '--key', cert.key, '--webtransport'])
+    const c = createH3Client({ tls: { ca: cert.certPem } })
+    try {
+      const base = `https://127.0.0.1:${srv.port}`
+      const s = await c.webtransport(`${base}/wt/echo`, { protocols: ['moq-00', 'moq "draft" \\ 01'] })
+      assert.equal(s.protocol, 'moq-00')
+      const { readable, writable } = await s.createBidirectionalStream()
+      const w = writable.getWriter()
+      await w.write(enc.encode('still a session'))
+      await w.close()
+      assert.equal(dec.decode(await readAll(readable)), 'still a session')
+      s.close()
+      const quoted = await c.webtransport(`${base}/wt/echo?answer=${encodeURIComponent('moq \\"draft\\" \\\\ 01')}`, { protocols: ['moq-00', 'moq "draft" \\ 01'] })
+      assert.equal(quoted.protocol, 'moq "draft" \\ 01')
+      quoted.close()
+      await assert.rejects(c.webtransport(`${base}/wt/echo?answer=not-offered`, { protocols: ['moq-00'] }), { name: 'WebTransportError', code: 'ERR_H3_WT_PROTOCOL' })
+      const none = await c.webtransport(`${base}/wt/echo`)
+      assert.equal(none.protocol, '')
+      none.close()
+    } finally {
+      await c.close()
+      await srv.kill()
+    }
   })
 
   test('protocols must be distinct, non-empty printable ASCII strings', async () => {
