@@ -148,6 +148,17 @@ export interface WebTransportSession {
   readonly request?: H3Request
   /** Server: the session id (the CONNECT stream id). */
   readonly sessionId?: bigint
+  /**
+   * Server: the application protocols the client offered (`WT-Available-Protocols`, the W3C
+   * `protocols` option), in its order of preference; `[]` when it offered none (or sent a
+   * malformed list).
+   */
+  readonly availableProtocols?: string[]
+  /**
+   * The negotiated application protocol (`WT-Protocol`): on a server, the one `accept({ protocol })`
+   * chose; on a client, the one the server answered with. `""` when none was.
+   */
+  readonly protocol: string
   /** Resolves once the session is established (server: accepted); rejects if it never is. */
   readonly ready: Promise<void>
   /**
@@ -171,8 +182,12 @@ export interface WebTransportSession {
   readonly incomingBidirectionalStreams: ReadableStream<WebTransportBidirectionalStream>
   /** Unidirectional streams the peer opened. Ends when the session closes. */
   readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>
-  /** Server: establish the session now (`200`, with `sec-webtransport-http3-draft: draft02`). */
-  accept(): void
+  /**
+   * Server: establish the session now (`200`, with `sec-webtransport-http3-draft: draft02`).
+   * `protocol` must be one of `availableProtocols` (else a `TypeError` with `ERR_H3_INVALID_ARG`);
+   * it is sent back as `WT-Protocol` and becomes `protocol`.
+   */
+  accept(options?: { protocol?: string }): void
   /** Server: refuse the session with an HTTP status in 300..599 (default 403). */
   reject(status?: number): void
   /** Open a bidirectional stream. Rejects with `ERR_H3_SESSION_CLOSED` on a closed session. */
@@ -202,7 +217,10 @@ export declare class WebTransportError extends Error {
   readonly name: 'WebTransportError'
   readonly source: 'stream' | 'session'
   readonly streamErrorCode: number | null
-  /** `ERR_H3_WT_REJECTED` when a client session was refused (then `status` is set). */
+  /**
+   * `ERR_H3_WT_REJECTED` when a client session was refused (then `status` is set);
+   * `ERR_H3_WT_PROTOCOL` when the server answered with a protocol the client did not offer.
+   */
   code?: H3ErrorCode
   status?: number
 }
@@ -600,10 +618,14 @@ export declare class H3Client {
    * `WebTransportError` with `code: "ERR_H3_WT_REJECTED"` and `status` when the server answered
    * otherwise, `ERR_H3_CONNECT` / `ERR_H3_TLS` when it could not connect, `TypeError` for a
    * non-`https:` URL. `serverCertificateHashes` (W3C `{ algorithm, value }` or plain 32-byte
-   * digests) trusts the server's certificate by its SHA-256, as browsers do.
+   * digests) trusts the server's certificate by its SHA-256, as browsers do. `protocols` (W3C):
+   * application protocols to offer in `WT-Available-Protocols`, most preferred first (distinct,
+   * non-empty, printable ASCII; else `ERR_H3_INVALID_ARG`); the server's pick is the session's
+   * `protocol`, and a pick that was not offered rejects with `ERR_H3_WT_PROTOCOL`.
    */
   webtransport(url: string | URL, options?: {
     headers?: ConstructorParameters<typeof Headers>[0]
+    protocols?: string[]
     serverCertificateHashes?: Array<Uint8Array | ArrayBuffer | { algorithm?: string; value: Uint8Array | ArrayBuffer }>
   }): Promise<WebTransportSession>
   /** Close every connection; in-flight requests and body reads fail, later `fetch`es reject with `ERR_H3_NOT_RUNNING`. */
@@ -670,6 +692,8 @@ export type H3ErrorCode =
   | 'ERR_H3_SESSION_CLOSED'
   /** Client: the server answered a WebTransport session request with a non-2xx status (`err.status`). */
   | 'ERR_H3_WT_REJECTED'
+  /** Client: the server's `WT-Protocol` names a protocol the client did not offer (the session is closed). */
+  | 'ERR_H3_WT_PROTOCOL'
   | 'ERR_H3_DATAGRAM_TOO_LARGE'
   | 'ERR_H3_DATAGRAM_UNSUPPORTED'
   /** The request is finished or unknown: reading a streaming `req.body` after the response was sent, or a client body after `close()`. */

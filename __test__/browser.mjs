@@ -20,7 +20,7 @@ export function spkiHash (certPem) {
   return createHash('sha256').update(spki).digest('base64')
 }
 
-function withTimeout (promise, ms, what) {
+export function withTimeout (promise, ms, what) {
   let t
   return Promise.race([
     promise,
@@ -31,7 +31,7 @@ function withTimeout (promise, ms, what) {
 // ---------------------------------------------------------------------------------------------
 // WebSocket: { send(text), close(), onmessage(text), onclose() } over either implementation.
 
-function connectWebSocket (url, timeoutMs) {
+export function connectWebSocket (url, timeoutMs) {
   if (typeof globalThis.WebSocket === 'function' && !process.env.H3_BROWSER_OWN_WS) return connectBuiltin(url, timeoutMs)
   return connectMinimal(url, timeoutMs)
 }
@@ -144,7 +144,15 @@ function connectMinimal (url, timeoutMs) {
 const live = new Set() // launched browsers not yet closed, killed on process exit whatever happens
 const killAll = () => { for (const b of live) b.killNow(); live.clear() }
 process.on('exit', killAll)
-// Chromium runs in its own process group, so it would outlive a test process stopped by a signal (a
+
+/** Keeps a launched browser ({ killNow() }) on the kill-on-exit list until forget(). Shared with ./firefox.mjs. */
+export function trackBrowser (browser) {
+  live.add(browser)
+  hookSignals()
+  return { forget: () => live.delete(browser), tracked: () => live.has(browser) }
+}
+
+// A browser runs in its own process group, so it would outlive a test process stopped by a signal (a
 // runner's timeout): kill it first, then let the signal do what it would have done without us.
 let signalsHooked = false
 function hookSignals () {

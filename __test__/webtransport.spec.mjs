@@ -1,7 +1,8 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import { serve, aioquic, waitFor, root, sha256, patternBytes, sleep } from './helpers.mjs'
+import path from 'node:path'
+import { serve, aioquic, waitFor, root, sha256, patternBytes, sleep, makeCert, spawnServer, python } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { createH3Client, WebTransportError } = require(root)
@@ -64,6 +65,18 @@ function wtRoutes (log) {
       }
     },
     { pattern: '/wt/reject', webtransport: (s) => s.reject(403) },
+    {
+      // Picks the last protocol offered (the client's least preferred: proves the choice is ours).
+      pattern: '/wt/proto',
+      webtransport (s) {
+        const entry = { offered: s.availableProtocols, events: [] }
+        log.push(entry)
+        try { s.accept({ protocol: 'never-offered' }) } catch (e) { entry.refused = e.code }
+        const pick = s.availableProtocols.at(-1)
+        s.accept(pick === undefined ? {} : { protocol: pick })
+        entry.protocol = s.protocol
+      }
+    },
     { pattern: '/wt/throws', webtransport () { throw new Error('handler bug') } },
     {
       // The README example.
@@ -280,6 +293,74 @@ describe('WebTransport: our client and server', () => {
   })
 })
 
+describe('WebTransport: application protocols (WT-Available-Protocols / WT-Protocol)', () => {
+  let server, client
+  const log = []
+  before(() => {
+    server = serve({ routes: wtRoutes(log) })
+    client = createH3Client({ tls: { serverCertificateHashes: [server.certificateHash] } })
+  })
+  after(async () => {
+    await client.close()
+    await server.stop(true)
+  })
+  const url = (p) => `https://127.0.0.1:${server.port}${p}`
+
+  test('the client offers, the server picks one of them, both sessions report it', async () => {
+    const offered = ['chat-v2', 'chat "quoted" \\ v1.5', 'chat-v1']
+    const s = await client.webtransport(url('/wt/proto'), { protocols: offered })
+    assert.equal(s.protocol, 'chat-v1')
+    const entry = log.at(-1)
+    assert.deepEqual(entry.offered, offered)
+    assert.equal(entry.refused, 'ERR_H3_INVALID_ARG', 'accept() with a protocol not offered throws')
+    assert.equal(entry.protocol, 'chat-v1')
+    s.close()
+    await s.closed
+  })
+
+  test('no offer: no protocol on either side', async () => {
+    const s = await client.webtransport(url('/wt/proto'))
+    assert.equal(s.protocol, '')
+    assert.deepEqual(log.at(-1).offered, [])
+    assert.equal(log.at(-1).protocol, '')
+    s.close()
+    await s.closed
+  })
+
+  test('our client against aioquic\'s server: its pick becomes session.protocol; a pick not offered fails', async () => {
+    const cert = await makeCert()
+    const srv = await spawnServer(python, [path.join(root, '__test__', 'py', 'h3server.py'), '--port', '0', '--cert', cert.cert, '--key', cert.key, '--webtransport'])
+    const c = createH3Client({ tls: { ca: cert.certPem } })
+    try {
+      const base = `https://127.0.0.1:${srv.port}`
+      const s = await c.webtransport(`${base}/wt/echo`, { protocols: ['moq-00', 'moq "draft" \\ 01'] })
+      assert.equal(s.protocol, 'moq-00')
+      const { readable, writable } = await s.createBidirectionalStream()
+      const w = writable.getWriter()
+      await w.write(enc.encode('still a session'))
+      await w.close()
+      assert.equal(dec.decode(await readAll(readable)), 'still a session')
+      s.close()
+      const quoted = await c.webtransport(`${base}/wt/echo?answer=${encodeURIComponent('moq \\"draft\\" \\\\ 01')}`, { protocols: ['moq-00', 'moq "draft" \\ 01'] })
+      assert.equal(quoted.protocol, 'moq "draft" \\ 01')
+      quoted.close()
+      await assert.rejects(c.webtransport(`${base}/wt/echo?answer=not-offered`, { protocols: ['moq-00'] }), { name: 'WebTransportError', code: 'ERR_H3_WT_PROTOCOL' })
+      const none = await c.webtransport(`${base}/wt/echo`)
+      assert.equal(none.protocol, '')
+      none.close()
+    } finally {
+      await c.close()
+      await srv.kill()
+    }
+  })
+
+  test('protocols must be distinct, non-empty printable ASCII strings', async () => {
+    for (const protocols of [['a', 'a'], [''], ['é'], 'a', [1]]) {
+      await assert.rejects(client.webtransport(url('/wt/proto'), { protocols }), { code: 'ERR_H3_INVALID_ARG' }, JSON.stringify(protocols))
+    }
+  })
+})
+
 describe('WebTransport: the connection going away', () => {
   test('client connection dies: the server session settles, streams and stats return to zero', async () => {
     const log = []
@@ -376,5 +457,61 @@ describe('WebTransport: aioquic as the client', () => {
     const out = await aioquic(server, ['wt', '--path', '/wt/echo', '--concurrent-sessions', '4'])
     assert.equal(out.ok_sessions, 4, JSON.stringify(out).slice(0, 800))
     assert.deepEqual(out.errors, [])
+  })
+})
+
+// Safari (26.4+) cannot run here: aioquic plays its part as public reports describe it (README
+// "Safari"): SETTINGS with the newer drafts' max-sessions and limits and without draft-02's
+// ENABLE_WEBTRANSPORT, `:protocol = webtransport`, no sec-webtransport-http3-draft02 header.
+// h3client.py --safari also checks our SETTINGS against what Safari is reported to require.
+describe('WebTransport: a Safari-style handshake (aioquic --safari)', () => {
+  let server
+  const log = []
+  before(() => { server = serve({ routes: wtRoutes(log) }) })
+  after(() => server.stop(true))
+
+  test('our SETTINGS carry what Safari needs; the session is accepted and served', async () => {
+    const out = await aioquic(server, ['wt', '--safari', '--path', '/wt/echo', '--origin', 'https://example.test',
+      '--datagrams', '20', '--datagram-interval-ms', '1', '--bidi-bytes', '100000', '--uni-bytes', '5000',
+      '--server-bidi', '--close-code', '77', '--close-reason', 'safari bye'])
+    assert.equal(out.status, 200, JSON.stringify(out).slice(0, 600))
+    assert.deepEqual(out.errors, [])
+    assert.equal(out.safari_would_refuse, null)
+    const s = out.server_settings
+    assert.equal(s['0xc671706a'], 16, 'draft-07 SETTINGS_WEBTRANSPORT_MAX_SESSIONS')
+    assert.equal(s['0x14e9cd29'], 16, 'draft-13/14 SETTINGS_WT_MAX_SESSIONS')
+    for (const id of ['0x2b61', '0x2b64', '0x2b65']) assert.ok(s[id] >= 2 ** 60, `${id} = ${s[id]}`)
+    assert.equal(s.ENABLE_WEBTRANSPORT, 1, 'draft-02 setting still there for Chromium and Firefox')
+    assert.equal(s.H3_DATAGRAM, 1)
+    assert.equal(s.ENABLE_CONNECT_PROTOCOL, 1)
+    assert.ok(out.datagrams.received >= 18 && out.datagrams.mismatched === 0, JSON.stringify(out.datagrams))
+    assert.equal(out.bidi.recv_sha, out.bidi.sent_sha)
+    assert.equal(out.uni.recv_sha, out.uni.sent_sha)
+    assert.equal(out.server_bidi.text, 'hello from server')
+    const entry = log.find((e) => e.closed?.closeCode === 77)
+    assert.ok(entry, JSON.stringify(log.map((e) => e.events)))
+    assert.equal(entry.closed.reason, 'safari bye')
+    assert.equal(entry.request.headers.get('origin'), 'https://example.test')
+    assert.equal(entry.request.headers.get('sec-webtransport-http3-draft02'), null)
+    await waitFor(() => entry.events.some((e) => e.serverBidiReply === 'reply:hello from server'))
+    await waitFor(() => server.getStats().webtransportSessionsActive === 0)
+  })
+
+  test('server close and reject reach a Safari-style client', async () => {
+    const closed = await aioquic(server, ['wt', '--safari', '--path', '/wt/close', '--expect-close'])
+    assert.deepEqual(closed.close.received, { code: 7, reason: 'server-bye' })
+    assert.equal(closed.close.fin, true)
+    const rejected = await aioquic(server, ['wt', '--safari', '--path', '/wt/reject'])
+    assert.equal(rejected.status, 403)
+  })
+
+  test('the check can fail: a server without WebTransport routes lacks what Safari needs', async () => {
+    const plain = serve({ routes: { '/': { GET: () => new Response('no wt') } } })
+    try {
+      const out = await aioquic(plain, ['wt', '--safari', '--path', '/'])
+      assert.match(out.safari_would_refuse ?? '', /no SETTINGS_WT_MAX_SESSIONS/, JSON.stringify(out).slice(0, 600))
+    } finally {
+      await plain.stop(true)
+    }
   })
 })

@@ -8,6 +8,7 @@ const { liftError, throwLifted, configError, abortError, timeoutError, WebTransp
 const { noop, asBytes, toPem, flatHeaders, headersFromFlat } = require('./convert.js')
 const { pulledBody, prepareBody, pumpUpload } = require('./body.js')
 const { WebTransportSession } = require('./webtransport.js')
+const { OFFER_HEADER, ANSWER_HEADER, offerHeader, parseAnswer } = require('./wt-protocols.js')
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
@@ -39,6 +40,19 @@ function createNativeClient (options) {
   }
   closeOnExit(client)
   return client
+}
+
+/**
+ * The protocol a session answer (flat header list) settled on: '' when none was offered or the
+ * server named none; null when it named one that was not offered (or not as a String).
+ */
+function answeredProtocol (flat, offered) {
+  if (!offered.length) return ''
+  let value
+  for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i].toLowerCase() === ANSWER_HEADER) value = flat[i + 1]
+  if (value === undefined) return ''
+  const p = parseAnswer(value)
+  return p !== null && offered.includes(p) ? p : null
 }
 
 function webtransportURL (url) {
@@ -87,10 +101,13 @@ class H3Client {
     if (this.#closed) throw configError('client is closed', 'ERR_H3_NOT_RUNNING')
     if (opts == null || typeof opts !== 'object') throw configError('webtransport options must be an object')
     const u = webtransportURL(url)
+    const offer = offerHeader(opts.protocols)
     const nat = this.#nativeFor(opts.serverCertificateHashes)
+    const headers = new Headers(opts.headers ?? {})
+    if (offer !== null) headers.set(OFFER_HEADER, offer)
     let open
     try {
-      open = await nat.webtransport(u.href, flatHeaders(new Headers(opts.headers ?? {})))
+      open = await nat.webtransport(u.href, flatHeaders(headers))
     } catch (e) {
       throw liftError(e)
     }
@@ -102,7 +119,16 @@ class H3Client {
     }
     let wt = this.#wts.get(nat)
     if (!wt) this.#wts.set(nat, wt = nat.wt())
-    return new WebTransportSession(wt, open.session, { established: true })
+    const protocol = answeredProtocol(open.headers, offer !== null ? opts.protocols : [])
+    const session = new WebTransportSession(wt, open.session, { established: true, protocol: protocol ?? '' })
+    if (protocol === null) {
+      // W3C WebTransport: a WT-Protocol the client did not offer fails the session.
+      session.close({ closeCode: 0, reason: 'unexpected WT-Protocol' })
+      const err = new WebTransportError('the server answered with a WT-Protocol that was not offered', { source: 'session' })
+      err.code = 'ERR_H3_WT_PROTOCOL'
+      throw err
+    }
+    return session
   }
 
   /** The native client trusting `hashes` (this client's own when there are none). */

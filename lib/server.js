@@ -314,7 +314,7 @@ class H3Server {
     const session = new WebTransportSession(this.#wt, id, {
       request: sessionRequest(id, url, pairs, params),
       sessionId: BigInt(streamId),
-      onAccept: () => nat.startResponse(id, 200, []),
+      onAccept: (headers) => nat.startResponse(id, 200, headers),
       onReject: (status) => nat.respond(id, status, [], null)
     })
     if (typeof route?.webtransport !== 'function') return session.reject(404)

@@ -4,6 +4,7 @@
 
 const { liftError, throwLifted, configError, WebTransportError } = require('./errors.js')
 const { noop, toBuffer, asUint8 } = require('./convert.js')
+const { ANSWER_HEADER, parseOffer, serializeString } = require('./wt-protocols.js')
 
 const MAX_WT_CODE = 0xffffffff
 const kSettle = Symbol('napi-h3.settleSession')
@@ -86,8 +87,9 @@ class WebTransportSession {
   #closed
   #draining
   #settleReady = { resolve: noop, reject: noop }
+  #protocol
 
-  constructor (wt, id, { request, sessionId, onAccept, onReject, established = false }) {
+  constructor (wt, id, { request, sessionId, onAccept, onReject, established = false, protocol = '' }) {
     this.#wt = wt
     this.#id = id
     this.#onAccept = onAccept
@@ -108,8 +110,13 @@ class WebTransportSession {
     // Settled either way, never an unhandled rejection: users who care await it.
     this.#closed.catch(noop)
     this.#draining = wt.draining(id).then((d) => { if (!d) return new Promise(noop) })
+    this.#protocol = protocol
     this.request = request
     this.sessionId = sessionId
+    if (request) {
+      /** Server: the application protocols the client offered (WT-Available-Protocols), in its order of preference. */
+      this.availableProtocols = parseOffer(request.headers.get('wt-available-protocols') ?? undefined)
+    }
     const use = () => this.#use()
     this.datagrams = wtDatagrams(wt, id, use, (chunk) => this.sendDatagram(chunk))
     this.incomingBidirectionalStreams = wtIncoming(wt, id, true, use)
@@ -127,11 +134,23 @@ class WebTransportSession {
   /** Resolves when the peer (or our server's graceful stop) asks the session to wind down. */
   get draining () { return this.#draining }
 
-  /** Server: establish the session (200). Called implicitly on first use, see README. */
-  accept () {
+  /** The negotiated application protocol (WT-Protocol); '' when none was. */
+  get protocol () { return this.#protocol }
+
+  /**
+   * Server: establish the session (200). Called implicitly on first use, see README.
+   * `protocol`: one of `availableProtocols`, sent back as WT-Protocol.
+   */
+  accept ({ protocol } = {}) {
     if (this.#state !== 'pending' || !this.#onAccept) return
+    const headers = []
+    if (protocol !== undefined) {
+      if (!this.availableProtocols?.includes(protocol)) throw configError(`accept: protocol ${JSON.stringify(protocol)} was not offered (availableProtocols: ${JSON.stringify(this.availableProtocols ?? [])})`)
+      headers.push(ANSWER_HEADER, serializeString(protocol))
+      this.#protocol = protocol
+    }
     this.#state = 'open'
-    this.#onAccept()
+    this.#onAccept(headers)
     this.#settleReady.resolve()
   }
 

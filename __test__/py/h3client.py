@@ -204,23 +204,60 @@ class DatagramH3Connection(H3Connection):
     negotiated."""
 
     def __init__(self, quic: Any, h3_datagram: bool = False,
-                 enable_webtransport: bool = False) -> None:
+                 enable_webtransport: bool = False, safari: bool = False) -> None:
         self._h3_datagram_setting = h3_datagram  # read by _get_local_settings()
+        self._safari = safari
         super().__init__(quic, enable_webtransport=enable_webtransport)
 
     def _get_local_settings(self) -> dict[int, int]:
         settings = super()._get_local_settings()
         if self._h3_datagram_setting:
             settings[Setting.H3_DATAGRAM] = 1
+        if self._safari:
+            # Safari speaks the newer drafts only: no draft-02 ENABLE_WEBTRANSPORT, no
+            # ENABLE_CONNECT_PROTOCOL (a server setting), its own max-sessions and limits.
+            settings.pop(Setting.ENABLE_WEBTRANSPORT, None)
+            settings.pop(Setting.ENABLE_CONNECT_PROTOCOL, None)
+            settings.update(SAFARI_CLIENT_SETTINGS)
         return settings
+
+
+# What we take Safari 26.4+ to send and need (README "Safari"; from public reports, not seen
+# here): the newer drafts' settings, :protocol = webtransport, no draft-02 header.
+WT_MAX_SESSIONS_DRAFT07 = 0xC671706A  # draft-ietf-webtrans-http3-07..12
+WT_MAX_SESSIONS = 0x14E9CD29  # draft-13/14
+WT_INITIAL_MAX_DATA = 0x2B61
+WT_INITIAL_MAX_STREAMS_UNI = 0x2B64
+WT_INITIAL_MAX_STREAMS_BIDI = 0x2B65
+SAFARI_CLIENT_SETTINGS = {
+    WT_MAX_SESSIONS: 1,
+    WT_INITIAL_MAX_DATA: 1 << 20,
+    WT_INITIAL_MAX_STREAMS_UNI: 100,
+    WT_INITIAL_MAX_STREAMS_BIDI: 100,
+}
+
+
+def safari_would_refuse(settings: dict[int, int]) -> str | None:
+    """Why Safari would abandon a session given the server's SETTINGS (None: it would not):
+    a max-sessions setting (either codepoint) must be >= 1, and above 1 the three initial
+    flow-control limits must be there too (quic-go/webtransport-go #261, #355)."""
+    max_sessions = settings.get(WT_MAX_SESSIONS, settings.get(WT_MAX_SESSIONS_DRAFT07))
+    if not max_sessions:
+        return "no SETTINGS_WT_MAX_SESSIONS >= 1 (0x14e9cd29 or 0xc671706a)"
+    if max_sessions > 1:
+        missing = [hex(k) for k in (WT_INITIAL_MAX_DATA, WT_INITIAL_MAX_STREAMS_UNI,
+                                    WT_INITIAL_MAX_STREAMS_BIDI) if not settings.get(k)]
+        if missing:
+            return f"WT_MAX_SESSIONS {max_sessions} > 1 without {', '.join(missing)}"
+    return None
 
 
 class H3ClientProtocol(QuicConnectionProtocol):
     def __init__(self, *args: Any, h3_datagram: bool = False, webtransport: bool = False,
-                 raw_datagrams: bool = False, **kwargs: Any) -> None:
+                 raw_datagrams: bool = False, safari: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.h3 = DatagramH3Connection(self._quic, h3_datagram=h3_datagram,
-                                       enable_webtransport=webtransport)
+                                       enable_webtransport=webtransport, safari=safari)
         # raw_datagrams: QUIC DATAGRAM frames are recorded as they are and not
         # given to the HTTP/3 layer (which would parse a quarter stream id).
         self.raw_datagrams = raw_datagrams
@@ -457,7 +494,8 @@ async def open_conn(args: argparse.Namespace):
         lambda: H3ClientProtocol(quic,
                                  h3_datagram=getattr(args, "h3_datagram_setting", False),
                                  webtransport=getattr(args, "webtransport_setting", False),
-                                 raw_datagrams=getattr(args, "raw_datagrams", False)),
+                                 raw_datagrams=getattr(args, "raw_datagrams", False),
+                                 safari=getattr(args, "safari", False)),
         sock=sock
     )
     connected = False
@@ -1255,7 +1293,9 @@ class WtSession:
 
     def send_connect(self) -> None:
         args = self.args
-        extra = [(":protocol", "webtransport"), ("sec-webtransport-http3-draft02", "1")]
+        extra = [(":protocol", "webtransport")]
+        if not args.safari:
+            extra.append(("sec-webtransport-http3-draft02", "1"))
         if args.origin:
             extra.append(("origin", args.origin))
         extra += [parse_header_arg(h) for h in args.header]
@@ -1691,6 +1731,11 @@ async def cmd_wt(args: argparse.Namespace) -> dict[str, Any]:
         notes: list[str] = []
         if proto.h3.received_settings is None:
             notes.append("no SETTINGS from the server within --timeout")
+        elif args.safari:
+            refusal = safari_would_refuse(settings)
+            common["safari_would_refuse"] = refusal
+            if refusal:
+                notes.append(f"Safari would abandon the session: {refusal}")
         elif settings.get(Setting.ENABLE_WEBTRANSPORT) != 1:
             notes.append("server did not send SETTINGS_ENABLE_WEBTRANSPORT=1")
         sessions = [WtSession(proto, args, i) for i in range(k)]
@@ -1860,6 +1905,9 @@ def build_parser() -> argparse.ArgumentParser:
                     webtransport_setting=True)
     wt.add_argument("--path", default="/wt/echo")
     wt.add_argument("--origin", default=None, help="send an origin header (Chromium does)")
+    wt.add_argument("--safari", action="store_true",
+                    help="Safari's handshake: its SETTINGS (no ENABLE_WEBTRANSPORT), no draft-02 "
+                         "header; checks the server's SETTINGS are what Safari needs")
     wt.add_argument("--header", action="append", default=[], help="'name: value' (repeatable)")
     wt.add_argument("--datagrams", type=int, default=None, metavar="N",
                     help="send N session datagrams and count the intact echoes")

@@ -27,6 +27,8 @@ ENABLE_WEBTRANSPORT=1 + H3_DATAGRAM=1, max_datagram_frame_size 65536):
     /wt/close   200, then at once CLOSE_WEBTRANSPORT_SESSION(7, "server-bye") + FIN
     /wt/reject  403
     other paths 404
+  Application protocols (WT-Available-Protocols / WT-Protocol): a 200 answers with
+  the first protocol offered, or with ?answer=NAME whatever was offered.
   A client's CLOSE_WEBTRANSPORT_SESSION capsule or FIN on the CONNECT stream is
   recorded ("close_received" / "session_fin") and answered with our FIN.
 """
@@ -37,6 +39,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 from urllib.parse import parse_qs, urlsplit
@@ -103,6 +106,17 @@ class Request:
             if k == name:
                 return v
         return None
+
+
+def wt_protocol_answer(hdrs: dict[bytes, bytes]) -> bytes | None:
+    """WT-Protocol for a session request (draft-ietf-webtrans-http3-15 section 3.4): the first
+    String of WT-Available-Protocols (an RFC 9651 List), or the ?answer= query value as is."""
+    query = parse_qs(urlsplit((hdrs.get(b":path") or b"/").decode("latin-1")).query)
+    forced = query.get("answer")
+    if forced:
+        return ('"' + forced[0] + '"').encode("latin-1")
+    offered = re.findall(rb'"((?:[^"\\]|\\.)*)"', hdrs.get(b"wt-available-protocols", b""))
+    return b'"' + offered[0] + b'"' if offered else None
 
 
 class H3ServerProtocol(QuicConnectionProtocol):
@@ -207,8 +221,10 @@ class H3ServerProtocol(QuicConnectionProtocol):
             self.send(sid, 404, b"not found")
             return
         sess = self.wt_sessions[sid] = WtSession(self.conn_id, sid, path)
+        answer = wt_protocol_answer(hdrs)
         self.h3.send_headers(sid, [(b":status", b"200"), (b"server", b"aioquic-h3server"),
-                                   (b"sec-webtransport-http3-draft", b"draft02")],
+                                   (b"sec-webtransport-http3-draft", b"draft02")]
+                             + ([(b"wt-protocol", answer)] if answer else []),
                              end_stream=False)
         if path == "/wt/echo":
             hello = self.h3.create_webtransport_stream(sid, is_unidirectional=False)

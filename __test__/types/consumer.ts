@@ -50,7 +50,11 @@ async function server (): Promise<void> {
         const sid: bigint = session.sessionId
         const req: H3Request = session.request
         if (req.headers.get('authorization') === null) return session.reject(401)
+        const offered: string[] | undefined = session.availableProtocols
+        if (offered?.includes('chat-v1')) session.accept({ protocol: 'chat-v1' })
         session.accept()
+        const picked: string = session.protocol
+        void picked
         await session.ready
         session.sendDatagram(new Uint8Array([1, 2, 3]))
         const max: number | null = session.datagrams.maxDatagramSize
@@ -172,9 +176,12 @@ async function client (): Promise<void> {
 
   const wt: WebTransportSession = await c.webtransport('https://localhost:4433/wt', {
     headers: { authorization: 'Bearer x' },
+    protocols: ['chat-v2', 'chat-v1'],
     serverCertificateHashes: [{ algorithm: 'sha-256', value: new Uint8Array(32) }]
   })
   await wt.ready
+  const negotiated: string = wt.protocol
+  void negotiated
   const bidi = await wt.createBidirectionalStream()
   const writer = bidi.writable.getWriter()
   await writer.write('ping')

@@ -6,4 +6,5 @@ pub mod headers;
 pub mod qpack_fields;
 pub mod request_rules;
 pub mod varint;
+pub mod wt_settings;
 pub mod wt_wire;

@@ -15,11 +15,15 @@ use super::conn_ctx::{ConnCtx, InflightGuard};
 use super::state::{wait_state, RunState, ServerState};
 use super::{datagrams, request};
 use crate::proto::headers::H3_NO_ERROR;
+use crate::proto::wt_settings;
 use crate::stats::GaugeGuard;
 use crate::transport::classify::StreamClassifier;
 use crate::transport::datagram::DatagramRoutes;
 use crate::transport::quic::QuicConn;
 use crate::webtransport::ConnSessions;
+
+/// WebTransport sessions per connection we advertise (every dialect's max-sessions setting).
+const WT_MAX_SESSIONS: u64 = 16;
 
 /// Which request streams a draining connection still serves. h3 counts its GOAWAY from the
 /// stream it accepted last, which is not the highest one when streams were classified for
@@ -105,12 +109,21 @@ async fn drive(server: &Arc<ServerState>, ctx: &Arc<ConnCtx>) {
         .enable_datagram(cfg.enable_datagram)
         .enable_extended_connect(cfg.enable_webtransport)
         .enable_webtransport(cfg.enable_webtransport)
-        .max_webtransport_sessions(if cfg.enable_webtransport { 16 } else { 0 })
+        .max_webtransport_sessions(if cfg.enable_webtransport {
+            WT_MAX_SESSIONS
+        } else {
+            0
+        })
         .send_grease(true);
     // Non-DATA frames beyond this are refused before h3 buffers them (see frame_guard.rs).
     let frame_limit = 4 * cfg.max_header_list_size + 64 * 1024;
     let classifier = ctx.sessions.clone().map(|s| s as Arc<dyn StreamClassifier>);
-    let quic = QuicConn::server(ctx.quic.clone(), frame_limit, ctx.stops.clone(), classifier);
+    let quic = QuicConn::server(ctx.quic.clone(), frame_limit, ctx.stops.clone(), classifier)
+        .with_settings(if cfg.enable_webtransport {
+            wt_settings::server_settings(WT_MAX_SESSIONS)
+        } else {
+            Vec::new()
+        });
     let mut h3conn: h3::server::Connection<QuicConn, Bytes> = match builder.build(quic).await {
         Ok(c) => c,
         Err(_) => {

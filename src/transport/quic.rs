@@ -21,6 +21,7 @@ use super::classify::{classify_bidi, classify_uni, StreamClassifier};
 use super::stops::Stops;
 use crate::proto::frame_guard::{FrameGuard, H3_EXCESSIVE_LOAD};
 use crate::proto::request_rules::{RequestRules, H3_MESSAGE_ERROR};
+use crate::proto::wt_settings::append_to_control;
 
 fn conn_error(e: quinn::ConnectionError) -> ConnectionErrorIncoming {
     match e {
@@ -129,6 +130,21 @@ impl quic::RecvStream for RecvStream {
 pub struct SendStream<B: Buf> {
     stream: quinn::SendStream,
     writing: Option<WriteBuf<B>>,
+    /// Our control stream only: settings to add to the SETTINGS frame h3 writes first.
+    settings_extra: Option<Vec<(u64, u64)>>,
+    /// Bytes to write before `writing` (that rewritten first write).
+    raw: Option<Bytes>,
+}
+
+impl<B: Buf> SendStream<B> {
+    fn new(stream: quinn::SendStream) -> Self {
+        SendStream {
+            stream,
+            writing: None,
+            settings_extra: None,
+            raw: None,
+        }
+    }
 }
 
 fn write_error(e: quinn::WriteError) -> StreamErrorIncoming {
@@ -143,6 +159,14 @@ fn write_error(e: quinn::WriteError) -> StreamErrorIncoming {
 
 impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StreamErrorIncoming>> {
+        if let Some(raw) = self.raw.as_mut() {
+            while !raw.is_empty() {
+                let n =
+                    ready!(Pin::new(&mut self.stream).poll_write(cx, raw)).map_err(write_error)?;
+                raw.advance(n);
+            }
+        }
+        self.raw = None;
         if let Some(data) = self.writing.as_mut() {
             while data.has_remaining() {
                 let n = ready!(Pin::new(&mut self.stream).poll_write(cx, data.chunk()))
@@ -155,7 +179,13 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
     }
 
     fn send_data<T: Into<WriteBuf<B>>>(&mut self, data: T) -> Result<(), StreamErrorIncoming> {
-        if self.writing.is_some() {
+        if let Some(extra) = self.settings_extra.take() {
+            let mut first: WriteBuf<B> = data.into();
+            let bytes = first.copy_to_bytes(first.remaining());
+            self.raw = Some(append_to_control(&bytes, &extra).unwrap_or(bytes));
+            return Ok(());
+        }
+        if self.writing.is_some() || self.raw.is_some() {
             // h3 always waits for poll_ready first; anything else is a bug, not a peer's doing.
             return Err(StreamErrorIncoming::ConnectionErrorIncoming {
                 connection_error: ConnectionErrorIncoming::InternalError(
@@ -213,10 +243,7 @@ impl<B: Buf> BidiStream<B> {
         prefix: Option<Bytes>,
     ) -> Self {
         BidiStream {
-            send: SendStream {
-                stream: send,
-                writing: None,
-            },
+            send: SendStream::new(send),
             recv: RecvStream {
                 stream: recv,
                 guard,
@@ -351,10 +378,7 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
             let c = conn.clone();
             Box::pin(async move { c.open_uni().await })
         }))?;
-        Poll::Ready(Ok(SendStream {
-            stream,
-            writing: None,
-        }))
+        Poll::Ready(Ok(SendStream::new(stream)))
     }
 
     fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
@@ -386,6 +410,9 @@ pub struct QuicConn {
     /// arrive must not hold up the others), at most [`MAX_CLASSIFYING`] at a time.
     classifying_bi: FuturesUnordered<Classifying<(quinn::SendStream, quinn::RecvStream)>>,
     classifying_uni: FuturesUnordered<Classifying<quinn::RecvStream>>,
+    /// Settings h3 cannot send, added to its SETTINGS frame on the first stream it opens (its
+    /// control stream: h3 0.0.8 opens that one first).
+    settings_extra: Option<Vec<(u64, u64)>>,
 }
 
 /// Peer streams being classified at once per direction; beyond this, new ones wait in QUIC.
@@ -424,7 +451,14 @@ impl QuicConn {
             is_client,
             classifying_bi: FuturesUnordered::new(),
             classifying_uni: FuturesUnordered::new(),
+            settings_extra: None,
         }
+    }
+
+    /// Adds `extra` to the SETTINGS h3 sends (see `proto/wt_settings.rs`).
+    pub fn with_settings(mut self, extra: Vec<(u64, u64)>) -> Self {
+        self.settings_extra = Some(extra).filter(|e| !e.is_empty());
+        self
     }
 
     /// Server side: request streams are guarded and their STOP_SENDING watched via `stops`.
@@ -496,7 +530,9 @@ impl<B: Buf> quic::OpenStreams<B> for QuicConn {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<SendStream<B>, StreamErrorIncoming>> {
-        quic::OpenStreams::<B>::poll_open_send(&mut self.opener, cx)
+        let mut stream = ready!(quic::OpenStreams::<B>::poll_open_send(&mut self.opener, cx))?;
+        stream.settings_extra = self.settings_extra.take();
+        Poll::Ready(Ok(stream))
     }
     fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
         self.conn.close(varint(code.value()), reason);

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::sync::oneshot;
 
 use super::conn::ConnSessions;
@@ -61,6 +62,29 @@ fn apply_capsules(session: &Session, capsules: Vec<Capsule>) -> CapsuleOutcome {
     }
 }
 
+/// The connection is gone: a CLOSE capsule that arrived with its last packets may still sit
+/// unread in the CONNECT stream. Read what is buffered (never waiting) and return the close it
+/// carries, if any: draft-ietf-webtrans-http3-02 §5 makes the capsule, not the connection's end,
+/// the session's close code and reason.
+fn buffered_close<R: BodySource>(
+    session: &Session,
+    recv: &mut R,
+    capsules: &mut CapsuleReader,
+) -> Option<CloseInfo> {
+    loop {
+        let next = std::future::poll_fn(|cx| recv.poll_chunk(cx)).now_or_never()?;
+        let Ok(Some(bytes)) = next else { return None };
+        match capsules.push(bytes) {
+            Ok(caps) => {
+                if let CapsuleOutcome::Close(info) = apply_capsules(session, caps) {
+                    return Some(info);
+                }
+            }
+            Err(MalformedCapsule) => return None,
+        }
+    }
+}
+
 /// Drive an established session's CONNECT stream until the session ends: read capsules from
 /// the peer, send ours when JS closes, follow `drain` (server going away), and settle
 /// everything at the end. `send` and `recv` are the two halves of the CONNECT stream. Kept
@@ -114,7 +138,11 @@ pub async fn run_session<W, R>(
                 session.set_draining();
                 let _ = send.send(drain_capsule()).await;
             }
-            _ = &mut closed => break CloseInfo::ended(false),
+            // A peer may send its CLOSE capsule and close the connection at once (Firefox does
+            // when the session was the connection's last use): both arms are then ready, and
+            // the capsule must still decide how the session ended.
+            _ = &mut closed => break buffered_close(session, &mut recv, &mut capsules)
+                .unwrap_or_else(|| CloseInfo::ended(false)),
         }
     };
     let clean = info.clean;
