@@ -31,7 +31,7 @@ pub(super) struct OriginConn {
 }
 
 /// Classify a failed connection attempt for JS: TLS problems vs. everything else.
-fn connect_error(e: quinn::ConnectionError, authority: &str) -> H3Error {
+pub(super) fn connect_error(e: quinn::ConnectionError, authority: &str) -> H3Error {
     use quinn::ConnectionError as E;
     match &e {
         E::TransportError(t) if is_crypto(u64::from(t.code)) => {
@@ -114,7 +114,11 @@ impl Client {
         cfg.transport_config(Arc::new(self.transport()?));
         let connecting = self
             .endpoint
-            .connect_with(cfg, addr, host)
+            .connect_with(
+                cfg,
+                addr,
+                self.config.server_name.as_deref().unwrap_or(host),
+            )
             .map_err(|e| H3Error::Connect(authority.into(), e.to_string()))?;
         match tokio::time::timeout(self.config.connect_timeout, connecting).await {
             Ok(Ok(c)) => Ok(c),

@@ -12,6 +12,7 @@ use h3::client::RequestStream;
 use h3::error::Code;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::connection::connect_error;
 use super::{Client, Handle};
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
@@ -63,12 +64,16 @@ async fn until_cancelled<F: std::future::Future>(
     }
 }
 
-/// A response stream failed: the connection went, or the server reset the stream.
+/// A response stream failed: the connection went, or the server reset the stream. A TLS alert
+/// after our side finished the handshake (a server refusing our client certificate: TLS 1.3
+/// checks it last) is a TLS error.
 fn stream_failure(quic: &quinn::Connection) -> H3Error {
-    if quic.close_reason().is_some() {
-        H3Error::ConnectionLost
-    } else {
-        H3Error::StreamReset
+    match quic.close_reason() {
+        Some(e) => match connect_error(e, &quic.remote_address().to_string()) {
+            tls @ H3Error::TlsHandshake(..) => tls,
+            _ => H3Error::ConnectionLost,
+        },
+        None => H3Error::StreamReset,
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`session::serve`] task.
 
 mod conn_ctx;
+pub mod conn_info;
 mod connection;
 pub mod datagrams;
 mod request;
@@ -25,7 +26,7 @@ use crate::ids::RequestId;
 use crate::proto::headers::H3_NO_ERROR;
 use crate::stats::Stats;
 use crate::sync::lock;
-use crate::tls::Identity;
+use crate::tls::ServerTls;
 use crate::transport::transport_config::{self, TransportParams};
 use crate::webtransport::HandleTable;
 
@@ -83,11 +84,11 @@ impl Server {
     /// Bind synchronously (must run inside the tokio runtime context) and start accepting.
     pub fn start(
         config: ServerConfig,
-        identity: &Identity,
+        tls: &ServerTls,
         routes: ActiveRoutes,
         dispatcher: Box<dyn Dispatcher>,
     ) -> Result<Server> {
-        let crypto = crate::tls::server_crypto(identity)?;
+        let crypto = crate::tls::server_crypto(tls)?;
         let mut server_config = quinn::ServerConfig::with_crypto(crypto);
         server_config.transport_config(Arc::new(transport(&config)?));
         let socket = bind_socket(&config)?;
