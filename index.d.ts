@@ -408,6 +408,12 @@ export interface ServeOptions {
    * QUIC datagrams; without it such datagrams are dropped and counted.
    */
   quicDatagram?: (payload: Uint8Array, ctx: QUICDatagramContext) => void
+  /**
+   * Directory (created if missing) for one qlog trace per connection:
+   * `<qlogDir>/<original destination connection id>.qlog`, JSON text sequences of quinn's qlog
+   * events, written as they happen. For debugging. Default: no traces.
+   */
+  qlogDir?: string
 }
 
 /** What `server.reload()` can replace. */
@@ -500,10 +506,11 @@ export declare class H3Server {
   /**
    * SHA-256 of the leaf certificate (DER), 32 bytes — the value for WebTransport
    * `serverCertificateHashes` (and `h3Fetch`'s `tls.serverCertificateHashes`). Set for
-   * self-signed and supplied certificates.
+   * self-signed and supplied certificates; with certificates by SNI, the default one's; follows
+   * `reload({ tls })`.
    */
   readonly certificateHash: Uint8Array
-  /** PEM of the generated self-signed certificate (a client can trust it as `tls.ca`); `undefined` when `tls` supplied one. */
+  /** PEM of the generated self-signed certificate (a client can trust it as `tls.ca`); `undefined` when `tls` supplied one or `reload({ tls })` replaced it. */
   readonly certificatePem: string | undefined
   /** Requests in flight right now (same as `getStats().requestsActive`). */
   readonly pendingRequests: number

@@ -78,6 +78,17 @@ describe('certificates by SNI', () => {
     } finally { await s.stop(true) }
   })
 
+  test('a self-signed server reloaded with certificates by SNI', async () => {
+    const s = serve({ fetch: () => new Response('ok') })
+    try {
+      assert.match(s.certificatePem, /BEGIN CERTIFICATE/)
+      s.reload({ tls: [{ cert: a.cert, key: a.key, serverName: 'a.example.test' }, { cert: def.cert, key: def.key }] })
+      assert.equal(s.certificatePem, undefined)
+      assert.equal((await fetchWith(s, { ca: ca.certPem, serverName: 'a.example.test' })).status, 200)
+      assert.equal((await fetchWith(s, { ca: ca.certPem })).status, 200)
+    } finally { await s.stop(true) }
+  })
+
   test('bad tls arrays throw ERR_H3_TLS', () => {
     const bad = [
       [],
@@ -206,6 +217,41 @@ describe('debugging: SSLKEYLOGFILE and server.connections()', () => {
   })
 })
 
+describe('qlog', () => {
+  test('qlogDir: one JSON-SEQ trace per connection, named by its original destination connection id', async () => {
+    const { readdirSync } = await import('node:fs')
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'napi-h3-qlog-')), 'traces')
+    const s = serve({ qlogDir: dir, fetch: () => new Response('x'.repeat(20000)) })
+    const client = createH3Client({ tls: { ca: s.certificatePem } })
+    try {
+      assert.equal((await (await client.fetch(`https://127.0.0.1:${s.port}/`)).text()).length, 20000)
+      assert.equal((await aioquic(s, ['request', '--no-followup'])).results[0].status, 200)
+      await client.close()
+      // Records are written a line at a time; wait for both connections' packets.
+      const traces = () => readdirSync(dir).map((f) => ({ f, text: readFileSync(path.join(dir, f), 'utf8') }))
+      const deadline = Date.now() + 10000
+      while (Date.now() < deadline && !(traces().length === 2 && traces().every((t) => t.text.includes('packet_sent')))) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      const all = traces()
+      assert.equal(all.length, 2, all.map((t) => t.f).join())
+      for (const { f, text } of all) {
+        assert.match(f, /^[0-9a-f]{16,40}\.qlog$/)
+        // JSON text sequences (RFC 7464): each record starts with RS (0x1e).
+        const records = text.split('\x1e').filter((r) => r.trim()).map((r) => JSON.parse(r))
+        assert.ok(records[0].qlog_version, JSON.stringify(records[0]).slice(0, 200))
+        const names = new Set(records.slice(1).map((r) => r.name))
+        assert.ok(names.has('transport:packet_sent') && names.has('transport:packet_received'), [...names].join())
+      }
+    } finally {
+      await client.close()
+      await s.stop(true)
+    }
+    assert.throws(() => serve({ qlogDir: '/dev/null/traces' }), { code: 'ERR_H3_INVALID_ARG' })
+    assert.throws(() => serve({ qlogDir: 5 }), TypeError)
+  })
+})
+
 describe('mutual TLS', () => {
   let serverCA, clientCA, otherCA, serverCert, alice, mallory
   before(() => {
@@ -241,6 +287,31 @@ describe('mutual TLS', () => {
       const no = await aioquic(s, ['request', '--no-followup', '--verify', '--cafile', serverCA.certFile])
       assert.ok(!no.results || no.results[0].status !== 200, JSON.stringify(no).slice(0, 200))
     } finally { await s.stop(true) }
+  })
+
+  test('WebTransport sessions present the client certificate too; the handler can check it', async () => {
+    const s = serve({
+      tls: { cert: serverCert.cert, key: serverCert.key, ca: clientCA.certPem, requestCert: true },
+      routes: [{
+        pattern: '/wt',
+        webtransport (session, server) {
+          const peer = server.peerCertificate(session.request)
+          if (!peer || !/CN=alice/.test(peer.subject)) return session.reject(403)
+          session.accept()
+          session.close({ closeCode: 7, reason: peer.subject })
+        }
+      }]
+    })
+    const client = createH3Client({ tls: { ca: serverCA.certPem, cert: alice.cert, key: alice.key } })
+    try {
+      const wt = await client.webtransport(`https://127.0.0.1:${s.port}/wt`)
+      const closed = await wt.closed
+      assert.equal(closed.closeCode, 7)
+      assert.match(closed.reason, /CN=alice/)
+    } finally {
+      await client.close()
+      await s.stop(true)
+    }
   })
 
   test('rejectUnauthorized: false lets clients without a certificate in', async () => {

@@ -44,6 +44,7 @@ function validateOptions (options) {
   if (options.hostname != null && typeof options.hostname !== 'string') throw configError('hostname must be a string')
   if (options.reusePort != null && typeof options.reusePort !== 'boolean') throw configError('reusePort must be a boolean')
   if (options.quicDatagram != null && typeof options.quicDatagram !== 'function') throw configError('quicDatagram must be a function')
+  if (options.qlogDir != null && (typeof options.qlogDir !== 'string' || options.qlogDir === '')) throw configError('qlogDir must be a directory path')
 }
 
 /** `stop()`'s argument: a boolean (force) or `{ force?, timeout? }` (timeout in seconds). */
@@ -68,6 +69,8 @@ class H3Server {
   #stopped = null
   #hostname
   #datagrams
+  /** `reload({ tls })` replaced the generated certificate. */
+  #ownCerts = false
 
   constructor (options) {
     if (options == null) options = {}
@@ -91,7 +94,8 @@ class H3Server {
         reusePort: options.reusePort,
         routes: nativeRoutes(routes),
         hasFallback: typeof options.fetch === 'function',
-        quicDatagram: typeof options.quicDatagram === 'function'
+        quicDatagram: typeof options.quicDatagram === 'function',
+        qlogDir: options.qlogDir ?? undefined
       }, this.#onBatch.bind(this), this.#onAbort.bind(this), this.#onDatagrams.bind(this))
     } catch (e) {
       throw liftError(e)
@@ -122,7 +126,7 @@ class H3Server {
   }
 
   /** PEM of the generated self-signed certificate (undefined when you supplied one). */
-  get certificatePem () { return this.#native.certificatePem ?? undefined }
+  get certificatePem () { return this.#ownCerts ? undefined : (this.#native.certificatePem ?? undefined) }
 
   /** `Alt-Svc` value announcing this server: `h3=":PORT"; ma=86400` (see altSvcHeader). */
   get altSvc () { return altSvcHeader(this) }
@@ -156,6 +160,7 @@ class H3Server {
       // First, so bad certificates throw before anything else changes.
       try {
         this.#native.reloadTls(reloadCerts(options.tls))
+        this.#ownCerts = true
       } catch (e) {
         throw liftError(e)
       }

@@ -95,6 +95,7 @@ async function server (): Promise<void> {
     maxConcurrentStreams: 100,
     maxHeaderListSize: 16384,
     reusePort: false,
+    qlogDir: '/tmp/qlog',
     quicDatagram (payload, ctx) {
       const hex: string = ctx.connectionIdHex
       const id: Uint8Array = ctx.connectionId

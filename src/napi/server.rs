@@ -403,6 +403,7 @@ pub fn create_native_server(
     let mut config =
         ServerConfig::build(&raw, table.any_datagram(), table.any_webtransport()).map_err(to_js)?;
     config.quic_datagram_handler = options.quic_datagram.unwrap_or(false);
+    config.qlog_dir = options.qlog_dir.clone();
     let (tls, generated_pem) = server_tls(options.tls, options.hostname).map_err(to_js)?;
     let dispatcher = Box::new(JsDispatcher::new(on_request, on_abort, on_datagram)?);
     let routes = ActiveRoutes {

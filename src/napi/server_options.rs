@@ -41,6 +41,8 @@ pub struct NativeServerOptions {
     pub has_fallback: bool,
     /// A server-level `quicDatagram` handler exists.
     pub quic_datagram: Option<bool>,
+    /// Directory for one qlog trace per connection.
+    pub qlog_dir: Option<String>,
 }
 
 impl NativeServerOptions {
