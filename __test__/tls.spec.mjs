@@ -303,12 +303,16 @@ describe('mutual TLS', () => {
       }]
     })
     const client = createH3Client({ tls: { ca: serverCA.certPem, cert: alice.cert, key: alice.key } })
+    const anonymous = createH3Client({ tls: { ca: serverCA.certPem } })
     try {
       const wt = await client.webtransport(`https://127.0.0.1:${s.port}/wt`)
       const closed = await wt.closed
       assert.equal(closed.closeCode, 7)
       assert.match(closed.reason, /CN=alice/)
+      // Without a certificate: the server's alert comes back as a TLS error, not a connect error.
+      await assert.rejects(anonymous.webtransport(`https://127.0.0.1:${s.port}/wt`), { code: 'ERR_H3_TLS', message: /no certificates/ })
     } finally {
+      await anonymous.close()
       await client.close()
       await s.stop(true)
     }

@@ -44,6 +44,20 @@ pub(super) fn connect_error(e: quinn::ConnectionError, authority: &str) -> H3Err
     }
 }
 
+/// A step after the handshake failed (`e`): a TLS error when the connection was closed by a TLS
+/// alert (a server refusing our client certificate does so once our side of the handshake is
+/// done), else a connection error.
+pub(super) fn setup_error(
+    quic: &quinn::Connection,
+    authority: &str,
+    e: impl std::fmt::Display,
+) -> H3Error {
+    match quic.close_reason().map(|c| connect_error(c, authority)) {
+        Some(tls @ H3Error::TlsHandshake(..)) => tls,
+        _ => H3Error::Connect(authority.to_string(), e.to_string()),
+    }
+}
+
 /// TLS alerts travel as QUIC CRYPTO_ERROR codes 0x100..=0x1ff.
 fn is_crypto(code: u64) -> bool {
     (0x100..=0x1ff).contains(&code)
@@ -141,7 +155,7 @@ impl Client {
             .enable_datagram(true)
             .build::<_, _, Bytes>(guarded)
             .await
-            .map_err(|e| H3Error::Connect(authority.into(), format!("HTTP/3 setup failed: {e}")))?;
+            .map_err(|e| setup_error(&quic, authority, format!("HTTP/3 setup failed: {e}")))?;
         let ended = sessions.clone();
         tokio::spawn(async move {
             let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;

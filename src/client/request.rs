@@ -12,7 +12,7 @@ use h3::client::RequestStream;
 use h3::error::Code;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::connection::connect_error;
+use super::connection::{connect_error, setup_error};
 use super::{Client, Handle};
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
@@ -145,7 +145,7 @@ impl Client {
             header_map(&spec.headers).map_err(|e| H3Error::InvalidArg(e.to_string()))?;
         let stream = send_request.send_request(req).await.map_err(|e| {
             let authority = spec.uri.authority().map(|a| a.to_string());
-            H3Error::Connect(authority.unwrap_or_default(), e.to_string())
+            setup_error(&quic, &authority.unwrap_or_default(), e)
         })?;
         Ok((stream, quic))
     }
