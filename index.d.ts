@@ -282,6 +282,74 @@ export interface TLSOptions {
   cert: PemInput
   /** Private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC). */
   key: PemInput
+  /**
+   * In an array of certificates: the host name this one serves, exact (`"api.example.com"`) or a
+   * wildcard of one label (`"*.example.com"`, which does not cover `example.com` or
+   * `a.b.example.com`), compared case-insensitively with the handshake's SNI. The entry without
+   * it (at most one), else the first entry, is the default: handshakes naming no configured host
+   * get it, and `certificateHash` is its hash.
+   */
+  serverName?: string
+  /**
+   * Mutual TLS: `true` asks every client for a certificate that `ca` vouches for. Read from the
+   * object form or the array's default entry; fixed for the server's life (not reloadable).
+   */
+  requestCert?: boolean
+  /** CA certificates client certificates must chain to (needed with `requestCert`). */
+  ca?: PemInput | PemInput[]
+  /**
+   * With `requestCert`: `false` lets clients without a certificate in too (`peerCertificate()` is
+   * then `null`); a certificate `ca` does not vouch for still fails the handshake. Default `true`.
+   */
+  rejectUnauthorized?: boolean
+}
+
+/** Certificates by SNI, like `Bun.serve`'s `tls` array: see {@link TLSOptions.serverName}. */
+export type TLSCertificates = TLSOptions[]
+
+/** One open QUIC connection, from `server.connections()`. Figures are quinn's, at call time. */
+export interface ConnectionInfo {
+  /** The server's id for the connection (increasing). */
+  id: number
+  remote: SocketAddress
+  /** The SNI host name the client sent, if any. */
+  serverName?: string
+  /** Smoothed round-trip time, milliseconds. */
+  rttMs: number
+  /** Smallest round-trip time seen, milliseconds. */
+  minRttMs: number
+  /** Congestion window, bytes. */
+  congestionWindow: number
+  /** Largest UDP payload the path carries now, bytes. */
+  mtu: number
+  congestionEvents: number
+  packetsSent: number
+  packetsLost: number
+  bytesLost: number
+  /** UDP payload bytes sent / received on this connection. */
+  bytesSent: number
+  bytesReceived: number
+  /** UDP datagrams sent / received on this connection. */
+  datagramsSent: number
+  datagramsReceived: number
+  /** The client presented a certificate the server verified (mutual TLS). */
+  clientCertificate: boolean
+}
+
+/** A verified client certificate, from `server.peerCertificate(req)`. */
+export interface PeerCertificate {
+  /** The leaf certificate's DER. */
+  raw: Buffer
+  /** The leaf as PEM. */
+  pem: string
+  /** Subject and issuer as `node:crypto`'s `X509Certificate` prints them (`"CN=alice"`). */
+  subject: string
+  issuer: string
+  /** SHA-256 of the DER, colon-separated upper-case hex. */
+  fingerprint256: string
+  validTo: string
+  /** The whole chain the client sent, DER, leaf first. */
+  chain: Buffer[]
 }
 
 export interface ServeOptions {
@@ -298,9 +366,11 @@ export interface ServeOptions {
    * Certificate and key, or `"self-signed"`. Default (omitted) is `"self-signed"`: a fresh
    * ECDSA P-256 certificate valid for 13 days for `localhost`, `127.0.0.1`, `::1` and
    * `hostname`, usable with WebTransport `serverCertificateHashes` (see `certificateHash`).
-   * TLS 1.3 only, ALPN `h3`. Bad material throws `ERR_H3_TLS`.
+   * An array of `{ cert, key, serverName }` picks the certificate by SNI. TLS 1.3 only, ALPN
+   * `h3`. Bad material throws `ERR_H3_TLS`. `SSLKEYLOGFILE` (read from `process.env` at
+   * creation) appends the session secrets to that file.
    */
-  tls?: TLSOptions | 'self-signed'
+  tls?: TLSOptions | TLSCertificates | 'self-signed'
   /** Routes, as an array of definitions or a `Bun.serve`-style object map. Default none. */
   routes?: RouteDefinition[] | RouteMap
   /**
@@ -356,6 +426,12 @@ export interface ServeOptions {
    * QUIC datagrams; without it such datagrams are dropped and counted.
    */
   quicDatagram?: (payload: Uint8Array, ctx: QUICDatagramContext) => void
+  /**
+   * Directory (created if missing) for one qlog trace per connection:
+   * `<qlogDir>/<original destination connection id>.qlog`, JSON text sequences of quinn's qlog
+   * events, written as they happen. For debugging. Default: no traces.
+   */
+  qlogDir?: string
 }
 
 /** What `server.reload()` can replace. */
@@ -366,6 +442,12 @@ export interface ReloadOptions {
   fetch?: Handler | undefined
   /** New error handler; present with `undefined` → none. */
   error?: ((err: unknown) => Response | Promise<Response>) | undefined
+  /**
+   * New certificates (`{ cert, key }` or an array by SNI) for handshakes from now on; open
+   * connections keep theirs. Bad material throws `ERR_H3_TLS` and keeps the current ones. Mutual
+   * TLS settings (`ca`, `requestCert`) are not reloaded.
+   */
+  tls?: TLSOptions | TLSCertificates
 }
 
 /** Options of {@link H3Server.stop}. */
@@ -442,13 +524,24 @@ export declare class H3Server {
   /**
    * SHA-256 of the leaf certificate (DER), 32 bytes — the value for WebTransport
    * `serverCertificateHashes` (and `h3Fetch`'s `tls.serverCertificateHashes`). Set for
-   * self-signed and supplied certificates.
+   * self-signed and supplied certificates; with certificates by SNI, the default one's; follows
+   * `reload({ tls })`.
    */
   readonly certificateHash: Uint8Array
-  /** PEM of the generated self-signed certificate (a client can trust it as `tls.ca`); `undefined` when `tls` supplied one. */
+  /** PEM of the generated self-signed certificate (a client can trust it as `tls.ca`); `undefined` when `tls` supplied one or `reload({ tls })` replaced it. */
   readonly certificatePem: string | undefined
   /** Requests in flight right now (same as `getStats().requestsActive`). */
   readonly pendingRequests: number
+  /** `Alt-Svc` value announcing this server over HTTP/3: `h3=":<port>"; ma=86400` (see {@link altSvcHeader}). */
+  readonly altSvc: string
+  /** The QUIC connections open now, with quinn's figures for each (RTT, congestion window, losses, bytes). */
+  connections(): ConnectionInfo[]
+  /**
+   * The verified client certificate of the connection that carried `req` (mutual TLS, see
+   * {@link TLSOptions.requestCert}); `null` without one, once the request finished, or for a
+   * `Request` that did not come from this server.
+   */
+  peerCertificate(req: Request): PeerCertificate | null
   /**
    * Stop the server. Graceful (default): new connections are refused; every connection gets a
    * GOAWAY naming the first request stream that was not processed (later requests are refused
@@ -462,9 +555,10 @@ export declare class H3Server {
    */
   stop(force?: boolean | StopOptions): Promise<void>
   /**
-   * Replace routes, `fetch` and/or `error` without dropping connections. Requests already
-   * dispatched finish with the handlers they were matched against. Throws `ERR_H3_ROUTE` for bad
-   * routes and `ERR_H3_NOT_RUNNING` after `stop()`.
+   * Replace routes, `fetch`, `error` and/or the certificates (`tls`) without dropping
+   * connections. Requests already dispatched finish with the handlers they were matched against.
+   * Throws `ERR_H3_ROUTE` for bad routes, `ERR_H3_TLS` for bad certificates (nothing changes
+   * then) and `ERR_H3_NOT_RUNNING` after `stop()`.
    */
   reload(options?: ReloadOptions): void
   /** A snapshot of the server counters. */
@@ -486,6 +580,20 @@ export declare class H3Server {
  * `ERR_H3_TLS` for bad certificates, `Error` with `ERR_H3_BIND` when the port is taken.
  */
 export declare function createH3Server(options?: ServeOptions): H3Server
+
+/** Options of {@link altSvcHeader}. */
+export interface AltSvcOptions {
+  /** Seconds browsers may remember the alternative (`ma`). Default `86400`. */
+  maxAge?: number
+}
+
+/**
+ * The `Alt-Svc` header value (RFC 7838) that points browsers from a TCP origin (node:https,
+ * node:http2, Bun.serve) to this HTTP/3 server on the same host: `h3=":<port>"; ma=<maxAge>`.
+ * Takes the server or a port number. Throws `ERR_H3_INVALID_ARG` (`TypeError`) for a bad port or
+ * `maxAge`.
+ */
+export declare function altSvcHeader(server: H3Server | number, options?: AltSvcOptions): string
 
 // ---------------------------------------------------------------------------------------------
 // Response trailers
@@ -535,6 +643,15 @@ export interface ClientTlsOptions {
    * `rejectUnauthorized` and `ca`.
    */
   serverCertificateHashes?: Array<ArrayBuffer | ArrayBufferView | { algorithm?: string; value: ArrayBuffer | ArrayBufferView }>
+  /**
+   * The host name sent in SNI and verified against the certificate instead of the URL's host
+   * (connect to an IP address, ask for a named certificate).
+   */
+  serverName?: string
+  /** Mutual TLS: the client certificate chain (PEM, leaf first), sent when a server asks. Needs `key`. */
+  cert?: PemInput
+  /** The client certificate's private key (PEM). Needs `cert`. */
+  key?: PemInput
 }
 
 /** Options of {@link createH3Client}. */

@@ -9,6 +9,7 @@ const { noop, asBytes, toPem, flatHeaders, headersFromFlat } = require('./conver
 const { pulledBody, prepareBody, pumpUpload } = require('./body.js')
 const { WebTransportSession } = require('./webtransport.js')
 const { OFFER_HEADER, ANSWER_HEADER, offerHeader, parseAnswer } = require('./wt-protocols.js')
+const { clientTlsExtras } = require('./tls.js')
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
@@ -27,7 +28,8 @@ function clientOptions (tls = {}, extra = {}) {
     // Accept the WebTransport shape ({ algorithm, value }) as well as plain bytes.
     serverCertificateHashes: hashes?.map((h) => asBytes(h && h.value !== undefined ? h.value : h)),
     idleTimeout: extra.idleTimeout,
-    connectTimeout: extra.connectTimeout
+    connectTimeout: extra.connectTimeout,
+    ...clientTlsExtras(tls)
   }
 }
 

@@ -6,7 +6,7 @@
 const { closeOnExit, forget } = require('./exit.js')
 const native = require('../binding.js')
 const { liftError, throwLifted, configError, clientGoneError } = require('./errors.js')
-const { noop, asBytes, toPem, flatHeaders, headerPairs } = require('./convert.js')
+const { noop, asBytes, flatHeaders, headerPairs } = require('./convert.js')
 const { normaliseRoutes, nativeRoutes, validateHandlers } = require('./routes.js')
 const { REQUEST, REQUEST_STRIDE } = require('./batch.js')
 const { pulledBody } = require('./body.js')
@@ -14,6 +14,7 @@ const { serverRequest, sessionRequest, requestId } = require('./request.js')
 const { kTrailers, pumpBody, bodyAtHand } = require('./response.js')
 const { DatagramDispatcher } = require('./datagram.js')
 const { WebTransportSession, kSettle } = require('./webtransport.js')
+const { serverTls, reloadCerts, altSvcHeader, peerCertificateOf } = require('./tls.js')
 
 const {
   requestId: R_ID,
@@ -35,15 +36,6 @@ const SESSION = 2
 
 const NUMBER_OPTIONS = ['port', 'maxRequestBodySize', 'idleTimeout', 'maxConnections', 'maxConcurrentStreams', 'maxHeaderListSize']
 
-/** cert and key as Rust takes them, or neither for a self-signed certificate. */
-function serverTls (tls) {
-  if (tls == null || tls === 'self-signed') return {}
-  if (typeof tls !== 'object' || tls.cert == null || tls.key == null) {
-    throw configError('tls must be "self-signed" or { cert, key } (PEM text, PEM bytes or file paths)', 'ERR_H3_TLS')
-  }
-  return { cert: toPem(tls.cert, 'cert'), key: toPem(tls.key, 'key') }
-}
-
 /** Type checks of the options Rust validates further (ranges, limits). */
 function validateOptions (options) {
   for (const k of NUMBER_OPTIONS) {
@@ -52,6 +44,7 @@ function validateOptions (options) {
   if (options.hostname != null && typeof options.hostname !== 'string') throw configError('hostname must be a string')
   if (options.reusePort != null && typeof options.reusePort !== 'boolean') throw configError('reusePort must be a boolean')
   if (options.quicDatagram != null && typeof options.quicDatagram !== 'function') throw configError('quicDatagram must be a function')
+  if (options.qlogDir != null && (typeof options.qlogDir !== 'string' || options.qlogDir === '')) throw configError('qlogDir must be a directory path')
 }
 
 /** `stop()`'s argument: a boolean (force) or `{ force?, timeout? }` (timeout in seconds). */
@@ -76,13 +69,15 @@ class H3Server {
   #stopped = null
   #hostname
   #datagrams
+  /** `reload({ tls })` replaced the generated certificate. */
+  #ownCerts = false
 
   constructor (options) {
     if (options == null) options = {}
     if (typeof options !== 'object') throw configError('options must be an object')
     validateHandlers(options)
     const routes = normaliseRoutes(options.routes)
-    const { cert, key } = serverTls(options.tls)
+    const tls = serverTls(options.tls)
     validateOptions(options)
     this.#hostname = options.hostname || '0.0.0.0'
     this.#gens.set(1, { routes, fetch: options.fetch, error: options.error })
@@ -90,8 +85,7 @@ class H3Server {
       this.#native = native.createNativeServer({
         port: options.port,
         hostname: options.hostname,
-        cert,
-        key,
+        tls,
         maxRequestBodySize: options.maxRequestBodySize,
         idleTimeout: options.idleTimeout,
         maxConnections: options.maxConnections,
@@ -100,7 +94,8 @@ class H3Server {
         reusePort: options.reusePort,
         routes: nativeRoutes(routes),
         hasFallback: typeof options.fetch === 'function',
-        quicDatagram: typeof options.quicDatagram === 'function'
+        quicDatagram: typeof options.quicDatagram === 'function',
+        qlogDir: options.qlogDir ?? undefined
       }, this.#onBatch.bind(this), this.#onAbort.bind(this), this.#onDatagrams.bind(this))
     } catch (e) {
       throw liftError(e)
@@ -131,7 +126,19 @@ class H3Server {
   }
 
   /** PEM of the generated self-signed certificate (undefined when you supplied one). */
-  get certificatePem () { return this.#native.certificatePem ?? undefined }
+  get certificatePem () { return this.#ownCerts ? undefined : (this.#native.certificatePem ?? undefined) }
+
+  /** `Alt-Svc` value announcing this server: `h3=":PORT"; ma=86400` (see altSvcHeader). */
+  get altSvc () { return altSvcHeader(this) }
+
+  /** The open QUIC connections, with quinn's figures (RTT, congestion window, losses, bytes). */
+  connections () { return this.#native.connections() }
+
+  /** The verified client certificate of the connection carrying `req` (mutual TLS), or null. */
+  peerCertificate (req) {
+    const id = requestId(req)
+    return id === undefined ? null : peerCertificateOf(this.#native.peerCertificate(id))
+  }
 
   get pendingRequests () { return this.#native.stats().requestsActive }
 
@@ -149,6 +156,16 @@ class H3Server {
   reload (options = {}) {
     if (this.#stopped) throw configError('server is stopped', 'ERR_H3_NOT_RUNNING')
     validateHandlers(options)
+    if (options.tls !== undefined) {
+      // First, so bad certificates throw before anything else changes.
+      try {
+        this.#native.reloadTls(reloadCerts(options.tls))
+        this.#ownCerts = true
+      } catch (e) {
+        throw liftError(e)
+      }
+      if (Object.keys(options).every((k) => k === 'tls')) return
+    }
     const cur = this.#gens.get(this.#gen)
     const routes = options.routes !== undefined ? normaliseRoutes(options.routes) : cur.routes
     const fetch = 'fetch' in options ? options.fetch : cur.fetch

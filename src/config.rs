@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub enable_webtransport: bool,
     /// A server-level `quicDatagram` handler exists (QUIC datagrams are enabled for it).
     pub quic_datagram_handler: bool,
+    /// Write a qlog trace per connection into this directory (`qlogDir`).
+    pub qlog_dir: Option<String>,
 }
 
 /// Raw option values as they come from JS (all optional), validated by [`ServerConfig::build`].
@@ -107,6 +109,7 @@ impl ServerConfig {
             enable_datagram,
             enable_webtransport,
             quic_datagram_handler: false,
+            qlog_dir: None,
         })
     }
 }

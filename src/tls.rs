@@ -10,6 +10,14 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{H3Error, Result};
 
+mod certs;
+mod client_auth;
+mod keylog;
+
+pub use certs::{CertEntry, CertResolver, CertSet};
+pub use client_auth::{peer_chain, ClientAuth};
+pub use keylog::KeyLogTo;
+
 /// Where PEM material comes from: text, bytes, or a path to a file.
 #[derive(Debug, Clone)]
 pub enum PemSource {
@@ -35,6 +43,14 @@ pub struct Identity {
     pub key: PrivateKeyDer<'static>,
     /// SHA-256 of the leaf certificate's DER, as WebTransport `serverCertificateHashes` wants it.
     pub leaf_sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("chain", &self.chain.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Identity {
@@ -104,17 +120,32 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     pem::encode(&pem::Pem::new(label, der))
 }
 
+/// Everything TLS a server is started with.
+pub struct ServerTls {
+    /// Certificates by SNI, replaceable while serving.
+    pub certs: Arc<CertResolver>,
+    /// Mutual TLS: ask clients for a certificate this CA vouches for.
+    pub client_auth: Option<ClientAuth>,
+    /// `SSLKEYLOGFILE`: where to append the session secrets.
+    pub key_log: Option<String>,
+}
+
 /// rustls config for an HTTP/3 server: TLS 1.3, ALPN h3.
-pub fn server_crypto(id: &Identity) -> Result<Arc<quinn::crypto::rustls::QuicServerConfig>> {
+pub fn server_crypto(tls: &ServerTls) -> Result<Arc<quinn::crypto::rustls::QuicServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| H3Error::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(id.chain.clone(), id.key.clone_key())
-        .map_err(|e| H3Error::Tls(format!("certificate and key do not fit together: {e}")))?;
+        .map_err(|e| H3Error::Tls(e.to_string()))?;
+    let builder = match &tls.client_auth {
+        Some(auth) => builder.with_client_cert_verifier(auth.verifier(provider)?),
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_cert_resolver(tls.certs.clone());
     cfg.alpn_protocols = vec![b"h3".to_vec()];
     cfg.max_early_data_size = 0;
+    if let Some(path) = &tls.key_log {
+        cfg.key_log = KeyLogTo::open(path)?;
+    }
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(cfg)
         .map_err(|e| H3Error::Tls(e.to_string()))?;
     Ok(Arc::new(quic))
@@ -222,51 +253,79 @@ impl ServerCertVerifier for HashVerifier {
     }
 }
 
+/// The CA certificates in `list` (PEM), as a root store; `what` names the option in errors.
+pub(crate) fn roots_from(list: &[PemSource], what: &str) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for src in list {
+        let pem = src.load(what)?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| H3Error::Tls(format!("invalid {what} PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| H3Error::Tls(format!("unusable {what} certificate: {e}")))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(H3Error::Tls(format!("{what} holds no certificate")));
+    }
+    Ok(roots)
+}
+
+/// Everything TLS a client connects with.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    pub trust: Trust,
+    /// Mutual TLS: the certificate and key presented when a server asks for one.
+    pub identity: Option<Arc<Identity>>,
+    /// `SSLKEYLOGFILE`: where to append the session secrets.
+    pub key_log: Option<String>,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Trust::Roots { ca: None }
+    }
+}
+
 /// rustls config for an HTTP/3 client: TLS 1.3, ALPN h3, the given trust.
-pub fn client_crypto(trust: &Trust) -> Result<Arc<quinn::crypto::rustls::QuicClientConfig>> {
+pub fn client_crypto(tls: &ClientTls) -> Result<Arc<quinn::crypto::rustls::QuicClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| H3Error::Tls(e.to_string()))?;
-    let mut cfg = match trust {
-        Trust::Roots { ca } => {
+    let builder = match &tls.trust {
+        Trust::Roots { ca: Some(list) } => {
+            builder.with_root_certificates(roots_from(list, "tls.ca")?)
+        }
+        Trust::Roots { ca: None } => {
             let mut roots = rustls::RootCertStore::empty();
-            match ca {
-                Some(list) => {
-                    for src in list {
-                        let pem = src.load("ca")?;
-                        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                            let cert =
-                                cert.map_err(|e| H3Error::Tls(format!("invalid tls.ca PEM: {e}")))?;
-                            roots.add(cert).map_err(|e| {
-                                H3Error::Tls(format!("unusable tls.ca certificate: {e}"))
-                            })?;
-                        }
-                    }
-                    if roots.is_empty() {
-                        return Err(H3Error::Tls("tls.ca holds no certificate".into()));
-                    }
-                }
-                None => {
-                    let found = rustls_native_certs::load_native_certs();
-                    roots.add_parsable_certificates(found.certs);
-                }
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            builder.with_root_certificates(roots)
         }
         Trust::Insecure => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny))
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(AcceptAny)),
         Trust::Hashes(hashes) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(HashVerifier {
                 hashes: hashes.clone(),
                 inner: AcceptAny,
-            }))
-            .with_no_client_auth(),
+            })),
+    };
+    let mut cfg = match &tls.identity {
+        Some(id) => builder
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+            .map_err(|e| {
+                H3Error::Tls(format!(
+                    "client certificate and key do not fit together: {e}"
+                ))
+            })?,
+        None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h3".to_vec()];
+    if let Some(path) = &tls.key_log {
+        cfg.key_log = KeyLogTo::open(path)?;
+    }
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(cfg)
         .map_err(|e| H3Error::Tls(e.to_string()))?;
     Ok(Arc::new(quic))
@@ -276,12 +335,28 @@ pub fn client_crypto(trust: &Trust) -> Result<Arc<quinn::crypto::rustls::QuicCli
 mod tests {
     use super::*;
 
+    fn single(id: &Identity) -> ServerTls {
+        let entry = CertEntry {
+            server_name: None,
+            identity: Identity {
+                chain: id.chain.clone(),
+                key: id.key.clone_key(),
+                leaf_sha256: id.leaf_sha256,
+            },
+        };
+        ServerTls {
+            certs: CertResolver::new(CertSet::build(&[entry]).unwrap()),
+            client_auth: None,
+            key_log: None,
+        }
+    }
+
     #[test]
     fn self_signed_is_short_lived_p256() {
         let id = Identity::self_signed(&["example.test".into()]).unwrap();
         assert_eq!(id.chain.len(), 1);
         assert_eq!(id.leaf_sha256, sha256(id.chain[0].as_ref()));
-        assert!(server_crypto(&id).is_ok());
+        assert!(server_crypto(&single(&id)).is_ok());
         let pem = id.leaf_pem();
         let back = Identity::from_pem(
             &PemSource::Text(pem),
@@ -300,7 +375,11 @@ mod tests {
             key: b.key.clone_key(),
             leaf_sha256: a.leaf_sha256,
         };
-        assert!(matches!(server_crypto(&mixed), Err(H3Error::Tls(_))));
+        let set = CertSet::build(&[CertEntry {
+            server_name: None,
+            identity: mixed,
+        }]);
+        assert!(matches!(set, Err(H3Error::Tls(_))));
     }
 
     #[test]

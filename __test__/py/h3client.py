@@ -462,6 +462,11 @@ def make_config(args: argparse.Namespace) -> QuicConfiguration:
         cfg.max_datagram_frame_size = args.max_datagram_frame_size
     if getattr(args, "max_udp_payload", None):
         cfg.max_datagram_size = args.max_udp_payload
+    if args.certfile:
+        # Mutual TLS: the client certificate the server asked for.
+        cfg.load_cert_chain(args.certfile, args.keyfile)
+    if args.secrets_log:
+        cfg.secrets_log_file = open(args.secrets_log, "a")
     if args.verify:
         cfg.verify_mode = ssl.CERT_REQUIRED
         if args.cafile:
@@ -1798,6 +1803,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="verify the server certificate (use --cafile)")
     common.add_argument("--cafile", default=None)
     common.add_argument("--server-name", default="localhost", help="TLS SNI (default localhost)")
+    common.add_argument("--certfile", default=None, help="client certificate (PEM) for mutual TLS")
+    common.add_argument("--keyfile", default=None, help="its private key (PEM)")
+    common.add_argument("--secrets-log", default=None,
+                        help="append TLS secrets in the NSS key log format (like SSLKEYLOGFILE)")
     common.add_argument("--authority", default=None, help=":authority (default localhost:PORT)")
     common.add_argument("--timeout", type=float, default=10.0,
                         help="bound for each wait (handshake, each request, reactions)")

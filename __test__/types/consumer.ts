@@ -1,12 +1,14 @@
 // Type-checks the public API as a CommonJS TypeScript consumer sees it (`require` entry).
 // Compiled by __test__/types.spec.mjs with `tsc -p __test__/types`; never run.
 import {
-  createH3Server, H3Server, withTrailers, trailersSymbol, h3Fetch, createH3Client, H3Client, WebTransportError
+  createH3Server, H3Server, withTrailers, trailersSymbol, h3Fetch, createH3Client, H3Client, WebTransportError,
+  altSvcHeader
 } from 'napi-h3'
 import type {
   H3Request, H3StreamingRequest, Handler, RouteDefinition, RouteMap, ServeOptions, StopOptions, ServerStats,
   WebTransportSession, WebTransportBidirectionalStream, WebTransportCloseInfo, H3Response, H3ClientOptions,
-  H3FetchInit, H3Error, H3ErrorCode, SocketAddress, ResponseTrailers, ReloadOptions
+  H3FetchInit, H3Error, H3ErrorCode, SocketAddress, ResponseTrailers, ReloadOptions,
+  TLSOptions, TLSCertificates, ConnectionInfo, PeerCertificate, AltSvcOptions
 } from 'napi-h3'
 
 async function server (): Promise<void> {
@@ -97,6 +99,7 @@ async function server (): Promise<void> {
     maxConcurrentStreams: 100,
     maxHeaderListSize: 16384,
     reusePort: false,
+    qlogDir: '/tmp/qlog',
     quicDatagram (payload, ctx) {
       const hex: string = ctx.connectionIdHex
       const id: Uint8Array = ctx.connectionId
@@ -117,6 +120,33 @@ async function server (): Promise<void> {
   const reload: ReloadOptions = { routes: map, fetch: undefined, error: undefined }
   s.reload(reload)
   s.reload({ routes })
+
+  // TLS: certificates by SNI, reload, mutual TLS, Alt-Svc, per-connection figures.
+  const bySni: TLSCertificates = [
+    { cert: 'a.pem', key: 'a.key', serverName: 'a.example.com' },
+    { cert: 'wild.pem', key: 'wild.key', serverName: '*.example.com' },
+    { cert: new Uint8Array(0), key: new ArrayBuffer(0), ca: ['ca.pem'], requestCert: true, rejectUnauthorized: false }
+  ]
+  const one: TLSOptions = { cert: 'c.pem', key: 'k.pem' }
+  const s3 = createH3Server({ tls: bySni, fetch: (req, server) => {
+    const peer: PeerCertificate | null = server.peerCertificate(req)
+    return new Response(peer ? `${peer.subject} ${peer.issuer} ${peer.fingerprint256} ${peer.raw.length} ${peer.chain.length} ${peer.pem} ${peer.validTo}` : 'anonymous')
+  } })
+  s3.reload({ tls: one })
+  s3.reload({ tls: bySni, routes })
+  const alt: string = s3.altSvc
+  const altOpts: AltSvcOptions = { maxAge: 3600 }
+  const alt2: string = altSvcHeader(s3, altOpts) + altSvcHeader(443)
+  for (const c of s3.connections()) {
+    const info: ConnectionInfo = c
+    const figures: number[] = [info.id, info.rttMs, info.minRttMs, info.congestionWindow, info.mtu, info.congestionEvents,
+      info.packetsSent, info.packetsLost, info.bytesLost, info.bytesSent, info.bytesReceived, info.datagramsSent, info.datagramsReceived]
+    const sni: string | undefined = info.serverName
+    const addr: SocketAddress = info.remote
+    const mtls: boolean = info.clientCertificate
+    console.log(figures, sni, addr, mtls)
+  }
+  console.log(alt, alt2)
   s.unref()
   s.ref()
 
@@ -167,6 +197,8 @@ async function client (): Promise<void> {
   await h3Fetch(new URL('https://localhost:4433/upload'), init)
 
   const opts: H3ClientOptions = { tls: { rejectUnauthorized: false }, idleTimeout: 10, connectTimeout: 5 }
+  const mtls: H3ClientOptions = { tls: { ca: 'ca.pem', serverName: 'api.example.com', cert: 'client.pem', key: Buffer.from('key') } }
+  void mtls
   const c: H3Client = createH3Client(opts)
   const c2 = new H3Client()
   const f = c.fetch

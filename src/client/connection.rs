@@ -31,7 +31,7 @@ pub(super) struct OriginConn {
 }
 
 /// Classify a failed connection attempt for JS: TLS problems vs. everything else.
-fn connect_error(e: quinn::ConnectionError, authority: &str) -> H3Error {
+pub(super) fn connect_error(e: quinn::ConnectionError, authority: &str) -> H3Error {
     use quinn::ConnectionError as E;
     match &e {
         E::TransportError(t) if is_crypto(u64::from(t.code)) => {
@@ -40,6 +40,20 @@ fn connect_error(e: quinn::ConnectionError, authority: &str) -> H3Error {
         E::ConnectionClosed(c) if is_crypto(u64::from(c.error_code)) => {
             H3Error::TlsHandshake(authority.to_string(), e.to_string())
         }
+        _ => H3Error::Connect(authority.to_string(), e.to_string()),
+    }
+}
+
+/// A step after the handshake failed (`e`): a TLS error when the connection was closed by a TLS
+/// alert (a server refusing our client certificate does so once our side of the handshake is
+/// done), else a connection error.
+pub(super) fn setup_error(
+    quic: &quinn::Connection,
+    authority: &str,
+    e: impl std::fmt::Display,
+) -> H3Error {
+    match quic.close_reason().map(|c| connect_error(c, authority)) {
+        Some(tls @ H3Error::TlsHandshake(..)) => tls,
         _ => H3Error::Connect(authority.to_string(), e.to_string()),
     }
 }
@@ -114,7 +128,11 @@ impl Client {
         cfg.transport_config(Arc::new(self.transport()?));
         let connecting = self
             .endpoint
-            .connect_with(cfg, addr, host)
+            .connect_with(
+                cfg,
+                addr,
+                self.config.server_name.as_deref().unwrap_or(host),
+            )
             .map_err(|e| H3Error::Connect(authority.into(), e.to_string()))?;
         match tokio::time::timeout(self.config.connect_timeout, connecting).await {
             Ok(Ok(c)) => Ok(c),
@@ -137,7 +155,7 @@ impl Client {
             .enable_datagram(true)
             .build::<_, _, Bytes>(guarded)
             .await
-            .map_err(|e| H3Error::Connect(authority.into(), format!("HTTP/3 setup failed: {e}")))?;
+            .map_err(|e| setup_error(&quic, authority, format!("HTTP/3 setup failed: {e}")))?;
         let ended = sessions.clone();
         tokio::spawn(async move {
             let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;

@@ -16,7 +16,7 @@ use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
 use crate::proto::headers::H3_NO_ERROR;
 use crate::sync::lock;
-use crate::tls::{client_crypto, Trust};
+use crate::tls::{client_crypto, ClientTls};
 use crate::transport::body::{BodyEvent, BodyPull};
 use crate::webtransport::HandleTable;
 use connection::OriginConn;
@@ -26,7 +26,9 @@ pub use session::SessionOpen;
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    pub trust: Trust,
+    pub tls: ClientTls,
+    /// The name sent in SNI and checked against the certificate instead of the URL's host.
+    pub server_name: Option<String>,
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
 }
@@ -57,7 +59,7 @@ pub struct Client {
 impl Client {
     /// Needs the tokio runtime context (binds a UDP socket).
     pub fn new(config: ClientConfig) -> Result<Client> {
-        let crypto = client_crypto(&config.trust)?;
+        let crypto = client_crypto(&config.tls)?;
         let bind: SocketAddr = SocketAddr::from(([0u16; 8], 0));
         let endpoint = match quinn::Endpoint::client(bind) {
             Ok(e) => e,

@@ -12,6 +12,7 @@ use h3::client::RequestStream;
 use h3::error::Code;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::connection::{connect_error, setup_error};
 use super::{Client, Handle};
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
@@ -63,12 +64,16 @@ async fn until_cancelled<F: std::future::Future>(
     }
 }
 
-/// A response stream failed: the connection went, or the server reset the stream.
+/// A response stream failed: the connection went, or the server reset the stream. A TLS alert
+/// after our side finished the handshake (a server refusing our client certificate: TLS 1.3
+/// checks it last) is a TLS error.
 fn stream_failure(quic: &quinn::Connection) -> H3Error {
-    if quic.close_reason().is_some() {
-        H3Error::ConnectionLost
-    } else {
-        H3Error::StreamReset
+    match quic.close_reason() {
+        Some(e) => match connect_error(e, &quic.remote_address().to_string()) {
+            tls @ H3Error::TlsHandshake(..) => tls,
+            _ => H3Error::ConnectionLost,
+        },
+        None => H3Error::StreamReset,
     }
 }
 
@@ -140,7 +145,7 @@ impl Client {
             header_map(&spec.headers).map_err(|e| H3Error::InvalidArg(e.to_string()))?;
         let stream = send_request.send_request(req).await.map_err(|e| {
             let authority = spec.uri.authority().map(|a| a.to_string());
-            H3Error::Connect(authority.unwrap_or_default(), e.to_string())
+            setup_error(&quic, &authority.unwrap_or_default(), e)
         })?;
         Ok((stream, quic))
     }

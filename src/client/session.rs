@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use h3::error::Code;
 
-use super::connection::OriginConn;
+use super::connection::{setup_error, OriginConn};
 use super::Client;
 use crate::error::{H3Error, Result};
 use crate::ids::{SessionHandle, SessionId, StreamId};
@@ -53,7 +53,7 @@ impl Client {
         let mut stream = send_request
             .send_request(req)
             .await
-            .map_err(|e| H3Error::Connect(authority.clone(), e.to_string()))?;
+            .map_err(|e| setup_error(&origin.quic, &authority, e))?;
         let handle = self.sessions.next_session_handle();
         let session_id = SessionId::from(StreamId::from(stream.id()));
         // Registered before the answer arrives: the server may open streams right after it.
@@ -65,7 +65,7 @@ impl Client {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
                     sessions.end_session(&session, not_clean());
-                    return Err(H3Error::Connect(authority, e.to_string()));
+                    return Err(setup_error(&origin.quic, &authority, e));
                 }
                 Err(_) => {
                     sessions.end_session(&session, not_clean());

@@ -15,7 +15,7 @@ use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::webtransport::NativeWt;
 use crate::client::{Client, ClientConfig, RequestSpec, ResponseHead, UploadCmd};
 use crate::error::{H3Error, Result as H3Result};
-use crate::tls::Trust;
+use crate::tls::{ClientTls, Identity, Trust};
 use crate::transport::body::BodyEvent;
 
 #[napi(object)]
@@ -30,6 +30,13 @@ pub struct NativeClientOptions {
     pub idle_timeout: Option<f64>,
     /// Seconds to wait for a QUIC handshake (default 10).
     pub connect_timeout: Option<f64>,
+    /// The name sent in SNI and checked against the certificate instead of the URL's host.
+    pub server_name: Option<String>,
+    /// Mutual TLS: the client certificate chain and its key (PEM).
+    pub cert: Option<Either<String, Buffer>>,
+    pub key: Option<Either<String, Buffer>>,
+    /// `SSLKEYLOGFILE`, read by JS.
+    pub key_log_file: Option<String>,
 }
 
 #[napi(object, object_from_js = false)]
@@ -96,8 +103,22 @@ fn config(o: NativeClientOptions) -> H3Result<ClientConfig> {
             ca: o.ca.map(|list| list.into_iter().map(pem).collect()),
         }
     };
+    let identity = match (o.cert, o.key) {
+        (Some(c), Some(k)) => Some(Arc::new(Identity::from_pem(&pem(c), &pem(k))?)),
+        (None, None) => None,
+        _ => {
+            return Err(H3Error::Tls(
+                "a client certificate needs both tls.cert and tls.key".into(),
+            ))
+        }
+    };
     Ok(ClientConfig {
-        trust,
+        tls: ClientTls {
+            trust,
+            identity,
+            key_log: o.key_log_file,
+        },
+        server_name: o.server_name,
         idle_timeout: seconds(o.idle_timeout, 30.0, "idleTimeout")?,
         connect_timeout: seconds(o.connect_timeout, 10.0, "connectTimeout")?,
     })

@@ -6,5 +6,7 @@ pub mod client;
 pub mod convert;
 pub mod server;
 pub mod server_options;
+pub mod server_tls;
 pub mod teardown;
+pub mod tls_options;
 pub mod webtransport;

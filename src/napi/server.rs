@@ -10,18 +10,19 @@ use tokio::sync::oneshot;
 
 use super::batch::{datagram_cells, request_cells, Batch, Cell};
 use super::convert::{
-    body_bytes, connection_id, header_pairs, peer, pem, request_id, stream_id, to_js, JsBytes,
+    body_bytes, connection_id, header_pairs, peer, request_id, stream_id, to_js, JsBytes,
     PeerAddress,
 };
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
 use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
+use super::tls_options::{current_hash, server_tls};
 use super::webtransport::NativeWt;
 use crate::config::ServerConfig;
 use crate::error::H3Error;
 use crate::ids::{ConnectionId, RequestId, StreamId};
 use crate::server::response::ResponseCmd;
 use crate::server::{datagrams, ActiveRoutes, Dispatcher, RequestHead, Server};
-use crate::tls::Identity;
+use crate::tls::CertResolver;
 use crate::transport::body::BodyEvent;
 use crate::transport::datagram::{self, Datagram, MAX_PENDING_TO_JS};
 
@@ -92,8 +93,9 @@ pub struct ServerStats {
 
 #[napi]
 pub struct NativeServer {
-    inner: Arc<Server>,
-    certificate_hash: Option<Vec<u8>>,
+    pub(super) inner: Arc<Server>,
+    /// The certificates by SNI; `reloadTls` swaps them.
+    pub(super) certs: Arc<CertResolver>,
     certificate_pem: Option<String>,
 }
 
@@ -112,7 +114,7 @@ impl NativeServer {
     /// SHA-256 of the leaf certificate (DER).
     #[napi(getter)]
     pub fn certificate_hash(&self) -> Option<Buffer> {
-        self.certificate_hash.clone().map(Buffer::from)
+        Some(current_hash(&self.certs))
     }
 
     /// PEM of the self-signed certificate, when the server generated one.
@@ -344,24 +346,6 @@ impl NativeServer {
     }
 }
 
-/// The server's certificate: the given PEM pair, or a fresh self-signed one (`true`).
-fn identity(
-    cert: Option<Either<String, Buffer>>,
-    key: Option<Either<String, Buffer>>,
-    hostname: Option<String>,
-) -> std::result::Result<(Identity, bool), H3Error> {
-    match (cert, key) {
-        (Some(c), Some(k)) => Ok((Identity::from_pem(&pem(c), &pem(k))?, false)),
-        (None, None) => {
-            let names: Vec<String> = hostname.into_iter().collect();
-            Ok((Identity::self_signed(&names)?, true))
-        }
-        _ => Err(H3Error::Tls(
-            "tls needs both cert and key (or omit tls for a self-signed certificate)".into(),
-        )),
-    }
-}
-
 impl JsDispatcher {
     /// Threadsafe functions over the JS callbacks; each drains its batch when it runs.
     fn new(
@@ -419,8 +403,8 @@ pub fn create_native_server(
     let mut config =
         ServerConfig::build(&raw, table.any_datagram(), table.any_webtransport()).map_err(to_js)?;
     config.quic_datagram_handler = options.quic_datagram.unwrap_or(false);
-    let (identity, generated) =
-        identity(options.cert, options.key, options.hostname).map_err(to_js)?;
+    config.qlog_dir = options.qlog_dir.clone();
+    let (tls, generated_pem) = server_tls(options.tls, options.hostname).map_err(to_js)?;
     let dispatcher = Box::new(JsDispatcher::new(on_request, on_abort, on_datagram)?);
     let routes = ActiveRoutes {
         table,
@@ -428,7 +412,7 @@ pub fn create_native_server(
         has_fallback: options.has_fallback,
     };
     let server = napi::bindgen_prelude::within_runtime_if_available(|| {
-        Server::start(config, &identity, routes, dispatcher)
+        Server::start(config, &tls, routes, dispatcher)
     })
     .map_err(to_js)?;
     let server = Arc::new(server);
@@ -439,7 +423,7 @@ pub fn create_native_server(
     )?;
     Ok(NativeServer {
         inner: server,
-        certificate_hash: Some(identity.leaf_sha256.to_vec()),
-        certificate_pem: generated.then(|| identity.leaf_pem()),
+        certs: tls.certs,
+        certificate_pem: generated_pem,
     })
 }

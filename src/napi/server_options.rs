@@ -5,6 +5,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::convert::header_pairs;
+use super::tls_options::NativeServerTls;
 use crate::config::RawOptions;
 use crate::error::H3Error;
 use crate::server::router::{BodyMode, RouteSpec, RouteTable, StaticResponse};
@@ -29,8 +30,7 @@ pub struct NativeRoute {
 pub struct NativeServerOptions {
     pub port: Option<f64>,
     pub hostname: Option<String>,
-    pub cert: Option<Either<String, Buffer>>,
-    pub key: Option<Either<String, Buffer>>,
+    pub tls: NativeServerTls,
     pub max_request_body_size: Option<f64>,
     pub idle_timeout: Option<f64>,
     pub max_connections: Option<f64>,
@@ -41,6 +41,8 @@ pub struct NativeServerOptions {
     pub has_fallback: bool,
     /// A server-level `quicDatagram` handler exists.
     pub quic_datagram: Option<bool>,
+    /// Directory for one qlog trace per connection.
+    pub qlog_dir: Option<String>,
 }
 
 impl NativeServerOptions {

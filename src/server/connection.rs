@@ -62,7 +62,11 @@ impl Goaway {
     }
 }
 
-pub async fn serve(incoming: quinn::Incoming, server: Arc<ServerState>) {
+/// `incoming` is a `quinn::Incoming`, or its `Connecting` when accepted with a config of its own.
+pub async fn serve(
+    incoming: impl std::future::IntoFuture<Output = Result<quinn::Connection, quinn::ConnectionError>>,
+    server: Arc<ServerState>,
+) {
     let conn = match incoming.await {
         Ok(c) => c,
         Err(_) => {

@@ -5,8 +5,10 @@
 //! [`session::serve`] task.
 
 mod conn_ctx;
+pub mod conn_info;
 mod connection;
 pub mod datagrams;
+mod qlog;
 mod request;
 mod responder;
 pub mod response;
@@ -25,7 +27,7 @@ use crate::ids::RequestId;
 use crate::proto::headers::H3_NO_ERROR;
 use crate::stats::Stats;
 use crate::sync::lock;
-use crate::tls::Identity;
+use crate::tls::ServerTls;
 use crate::transport::transport_config::{self, TransportParams};
 use crate::webtransport::HandleTable;
 
@@ -83,13 +85,14 @@ impl Server {
     /// Bind synchronously (must run inside the tokio runtime context) and start accepting.
     pub fn start(
         config: ServerConfig,
-        identity: &Identity,
+        tls: &ServerTls,
         routes: ActiveRoutes,
         dispatcher: Box<dyn Dispatcher>,
     ) -> Result<Server> {
-        let crypto = crate::tls::server_crypto(identity)?;
+        let crypto = crate::tls::server_crypto(tls)?;
         let mut server_config = quinn::ServerConfig::with_crypto(crypto);
         server_config.transport_config(Arc::new(transport(&config)?));
+        let qlog = qlog::Qlog::new(&config, &server_config)?;
         let socket = bind_socket(&config)?;
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
@@ -115,7 +118,7 @@ impl Server {
             webtransport,
             dispatcher,
         ));
-        tokio::spawn(accept_loop(endpoint.clone(), state.clone()));
+        tokio::spawn(accept_loop(endpoint.clone(), state.clone(), qlog));
         Ok(Server {
             state,
             endpoint: Mutex::new(Some(endpoint)),
@@ -173,7 +176,11 @@ impl Server {
     }
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, server: Arc<ServerState>) {
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    server: Arc<ServerState>,
+    qlog: Option<Arc<qlog::Qlog>>,
+) {
     let mut state = server.run_state.subscribe();
     loop {
         let incoming = tokio::select! {
@@ -187,7 +194,20 @@ async fn accept_loop(endpoint: quinn::Endpoint, server: Arc<ServerState>) {
             incoming.refuse();
             continue;
         }
-        tokio::spawn(connection::serve(incoming, server.clone()));
+        let Some(q) = &qlog else {
+            tokio::spawn(connection::serve(incoming, server.clone()));
+            continue;
+        };
+        // Traced: the connection gets a server config of its own (see qlog.rs).
+        let cfg = q.config_for(&incoming);
+        match incoming.accept_with(cfg) {
+            Ok(connecting) => {
+                tokio::spawn(connection::serve(connecting, server.clone()));
+            }
+            Err(_) => {
+                server.stats.connection_errors.fetch_add(1, Relaxed);
+            }
+        }
     }
     // While draining, refuse newcomers instead of letting them time out.
     while server.run_state() == RunState::Draining {
