@@ -1,7 +1,8 @@
 'use strict'
 // `npm test`: cargo test, then every __test__ spec under Node (this Node, and Node 22 and 24 from
-// the node22/node24 dev dependencies) and under Bun. Sets up what the specs need first (the addon, the native
-// test tools, the aioquic venv). Prints a closing "N passed, N failed, N skipped" line.
+// the node22/node24 dev dependencies) and under Bun, the install test, and a subset under Deno.
+// Sets up what the specs need first (the addon, the native test tools, the aioquic venv). Prints a
+// closing "N passed, N failed, N skipped" line.
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
