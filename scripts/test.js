@@ -1,7 +1,8 @@
 'use strict'
-// `npm test`: cargo test, then every __test__ spec under Node (this Node and Node 24 from the
-// node24 dev dependency) and under Bun. Sets up what the specs need first (the addon, the native
-// test tools, the aioquic venv). Prints a closing "N passed, N failed, N skipped" line.
+// `npm test`: cargo test, then every __test__ spec under Node (this Node, and Node 22 and 24 from
+// the node22/node24 dev dependencies) and under Bun, the install test, and a subset under Deno.
+// Sets up what the specs need first (the addon, the native test tools, the aioquic venv). Prints a
+// closing "N passed, N failed, N skipped" line.
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
@@ -75,10 +76,14 @@ function systemNode () {
   return process.execPath
 }
 const nodeVersion = (bin) => spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim()
+// Node 22 (maintenance LTS) and Node 24 come from the node22/node24 dev dependencies (npm's `node`
+// package). Node 20 is past end of life (April 2026) and stays while it costs little.
 const nodes = [['node', systemNode()]]
-const node24 = path.join(root, 'node_modules', 'node24', 'bin', 'node')
-if (fs.existsSync(node24)) nodes.push(['node24', node24])
-else console.log('node24 not installed (npm install adds it as a dev dependency); skipping')
+for (const name of ['node22', 'node24']) {
+  const bin = path.join(root, 'node_modules', name, 'bin', 'node')
+  if (fs.existsSync(bin)) nodes.push([name, bin])
+  else console.log(`${name} not installed (npm install adds it as a dev dependency); skipping`)
+}
 // The lossy-path spec moves 16 MiB each way per runtime; the first Node run moves the full 64 MiB
 // (about two minutes a direction at 2 % loss: congestion control, not CPU, sets the pace).
 const lossyBytes = { H3_LOSSY_BYTES: process.env.H3_LOSSY_BYTES || String(64 * 1024 * 1024) }
@@ -92,6 +97,33 @@ run('bun', bun, ['test', '--timeout', '240000', ...specs.map((s) => './' + s)], 
   failed: num(/^\s*(\d+) fail$/gm, o),
   skipped: num(/^\s*(\d+) skip$/gm, o)
 }))
+
+// The install test: the packed package installed as a user gets it (npm and bun, no Rust on PATH),
+// run under Node 20, 22, 24, Bun and Deno. Once, under the machine's Node.
+run('install', systemNode(), ['--test', '--test-reporter=spec', path.join('scripts', 'dist', 'install.test.mjs')], nodeParse)
+
+// Deno 2 (the deno dev dependency) runs a subset through its node:test compatibility: server
+// basics, the client, datagrams and WebTransport. TAP output: a leaf test is an `ok` line not
+// closing a list of subtests (a `1..N` plan line just above it).
+const denoSpecs = ['server-routes', 'client', 'datagram', 'webtransport']
+  .map((n) => path.join('__test__', `${n}.spec.mjs`))
+  .filter((f) => !fileFilter || fileFilter.test(path.basename(f)))
+const deno = path.join(root, 'node_modules', 'deno', 'deno')
+function tapParse (o) {
+  let passed = 0; let failed = 0; let skipped = 0; let prev = ''
+  for (const line of o.split('\n')) {
+    const m = /^\s*(not )?ok \d+ - .*?( # (SKIP|TODO).*)?$/.exec(line)
+    if (m && !/^\s+1\.\.\d+$/.test(prev)) {
+      if (m[2]) skipped++
+      else if (m[1]) failed++
+      else passed++
+    }
+    if (line.trim() !== '') prev = line
+  }
+  return { passed, failed, skipped }
+}
+if (!fs.existsSync(deno)) console.log('deno not installed (npm install adds it as a dev dependency); skipping')
+else if (denoSpecs.length > 0) run('deno', deno, ['test', '-A', '--no-check', '--reporter=tap', ...denoSpecs], tapParse)
 
 console.log('\n=== summary')
 for (const r of results) console.log(`${r.name.padEnd(8)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped  (${r.seconds}s)`)
