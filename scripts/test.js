@@ -129,6 +129,6 @@ console.log('\n=== summary')
 for (const r of results) console.log(`${r.name.padEnd(8)} ${String(r.passed).padStart(4)} passed ${String(r.failed).padStart(3)} failed ${String(r.skipped).padStart(3)} skipped  (${r.seconds}s)`)
 const total = (k) => results.reduce((a, r) => a + r[k], 0)
 const [passed, failed, skipped] = [total('passed'), total('failed'), total('skipped')]
-if (skipped > 0) console.log(`\n!!! ${skipped} tests SKIPPED (see the reasons above: e.g. no Chromium; apt-get install chromium or set H3_CHROMIUM)`)
+if (skipped > 0) console.log(`\n!!! ${skipped} tests SKIPPED (see the reasons above: e.g. no Chromium or Firefox: apt-get install chromium firefox-esr, or set H3_CHROMIUM / H3_FIREFOX)`)
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`)
 process.exit(failed === 0 && passed > 0 ? 0 : 1)
