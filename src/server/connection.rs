@@ -149,7 +149,7 @@ async fn drive(server: &Arc<ServerState>, ctx: &Arc<ConnCtx>) {
                         continue;
                     }
                     let guard = InflightGuard::new(ctx.clone());
-                    tokio::spawn(request::handle(resolver, server.clone(), ctx.clone(), guard));
+                    request::spawn(resolver, server.clone(), ctx.clone(), guard);
                 }
                 // The peer sent GOAWAY and every request finished.
                 Ok(None) => break,
