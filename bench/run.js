@@ -850,7 +850,9 @@ async function main () {
   // result is checked against the expected SHA-256 (download) or the server's
   // `bytes=N sha256=HEX` answer (upload).
   const throughput = {}
-  const DIRS = ['upload', 'download']
+  // `download-fresh`: the napi-h3 servers' ReadableStream allocates a new chunk per pull, as
+  // user code does (`download` enqueues views of one buffer); the rust server ignores `fresh`.
+  const DIRS = ['upload', 'download', 'download-fresh']
   let expected = null
   if (CFG.skipThroughput || !runSection('throughput')) {
     console.log(`bench: throughput section skipped (${CFG.skipThroughput ? 'BENCH_SKIP_THROUGHPUT=1' : 'BENCH_ONLY'})`)
@@ -863,14 +865,14 @@ async function main () {
         console.log(`bench: skipping throughput ${t.name}: ${why}`)
         continue
       }
-      throughput[t.name] = { upload: [], download: [] }
+      throughput[t.name] = Object.fromEntries(DIRS.map((d) => [d, []]))
     }
     const mib = CFG.bytes / (1024 * 1024)
     if (Object.keys(throughput).length) {
       const th = Date.now()
       expected = expectedHashes(CFG.bytes)
       console.log(
-        `bench: throughput: ${CFG.throughputRounds} rounds x ${Object.keys(throughput).length} targets x 2 directions, ` +
+        `bench: throughput: ${CFG.throughputRounds} rounds x ${Object.keys(throughput).length} targets x ${DIRS.length} directions (${DIRS.join(', ')}), ` +
           `${fmt(mib)} MiB each (expected SHA-256 computed in ${((Date.now() - th) / 1000).toFixed(1)} s)`
       )
     }
@@ -895,10 +897,13 @@ async function main () {
           const probe = await runTransfer(server, ['--url', `${base}/download?bytes=1`, '--timeout', '10'], { timeoutMs: 15_000 })
           const probeMs = probe.json && !probe.json.error && probe.json.status === 200 ? probe.json.ms : null
           await sleep(100) // let the server settle before the RSS baseline
-          const args =
-            dir === 'upload'
-              ? ['--url', `${base}/upload`, '--upload', String(CFG.bytes), '--timeout', String(timeoutS)]
-              : ['--url', `${base}/download?bytes=${CFG.bytes}`, '--timeout', String(timeoutS)]
+          const url = {
+            upload: `${base}/upload`,
+            download: `${base}/download?bytes=${CFG.bytes}`,
+            'download-fresh': `${base}/download?bytes=${CFG.bytes}&fresh=1`
+          }[dir]
+          const args = ['--tuned', '--url', url, '--timeout', String(timeoutS)]
+          if (dir === 'upload') args.push('--upload', String(CFG.bytes))
           const r = await runTransfer(server, args, { timeoutMs: (timeoutS + 15) * 1000 })
           const died = server.child.exitCode !== null || server.child.signalCode !== null
           const hwm = procPeakRssMiB(server.pid)
@@ -912,7 +917,7 @@ async function main () {
             if (j.sent !== CFG.bytes) why = `sent ${j.sent} of ${CFG.bytes} bytes`
             else if (String(j.body).trim() !== want) why = `server answered ${JSON.stringify(String(j.body).slice(0, 120))}, expected ${JSON.stringify(want)}`
           }
-          if (!why && dir === 'download') {
+          if (!why && dir !== 'upload') {
             if (j.received !== CFG.bytes) why = `received ${j.received} of ${CFG.bytes} bytes`
             else if (j.sha256 !== expected.download) why = `sha256 ${j.sha256} != expected ${expected.download}`
           }
@@ -933,6 +938,8 @@ async function main () {
             server_cpu_s: r.server_cpu_s,
             server_cpu_ms_per_mib: perUnit(r.server_cpu_s, mib, 1000),
             client_cpu_s: r.client_cpu_s,
+            // h3-transfer's own figure (exact, to its exit) over the sampled one.
+            client_cpu_ms_per_mib: typeof j.cpu_ms === 'number' ? j.cpu_ms / mib : perUnit(r.client_cpu_s, mib, 1000),
             other_cores: cores(r.other_cpu_s, r.wall_s),
             rss_before_mib: kib2mib(r.rss_before_kib),
             rss_peak_mib: kib2mib(r.rss_peak_kib),
@@ -944,7 +951,7 @@ async function main () {
           }
           throughput[name][dir].push(run)
           console.log(
-            `${label} ${fmt(run.mb_per_s, 1).padStart(7)} MB/s  server ${fmt(run.server_cpu_ms_per_mib, 2)} ms CPU/MiB  ` +
+            `${label} ${fmt(run.mb_per_s, 1).padStart(7)} MB/s  server ${fmt(run.server_cpu_ms_per_mib, 2)} ms CPU/MiB  client ${fmt(run.client_cpu_ms_per_mib, 2)}  ` +
               `RSS ${fmt(run.rss_before_mib, 1)} -> peak ${fmt(run.rss_peak_mib, 1)} MiB (+${fmt(run.rss_growth_mib, 1)}, ${run.rss_samples} samples)  ` +
               `other cores ${fmt(run.other_cores, 2)}  sha256 ok`
           )
@@ -955,7 +962,7 @@ async function main () {
       for (const dir of DIRS) {
         const ok = v[dir].filter((r) => !r.error)
         v[`${dir}_median`] = {
-          ...medians(ok, ['mb_per_s', 'server_cpu_ms_per_mib', 'rss_before_mib', 'rss_peak_mib', 'rss_growth_mib']),
+          ...medians(ok, ['mb_per_s', 'server_cpu_ms_per_mib', 'client_cpu_ms_per_mib', 'rss_before_mib', 'rss_peak_mib', 'rss_growth_mib']),
           rss_growth_max_mib: ok.length ? Math.max(...ok.map((r) => r.rss_growth_mib ?? -Infinity)) : null,
           other_cores: median(ok.map((r) => r.other_cores)),
           rounds: ok.length,
@@ -1279,6 +1286,7 @@ async function main () {
           n === 'rust' ? 'ref' : ratio(md.ratio_vs_rust, 1),
           n === 'rust' ? '' : pf(md.rate_goal),
           fmt(md.server_cpu_ms_per_mib, 2),
+          fmt(md.client_cpu_ms_per_mib, 2),
           fmt(md.rss_before_mib, 1),
           fmt(md.rss_peak_mib, 1),
           fmt(md.rss_growth_mib, 1),
@@ -1290,9 +1298,9 @@ async function main () {
     }
     console.log(
       table(
-        ['target', 'direction', 'MB/s', 'vs rust', `≥${GOAL_RATIO}x`, 'server CPU ms/MiB', 'RSS before MiB', 'peak RSS MiB', 'RSS growth MiB', `≤${GOAL_RSS_GROWTH_MIB} MiB`, 'other cores', 'ok'],
+        ['target', 'direction', 'MB/s', 'vs rust', `≥${GOAL_RATIO}x`, 'server CPU ms/MiB', 'client CPU ms/MiB', 'RSS before MiB', 'peak RSS MiB', 'RSS growth MiB', `≤${GOAL_RSS_GROWTH_MIB} MiB`, 'other cores', 'ok'],
         rows,
-        ['l', 'l', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'l', 'r', 'r']
+        ['l', 'l', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'l', 'r', 'r']
       )
     )
     const napiRows = []

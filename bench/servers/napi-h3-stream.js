@@ -4,6 +4,8 @@
 //                            answers `bytes=N sha256=HEX` (same as h3-hello's POST)
 //   GET  /download?bytes=N   N bytes of 'x' from a pull-based ReadableStream (highWaterMark 0),
 //                            64 KiB chunks, all views of one preallocated buffer
+//   GET  /download?bytes=N&fresh=1   the same, with a newly allocated chunk per pull (as user
+//                            code that builds its chunks does)
 //
 // Prints `LISTENING <port>` once bound (createH3Server binds synchronously).
 const { createHash } = require('node:crypto')
@@ -12,8 +14,8 @@ const { createH3Server } = require('../..')
 const CHUNK = 64 * 1024
 const chunkBuf = new Uint8Array(CHUNK).fill(0x78) // 'x', like h3-hello's /download
 
-function bytesParam (url) {
-  const v = new URL(url).searchParams.get('bytes')
+function bytesParam (params) {
+  const v = params.get('bytes')
   const n = Number(v)
   return v !== null && Number.isSafeInteger(n) && n >= 0 ? n : null
 }
@@ -41,8 +43,10 @@ const s = createH3Server({
       method: 'GET',
       pattern: '/download',
       fetch: (req) => {
-        const total = bytesParam(req.url)
+        const params = new URL(req.url).searchParams
+        const total = bytesParam(params)
         if (total === null) return new Response('need ?bytes=N\n', { status: 400 })
+        const chunk = params.get('fresh') === '1' ? (n) => new Uint8Array(n).fill(0x78) : (n) => new Uint8Array(chunkBuf.buffer, 0, n)
         let left = total
         const body = new ReadableStream(
           {
@@ -53,7 +57,7 @@ const s = createH3Server({
               }
               const n = Math.min(left, CHUNK)
               left -= n
-              controller.enqueue(new Uint8Array(chunkBuf.buffer, 0, n))
+              controller.enqueue(chunk(n))
             }
           },
           { highWaterMark: 0 }

@@ -1,14 +1,17 @@
 //! One large HTTP/3 transfer with byte-exact checking, for tests and throughput runs.
 //!
 //! `h3-transfer --url URL [--method M] [--upload BYTES] [--chunk BYTES] [--trailer 'k: v']...
-//!              [--abort-after BYTES] [--timeout SECS]`
+//!              [--abort-after BYTES] [--timeout SECS] [--tuned]`
 //!
 //! The upload body is the offset pattern `byte[i] = i % 251` (the same as the aioquic test
-//! client's `--body-size`), streamed in chunks. The response body is hashed as it arrives.
+//! client's `--body-size`), streamed in chunks sliced from one buffer. The response body is
+//! hashed on a thread of its own as it arrives. `--tuned` gives the client the tuned reference
+//! servers' windows and socket buffers (the bench uses it, so the client is not the bottleneck).
 //! `--abort-after N` resets the request stream (and stops reading) once N bytes have gone out
 //! (upload) or come in (download). Prints one JSON line:
 //! `{"status":..,"sent":..,"received":..,"sha256":"..","trailers":[[k,v]..],"aborted":bool,
-//!   "body":"first 4 KiB as text","error":null|"..","ms":..}`.
+//!   "body":"first 4 KiB as text","error":null|"..","ms":..,"cpu_ms":..}` (`cpu_ms`: this
+//!   process's own CPU time, user + system).
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ struct Opts {
     trailers: Vec<(String, String)>,
     abort_after: Option<u64>,
     timeout: Duration,
+    tuned: bool,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -34,6 +38,7 @@ fn parse() -> Result<Opts, String> {
         trailers: Vec::new(),
         abort_after: None,
         timeout: Duration::from_secs(120),
+        tuned: false,
     };
     let mut method_set = false;
     let mut args = std::env::args().skip(1);
@@ -46,6 +51,7 @@ fn parse() -> Result<Opts, String> {
                 method_set = true;
             }
             "--upload" => o.upload = val()?.parse().map_err(|e| format!("--upload: {e}"))?,
+            "--tuned" => o.tuned = true,
             "--chunk" => o.chunk = val()?.parse().map_err(|e| format!("--chunk: {e}"))?,
             "--abort-after" => {
                 o.abort_after = Some(val()?.parse().map_err(|e| format!("--abort-after: {e}"))?)
@@ -72,11 +78,67 @@ fn parse() -> Result<Opts, String> {
     Ok(o)
 }
 
-fn pattern(offset: u64, len: usize) -> Bytes {
-    (0..len as u64)
-        .map(|i| ((offset + i) % 251) as u8)
-        .collect::<Vec<u8>>()
-        .into()
+/// The upload pattern, one period longer than a chunk: the bytes from `offset` are a slice of
+/// it (zero-copy), so making the upload costs the client nothing per chunk.
+struct Pattern(Bytes);
+
+impl Pattern {
+    fn new(chunk: usize) -> Self {
+        Pattern(
+            (0..chunk + 251)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>()
+                .into(),
+        )
+    }
+
+    fn at(&self, offset: u64, len: usize) -> Bytes {
+        let start = (offset % 251) as usize;
+        self.0.slice(start..start + len)
+    }
+}
+
+/// SHA-256 on a thread of its own, fed through a bounded channel: the runtime thread only
+/// moves buffers, so hashing never slows the transfer down (it overlaps with it).
+struct Hasher {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    done: std::thread::JoinHandle<String>,
+}
+
+impl Hasher {
+    fn start() -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+        let done = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            while let Some(b) = rx.blocking_recv() {
+                h.update(&b);
+            }
+            h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        });
+        Hasher { tx, done }
+    }
+
+    async fn update(&self, b: Bytes) {
+        let _ = self.tx.send(b).await;
+    }
+
+    fn finish(self) -> String {
+        drop(self.tx);
+        self.done.join().unwrap_or_default()
+    }
+}
+
+/// CPU time (user + system) this process has used so far, in milliseconds.
+fn cpu_ms() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields 14 and 15 (utime, stime) in clock ticks of 1/100 s, counted after the `comm` field.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split(' ').filter_map(|x| x.parse().ok()).collect();
+    f.get(10)
+        .zip(f.get(11))
+        .map_or(0.0, |(u, s)| (u + s) * 10.0)
 }
 
 #[derive(Default)]
@@ -105,8 +167,25 @@ async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
     } else {
         "0.0.0.0:0".parse().map_err(|e| format!("{e}"))?
     };
-    let mut ep = quinn::Endpoint::client(bind).map_err(|e| format!("socket: {e}"))?;
-    ep.set_default_client_config(napi_h3_bench::insecure_client_config()?);
+    // `--tuned` (the bench): windows and socket buffers as the tuned reference servers have
+    // them, so the client is not what limits a transfer. Tests keep quinn's defaults.
+    let tune = if o.tuned {
+        napi_h3_bench::server::Tune::TUNED
+    } else {
+        napi_h3_bench::server::Tune::default()
+    };
+    let mut ep = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        tune.bind(bind)?,
+        std::sync::Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| format!("socket: {e}"))?;
+    let mut client = napi_h3_bench::insecure_client_config()?;
+    let mut transport = quinn::TransportConfig::default();
+    tune.transport(&mut transport);
+    client.transport_config(std::sync::Arc::new(transport));
+    ep.set_default_client_config(client);
     let conn = ep
         .connect(addr, "localhost")
         .map_err(|e| format!("connect: {e}"))?
@@ -131,6 +210,7 @@ async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
 
     // Upload and download run side by side, so echo routes work.
     let upload = async {
+        let pattern = Pattern::new(o.chunk);
         let mut off = 0u64;
         while off < o.upload {
             if o.abort_after.is_some_and(|a| off >= a) {
@@ -138,7 +218,7 @@ async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
                 return Ok::<(u64, bool), String>((off, true));
             }
             let n = (o.upload - off).min(o.chunk as u64) as usize;
-            if let Err(e) = send.send_data(pattern(off, n)).await {
+            if let Err(e) = send.send_data(pattern.at(off, n)).await {
                 return Err(format!("upload at {off}: {e}"));
             }
             off += n as u64;
@@ -162,7 +242,7 @@ async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
             .recv_response()
             .await
             .map_err(|e| format!("response: {e}"))?;
-        let mut hasher = Sha256::new();
+        let hasher = Hasher::start();
         let mut head = Vec::new();
         let mut got = 0u64;
         let mut aborted = false;
@@ -175,16 +255,12 @@ async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
             }
             match recv.recv_data().await {
                 Ok(Some(mut b)) => {
-                    while b.has_remaining() {
-                        let c = b.chunk();
-                        hasher.update(c);
-                        if head.len() < 4096 {
-                            head.extend_from_slice(&c[..c.len().min(4096 - head.len())]);
-                        }
-                        got += c.len() as u64;
-                        let n = c.len();
-                        b.advance(n);
+                    let c = b.copy_to_bytes(b.remaining());
+                    if head.len() < 4096 {
+                        head.extend_from_slice(&c[..c.len().min(4096 - head.len())]);
                     }
+                    got += c.len() as u64;
+                    hasher.update(c).await;
                 }
                 Ok(None) => break,
                 Err(e) => return Err(format!("body after {got} bytes: {e}")),
@@ -199,11 +275,7 @@ async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
             }
         }
         drop(recv);
-        let hex: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = hasher.finish();
         let head = String::from_utf8_lossy(&head).into_owned();
         Ok::<_, String>((resp.status().as_u16(), got, hex, trailers, aborted, head))
     };
@@ -241,7 +313,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // Current-thread, as the tuned servers: one thread runs the endpoint and the connection.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -271,7 +344,7 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"status\":{},\"sent\":{},\"received\":{},\"sha256\":{},\"trailers\":[{}],\"aborted\":{},\"body\":{},\"error\":{},\"ms\":{:.1}}}",
+        "{{\"status\":{},\"sent\":{},\"received\":{},\"sha256\":{},\"trailers\":[{}],\"aborted\":{},\"body\":{},\"error\":{},\"ms\":{:.1},\"cpu_ms\":{:.0}}}",
         r.status.map_or("null".into(), |s| s.to_string()),
         r.sent,
         r.received,
@@ -280,6 +353,7 @@ fn main() {
         r.aborted,
         napi_h3_bench::json_str(&r.head),
         r.error.as_deref().map_or("null".into(), napi_h3_bench::json_str),
-        t0.elapsed().as_secs_f64() * 1000.0
+        t0.elapsed().as_secs_f64() * 1000.0,
+        cpu_ms()
     );
 }
