@@ -133,6 +133,17 @@ describe('WebTransport newer drafts: our server', () => {
     await waitFor(() => server.getStats().webtransportSessionsActive === 0)
   })
 
+  test('draft-15: what we send stays within the peer\'s WT_MAX_DATA', async () => {
+    // The peer allows 1000 bytes of stream data and never raises it: our echo of its 5000-byte
+    // uni stream (and our 17-byte "hello from server") must stop at 1000 bytes in all.
+    const out = await aioquic(server, ['wt', '--draft15', '--initial-max-data', '1000', '--path', '/wt/echo',
+      '--uni-bytes', '5000', '--server-bidi', '--timeout', '2'])
+    assert.equal(out.status, 200, JSON.stringify(out).slice(0, 800))
+    const got = out.uni.recv_bytes + (out.server_bidi.text?.length ?? 0)
+    assert.ok(out.uni.recv_bytes > 0 && got <= 1000, JSON.stringify({ uni: out.uni, serverBidi: out.server_bidi }))
+    assert.equal(out.uni.fin, false)
+  })
+
   test('draft-13 dialect from an independent peer (pywebtransport): echoes, server streams, clean close', { skip: !hasPywt && 'pywebtransport missing' }, async () => {
     const before = log.length
     const out = await pywtClient(server.port, ['--close-code', '13', '--close-reason', 'py bye'])

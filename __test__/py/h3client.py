@@ -227,6 +227,8 @@ class DatagramH3Connection(H3Connection):
             settings.pop(Setting.ENABLE_WEBTRANSPORT, None)
             settings.pop(Setting.ENABLE_CONNECT_PROTOCOL, None)
             settings.update(DRAFT15_CLIENT_SETTINGS)
+            if self._draft15 is not True:
+                settings[WT_INITIAL_MAX_DATA] = self._draft15
         return settings
 
 
@@ -524,7 +526,8 @@ async def open_conn(args: argparse.Namespace):
                                  webtransport=getattr(args, "webtransport_setting", False),
                                  raw_datagrams=getattr(args, "raw_datagrams", False),
                                  safari=getattr(args, "safari", False),
-                                 draft15=getattr(args, "draft15", False)),
+                                 draft15=(getattr(args, "initial_max_data", None)
+                                          or getattr(args, "draft15", False))),
         sock=sock
     )
     connected = False
@@ -1970,6 +1973,9 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--draft15", action="store_true",
                     help="draft-15/16: SETTINGS_WT_ENABLED and limits, :protocol = webtransport-h3, "
                          "no draft-02 header (written from the draft text)")
+    wt.add_argument("--initial-max-data", type=int, default=None, metavar="B",
+                    help="with --draft15: our SETTINGS_WT_INITIAL_MAX_DATA (default 1 MiB); "
+                         "we never raise it with WT_MAX_DATA")
     wt.add_argument("--flood-uni", type=int, default=0, metavar="N",
                     help="after the response, open N uni streams ignoring WT_MAX_STREAMS and "
                          "report how the CONNECT stream ended")

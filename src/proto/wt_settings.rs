@@ -78,7 +78,7 @@ pub fn get(settings: &[(u64, u64)], id: u64) -> Option<u64> {
 }
 
 /// The largest SETTINGS frame we read from a peer's control stream.
-const MAX_SNIFFED: usize = 16 * 1024;
+pub const MAX_SNIFFED: usize = 16 * 1024;
 
 /// Reads the SETTINGS frame a peer's control stream starts with (RFC 9114 §6.2.1: "Each side
 /// MUST initiate a single control stream [...] and MUST send a SETTINGS frame as the first

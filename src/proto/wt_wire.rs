@@ -28,14 +28,14 @@ pub const MAX_DATA_CAPSULE: u64 = 0x190b_4d3d;
 pub const MAX_STREAMS_BIDI_CAPSULE: u64 = 0x190b_4d3f;
 pub const MAX_STREAMS_UNI_CAPSULE: u64 = 0x190b_4d40;
 /// draft-15 §5.6.5 WT_DATA_BLOCKED and §5.6.3 WT_STREAMS_BLOCKED (bidi, uni): advisory.
-const DATA_BLOCKED_CAPSULE: u64 = 0x190b_4d41;
-const STREAMS_BLOCKED_BIDI_CAPSULE: u64 = 0x190b_4d43;
-const STREAMS_BLOCKED_UNI_CAPSULE: u64 = 0x190b_4d44;
+pub const DATA_BLOCKED_CAPSULE: u64 = 0x190b_4d41;
+pub const STREAMS_BLOCKED_BIDI_CAPSULE: u64 = 0x190b_4d43;
+pub const STREAMS_BLOCKED_UNI_CAPSULE: u64 = 0x190b_4d44;
 /// WT_MAX_STREAM_DATA and WT_STREAM_DATA_BLOCKED of the HTTP/2 draft: draft-15 §5.4 "Endpoints
 /// MUST treat receipt of a WT_MAX_STREAM_DATA or a WT_STREAM_DATA_BLOCKED capsule as a session
 /// error."
-const MAX_STREAM_DATA_CAPSULE: u64 = 0x190b_4d3e;
-const STREAM_DATA_BLOCKED_CAPSULE: u64 = 0x190b_4d42;
+pub const MAX_STREAM_DATA_CAPSULE: u64 = 0x190b_4d3e;
+pub const STREAM_DATA_BLOCKED_CAPSULE: u64 = 0x190b_4d42;
 /// draft-15 §9.5: WT_FLOW_CONTROL_ERROR, the HTTP/3 error a session ends with when its peer
 /// breaks the session flow-control rules.
 pub const FLOW_CONTROL_ERROR: u64 = 0x045d_4487;

@@ -96,8 +96,9 @@ pub struct Flow {
     uni: RecvCredit,
     send_bidi: SendCredit,
     send_uni: SendCredit,
-    /// The peer's data limit on us: tracked (it must only grow), not applied to our writes.
+    /// The peer's data limit on us (§5.6.4), and what we sent against it.
     peer_max_data: u64,
+    sent_data: u64,
 }
 
 impl Flow {
@@ -115,6 +116,7 @@ impl Flow {
                 opened: 0,
             },
             peer_max_data: peer.max_data,
+            sent_data: 0,
         }
     }
 
@@ -161,6 +163,15 @@ impl Flow {
         } else {
             false
         }
+    }
+
+    /// Take up to `want` bytes of the peer's data credit (§5.6.4: "The sum of the lengths of
+    /// Stream Body data sent on all streams associated with this session MUST NOT exceed the
+    /// Maximum Data value advertised by a receiver"); 0 when there is none left.
+    pub fn take_data(&mut self, want: u64) -> u64 {
+        let n = want.min(self.peer_max_data.saturating_sub(self.sent_data));
+        self.sent_data += n;
+        n
     }
 
     /// The peer sent WT_MAX_STREAMS.
@@ -253,5 +264,16 @@ mod tests {
         let mut f = flow();
         assert!(f.peer_max_data(100).is_err());
         assert_eq!(f.peer_max_data(101), Ok(()));
+    }
+
+    #[test]
+    fn our_data_stays_within_the_peers_credit() {
+        let mut f = flow();
+        assert_eq!(f.take_data(60), 60);
+        assert_eq!(f.take_data(60), 40);
+        assert_eq!(f.take_data(1), 0);
+        f.peer_max_data(150).unwrap();
+        assert_eq!(f.take_data(1000), 50);
+        assert_eq!(f.take_data(0), 0);
     }
 }

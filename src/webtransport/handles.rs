@@ -199,14 +199,39 @@ impl HandleTable {
         let half = s.send.clone().ok_or_else(|| {
             H3Error::InvalidArg("this WebTransport stream cannot be written".into())
         })?;
-        let out = half
-            .run(async |w: &mut quinn::SendStream| stream::write_chunk(w, chunk).await)
-            .await;
+        let out = self.write_in_credit(&s, &half, chunk).await;
         if !matches!(out, Ok(WriteOutcome::Written)) {
             half.set_done();
             self.settle_stream(handle, &s);
         }
         out
+    }
+
+    /// Write `chunk` in pieces the session's flow control allows (the newer drafts: the peer's
+    /// WT_MAX_DATA), waiting for credit between them.
+    async fn write_in_credit(
+        &self,
+        s: &WtStream,
+        half: &Arc<stream::Half<quinn::SendStream>>,
+        mut rest: Bytes,
+    ) -> Result<WriteOutcome> {
+        let session = self.session(s.session).ok();
+        loop {
+            let n = match &session {
+                Some(sess) => tokio::select! {
+                    n = sess.data_credit(rest.len()) => n,
+                    _ = sess.wait_closed() => return Err(H3Error::SessionClosed),
+                },
+                None => rest.len(),
+            };
+            let piece = rest.split_to(n);
+            let out = half
+                .run(async |w: &mut quinn::SendStream| stream::write_chunk(w, piece).await)
+                .await;
+            if rest.is_empty() || !matches!(out, Ok(WriteOutcome::Written)) {
+                return out;
+            }
+        }
     }
 
     /// End the sending half (FIN).

@@ -329,6 +329,21 @@ impl Session {
         }
     }
 
+    /// Wait for the peer's data credit and take up to `want` bytes of it (all of `want` without
+    /// flow control; 0 only for `want` 0).
+    pub(super) async fn data_credit(&self, want: usize) -> usize {
+        loop {
+            let woken = self.credit.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.with_flow(|f| f.take_data(want as u64)) {
+                None => return want,
+                Some(n) if n > 0 || want == 0 => return n as usize,
+                Some(_) => woken.await,
+            }
+        }
+    }
+
     /// The peer sent WT_MAX_STREAMS or WT_MAX_DATA (ignored without flow control, §5.1).
     pub(super) fn peer_raised(&self, r: impl FnOnce(&mut Flow) -> Result<(), FlowError>) {
         match self.with_flow(r) {
