@@ -1,6 +1,7 @@
 //! Session flow control of the newer drafts (draft-ietf-webtrans-http3-15 §5): the credit we
 //! give the peer (streams it may open, stream body bytes it may send) and the credit it gives
-//! us (streams we may open). Pure accounting; the session sends the capsules it returns.
+//! us (streams we may open, bytes we may send). Pure accounting; the session sends the capsules
+//! it returns.
 //!
 //! §5.6: "Endpoints SHOULD send WT_MAX_DATA and WT_MAX_STREAMS capsules as they consume data or
 //! close streams". Here a stream is consumed when JS accepts it and data when JS reads it; the
