@@ -18,6 +18,11 @@ pub const H3_TOKEN: &[u8] = b"webtransport-h3";
 /// The token h3 knows (draft-02 to draft-13).
 pub const TOKEN: &[u8] = b"webtransport";
 
+/// `:protocol` as a QPACK string literal is either these bytes or their Huffman code (RFC 7541
+/// Appendix B; a whole string's code starts on a byte edge, so it is always these 7 bytes).
+const PROTOCOL_NAME: &[u8] = b":protocol";
+const PROTOCOL_NAME_HUFFMAN: [u8; 7] = [0xb9, 0x5d, 0x87, 0x49, 0xc8, 0x7a, 0x3f];
+
 /// RFC 9114 §7.2.2: HEADERS frame type.
 const FRAME_HEADERS: u64 = 0x01;
 
@@ -59,6 +64,12 @@ pub fn swap_token(stream: &[u8], from: &[u8], to: &[u8]) -> Option<Bytes> {
     let len = usize::try_from(varint::read(&mut rest)?).ok()?;
     let section = rest.get(..len)?;
     let after = &rest[len..];
+    // `:protocol` is in no static table entry, so a section without its literal name has none:
+    // most requests are passed over without decoding.
+    let has = |needle: &[u8]| section.windows(needle.len()).any(|w| w == needle);
+    if !has(PROTOCOL_NAME) && !has(&PROTOCOL_NAME_HUFFMAN) {
+        return None;
+    }
     let fields = qpack_fields::decode(section).ok()?;
     let at = fields
         .iter()
@@ -186,6 +197,22 @@ mod tests {
         assert_eq!(first_frame(&wire[..3], 2), FirstFrame::Ready);
         assert_eq!(first_frame(&[0x00, 0x40], 1 << 20), FirstFrame::Incomplete);
         assert_eq!(first_frame(&[0x00, 0x05], 1 << 20), FirstFrame::Ready);
+    }
+
+    #[test]
+    fn huffman_coded_names_are_found() {
+        // The section an encoder that Huffman-codes everything writes (pylsqpack's bytes).
+        let section = [
+            0x00, 0x00, 0x2f, 0x00, 0xb9, 0x5d, 0x87, 0x49, 0xc8, 0x7a, 0x3f, 0x8b, 0xf0, 0x58,
+            0xd3, 0x60, 0xea, 0x45, 0x67, 0xb1, 0x2b, 0x4e, 0xcf,
+        ];
+        let mut wire = vec![0x01, section.len() as u8];
+        wire.extend_from_slice(&section);
+        let out = swap_token(&wire, H3_TOKEN, TOKEN).unwrap_or_default();
+        assert_eq!(
+            fields_of(&out),
+            [(":protocol".to_string(), "webtransport".to_string())]
+        );
     }
 
     #[test]

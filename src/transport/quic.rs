@@ -4,7 +4,9 @@
 //! [`FrameGuard`] before h3 sees it (bounded memory whatever frame length a peer claims);
 //! STOP_SENDING from the peer is observable while a request waits for JS (h3 never writes then,
 //! so nothing else would notice), through [`Stops`]; and no call here can panic (h3-quinn's
-//! `stop_sending`/`recv_id` unwrap while a read is in flight).
+//! `stop_sending`/`recv_id` unwrap while a read is in flight). With WebTransport on it also
+//! carries what h3 cannot: our extra SETTINGS out and the peer's in (`wt_settings.rs`), and
+//! draft-15's `webtransport-h3` token swapped for h3's `webtransport` (`wt_token.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -120,16 +122,26 @@ impl RecvStream {
             let Some(gate) = self.token.as_mut() else {
                 return Poll::Ready(Ok(chunk));
             };
-            if let Some(c) = &chunk {
-                gate.buf.extend_from_slice(c);
-                if wt_token::first_frame(&gate.buf, gate.limit) == FirstFrame::Incomplete {
-                    continue;
+            let held = match chunk {
+                // Usually the first chunk holds the whole frame: no copy.
+                Some(c)
+                    if gate.buf.is_empty()
+                        && wt_token::first_frame(&c, gate.limit) == FirstFrame::Ready =>
+                {
+                    c
                 }
-            }
-            let Some(gate) = self.token.take() else {
-                return Poll::Ready(Ok(chunk));
+                Some(c) => {
+                    gate.buf.extend_from_slice(&c);
+                    if wt_token::first_frame(&gate.buf, gate.limit) == FirstFrame::Incomplete {
+                        continue;
+                    }
+                    std::mem::take(&mut gate.buf).freeze()
+                }
+                None => std::mem::take(&mut gate.buf).freeze(),
             };
-            let held = gate.buf.freeze();
+            let Some(gate) = self.token.take() else {
+                return Poll::Ready(Ok(Some(held)));
+            };
             if held.is_empty() {
                 return Poll::Ready(Ok(None));
             }
