@@ -229,7 +229,6 @@ describe('WebTransport newer drafts: our client against pywebtransport', { skip:
       s.close({ closeCode: 5, reason: 'node bye' })
       await s.closed
       await waitFor(() => lines.some((l) => l.stream === 'bidi' && l.len === 200000) && lines.some((l) => l.stream === 'uni'))
-
     } finally {
       await client.close()
     }
