@@ -72,6 +72,14 @@ function routes (log) {
   return [
     { pattern: '/wt/echo', webtransport: (s) => echoSession(s, log) },
     {
+      pattern: '/wt/close',
+      webtransport (s) {
+        log.push({ draft: s.draft, closing: true })
+        s.accept()
+        s.close({ closeCode: 7, reason: 'server-bye' })
+      }
+    },
+    {
       // Accepts the session and never takes a stream: only the window's worth may come.
       pattern: '/wt/idle',
       webtransport (s) {
@@ -117,6 +125,18 @@ describe('WebTransport newer drafts: our server', () => {
     assert.equal(entry.closed.reason, 'draft15 bye')
     // h3 saw `webtransport`, JS sees the request as sent apart from the token.
     assert.equal(entry.request.headers.get('sec-webtransport-http3-draft02'), null)
+  })
+
+  test('one port, three dialects: the draft header answers draft-02 only; our close reaches a draft-15 peer', async () => {
+    const header = (out, name) => out.response_headers.find(([k]) => k === name)?.[1] ?? null
+    const d02 = await aioquic(server, ['wt', '--path', '/wt/close', '--expect-close'])
+    const d13 = await aioquic(server, ['wt', '--safari', '--path', '/wt/close', '--expect-close'])
+    const d15 = await aioquic(server, ['wt', '--draft15', '--path', '/wt/close', '--expect-close'])
+    assert.equal(header(d02, 'sec-webtransport-http3-draft'), 'draft02')
+    assert.equal(header(d13, 'sec-webtransport-http3-draft'), null)
+    assert.equal(header(d15, 'sec-webtransport-http3-draft'), null)
+    for (const out of [d02, d13, d15]) assert.deepEqual(out.close.received, { code: 7, reason: 'server-bye' }, JSON.stringify(out).slice(0, 600))
+    assert.deepEqual(log.filter((e) => e.closing).map((e) => e.draft), ['draft02', 'draft13', 'draft15'])
   })
 
   test('draft-15: a peer opening more streams than WT_MAX_STREAMS allows is closed with WT_FLOW_CONTROL_ERROR', async () => {
