@@ -141,7 +141,11 @@ export interface WebTransportCloseInfo {
  *
  * Limits: 256 incoming streams per direction may wait for JS (more are refused with
  * WEBTRANSPORT_BUFFERED_STREAM_REJECTED); 1024 datagrams may wait for JS (more are dropped and
- * counted in `datagramsDropped`); close reasons are cut to 1024 bytes.
+ * counted in `datagramsDropped`); close reasons are cut to 1024 bytes. Newer-draft sessions
+ * (`draft` `"draft13"` / `"draft15"`, when the peer turned flow control on) also give the peer 64
+ * streams per direction and 16 MiB of stream data beyond what JS accepted and read (raised with
+ * WT_MAX_STREAMS / WT_MAX_DATA); a peer past them has the session reset with
+ * WT_FLOW_CONTROL_ERROR (`closed` rejects), and our streams and writes wait for the peer's credit.
  */
 /** A WebTransport dialect (see {@link WebTransportSession.draft}). */
 export type WebTransportDraft = 'draft02' | 'draft13' | 'draft15'
