@@ -141,8 +141,15 @@ export interface WebTransportCloseInfo {
  *
  * Limits: 256 incoming streams per direction may wait for JS (more are refused with
  * WEBTRANSPORT_BUFFERED_STREAM_REJECTED); 1024 datagrams may wait for JS (more are dropped and
- * counted in `datagramsDropped`); close reasons are cut to 1024 bytes.
+ * counted in `datagramsDropped`); close reasons are cut to 1024 bytes. Newer-draft sessions
+ * (`draft` `"draft13"` / `"draft15"`, when the peer turned flow control on) also give the peer 64
+ * streams per direction and 16 MiB of stream data beyond what JS accepted and read (raised with
+ * WT_MAX_STREAMS / WT_MAX_DATA); a peer past them has the session reset with
+ * WT_FLOW_CONTROL_ERROR (`closed` rejects), and our streams and writes wait for the peer's credit.
  */
+/** A WebTransport dialect (see {@link WebTransportSession.draft}). */
+export type WebTransportDraft = 'draft02' | 'draft13' | 'draft15'
+
 export interface WebTransportSession {
   /** Server: the extended CONNECT request (`method` is `"CONNECT"`, `params` as for routes). */
   readonly request?: H3Request
@@ -159,6 +166,15 @@ export interface WebTransportSession {
    * chose; on a client, the one the server answered with. `""` when none was.
    */
   readonly protocol: string
+  /**
+   * The WebTransport dialect this session speaks, chosen per session: `"draft02"` (the
+   * `sec-webtransport-http3-draft02` header: Chromium, Firefox), `"draft13"` (`:protocol =
+   * webtransport` without that header: drafts 07-13, Safari as reported) or `"draft15"`
+   * (`:protocol = webtransport-h3`, drafts 15-16). A server takes it from the request, a client
+   * from the server's SETTINGS (`SETTINGS_WT_ENABLED`, then `SETTINGS_WT_MAX_SESSIONS`, else
+   * draft-02). The newer two have session flow control (`WT_MAX_DATA` / `WT_MAX_STREAMS`).
+   */
+  readonly draft: WebTransportDraft
   /** Resolves once the session is established (server: accepted); rejects if it never is. */
   readonly ready: Promise<void>
   /**
@@ -264,7 +280,8 @@ export interface RouteDefinition {
    */
   h3Datagram?: (payload: Uint8Array, ctx: H3DatagramContext) => void
   /**
-   * WebTransport handler, called for each extended CONNECT (`:protocol = webtransport`) on this
+   * WebTransport handler, called for each extended CONNECT (`:protocol = webtransport`, or
+   * draft-15's `webtransport-h3`) on this
    * pattern (see {@link WebTransportSession} for when the session counts as accepted). The
    * route's method must be `"*"` (default) or `"CONNECT"`; the same route may also have `fetch`
    * for ordinary requests. Any such route in the initial options turns on extended CONNECT,

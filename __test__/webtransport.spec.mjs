@@ -480,7 +480,10 @@ describe('WebTransport: a Safari-style handshake (aioquic --safari)', () => {
     const s = out.server_settings
     assert.equal(s['0xc671706a'], 16, 'draft-07 SETTINGS_WEBTRANSPORT_MAX_SESSIONS')
     assert.equal(s['0x14e9cd29'], 16, 'draft-13/14 SETTINGS_WT_MAX_SESSIONS')
-    for (const id of ['0x2b61', '0x2b64', '0x2b65']) assert.ok(s[id] >= 2 ** 60, `${id} = ${s[id]}`)
+    // The newer drafts' initial flow-control limits (draft-15 §5.5), enforced since draft-13 sessions got flow control.
+    assert.equal(s['0x2b61'], 16 * 1024 * 1024, 'SETTINGS_WT_INITIAL_MAX_DATA')
+    for (const id of ['0x2b64', '0x2b65']) assert.equal(s[id], 64, `${id} (initial max streams)`)
+    assert.equal(s['0x2c7cf000'], 1, 'draft-15 SETTINGS_WT_ENABLED')
     assert.equal(s.ENABLE_WEBTRANSPORT, 1, 'draft-02 setting still there for Chromium and Firefox')
     assert.equal(s.H3_DATAGRAM, 1)
     assert.equal(s.ENABLE_CONNECT_PROTOCOL, 1)

@@ -88,6 +88,7 @@ class WebTransportSession {
   #draining
   #settleReady = { resolve: noop, reject: noop }
   #protocol
+  #draft
 
   constructor (wt, id, { request, sessionId, onAccept, onReject, established = false, protocol = '' }) {
     this.#wt = wt
@@ -111,6 +112,7 @@ class WebTransportSession {
     this.#closed.catch(noop)
     this.#draining = wt.draining(id).then((d) => { if (!d) return new Promise(noop) })
     this.#protocol = protocol
+    this.#draft = wt.draft(id) ?? 'draft02'
     this.request = request
     this.sessionId = sessionId
     if (request) {
@@ -136,6 +138,12 @@ class WebTransportSession {
 
   /** The negotiated application protocol (WT-Protocol); '' when none was. */
   get protocol () { return this.#protocol }
+  /**
+   * The WebTransport dialect of this session: 'draft02' (Chromium, Firefox), 'draft13'
+   * (`:protocol = webtransport` without the draft-02 header: Safari, drafts 07-13) or 'draft15'
+   * (`webtransport-h3`, drafts 15-16).
+   */
+  get draft () { return this.#draft }
 
   /**
    * Server: establish the session (200). Called implicitly on first use, see README.

@@ -19,12 +19,13 @@ if (built.status !== 0) process.exit(1)
 const tool = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'napi-h3-bench', '--bin', 'h3-transfer', '--bin', 'udp-relay'], { cwd: root, stdio: 'inherit' })
 if (tool.status !== 0) process.exit(1)
 
-// aioquic, the independent HTTP/3 peer, lives in a venv pinned by __test__/py/requirements.txt.
+// aioquic, the independent HTTP/3 peer, and pywebtransport, the independent newer-draft
+// WebTransport peer, live in a venv pinned by __test__/py/requirements.txt.
 function ensureVenv () {
   if (process.env.H3_PYTHON) return
   const py = path.join(root, '.venv', 'bin', 'python')
   const reqs = path.join(root, '__test__', 'py', 'requirements.txt')
-  const ready = fs.existsSync(py) && spawnSync(py, ['-c', 'import aioquic'], { stdio: 'ignore' }).status === 0
+  const ready = fs.existsSync(py) && spawnSync(py, ['-c', 'import aioquic, pywebtransport'], { stdio: 'ignore' }).status === 0
   if (ready) return
   console.log('napi-h3: creating the aioquic venv (.venv) for the interop tests…')
   const steps = [['python3', ['-m', 'venv', path.join(root, '.venv')]], [py, ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', '-r', reqs]]]

@@ -17,7 +17,10 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::ids::{SessionId, StreamId};
 use crate::proto::frame_guard::{FrameGuard, Violation};
+use crate::proto::qpack_fields;
 use crate::proto::varint;
+use crate::proto::wt_settings::{SettingsSniffer, MAX_SNIFFED};
+use crate::proto::wt_token::{self, H3_TOKEN, TOKEN};
 use crate::proto::wt_wire::{self, Capsule, CapsuleReader, StreamHeader};
 use crate::transport::datagram::{self, DatagramRoutes, PrefixError, Target};
 
@@ -226,9 +229,12 @@ pub fn frame_guard(data: &[u8]) {
 pub const MAX_CAPSULE_BUFFER: usize = 16 + wt_wire::MAX_CAPSULE as usize;
 
 /// The capsules of a whole CONNECT-stream byte stream (RFC 9297 §3.2 framing), or `Err` for
-/// one that breaks the draft: a CLOSE/DRAIN capsule longer than `MAX_CAPSULE`, or a complete
-/// CLOSE shorter than its 4-byte code. A stream ending inside a capsule is not an error.
+/// one that breaks the drafts: a CLOSE/DRAIN capsule longer than `MAX_CAPSULE`, a complete
+/// CLOSE shorter than its 4-byte code, a flow-control capsule (draft-15 §5.6) longer than 8
+/// bytes or whose body is not exactly one varint, a WT_MAX_STREAM_DATA / WT_STREAM_DATA_BLOCKED
+/// longer than 16. A stream ending inside a capsule is not an error.
 fn model_capsules(mut s: &[u8]) -> Result<Vec<Capsule>, wt_wire::MalformedCapsule> {
+    use wt_wire::*;
     let mut out = Vec::new();
     loop {
         let Some((ty, tn)) = model_varint(s) else {
@@ -238,14 +244,28 @@ fn model_capsules(mut s: &[u8]) -> Result<Vec<Capsule>, wt_wire::MalformedCapsul
             return Ok(out);
         };
         s = &s[tn + ln..];
-        let known = ty == wt_wire::CLOSE_CAPSULE || ty == wt_wire::DRAIN_CAPSULE;
-        if !known {
+        let flow = [
+            MAX_DATA_CAPSULE,
+            MAX_STREAMS_BIDI_CAPSULE,
+            MAX_STREAMS_UNI_CAPSULE,
+            DATA_BLOCKED_CAPSULE,
+            STREAMS_BLOCKED_BIDI_CAPSULE,
+            STREAMS_BLOCKED_UNI_CAPSULE,
+        ];
+        let forbidden = [MAX_STREAM_DATA_CAPSULE, STREAM_DATA_BLOCKED_CAPSULE];
+        let max = if ty == CLOSE_CAPSULE || ty == DRAIN_CAPSULE {
+            MAX_CAPSULE
+        } else if flow.contains(&ty) {
+            8
+        } else if forbidden.contains(&ty) {
+            16
+        } else {
             let skip = usize::try_from(len).unwrap_or(usize::MAX).min(s.len());
             s = &s[skip..];
             continue;
-        }
-        if len > wt_wire::MAX_CAPSULE {
-            return Err(wt_wire::MalformedCapsule);
+        };
+        if len > max {
+            return Err(MalformedCapsule);
         }
         let len = len as usize;
         if s.len() < len {
@@ -253,17 +273,32 @@ fn model_capsules(mut s: &[u8]) -> Result<Vec<Capsule>, wt_wire::MalformedCapsul
         }
         let (body, rest) = s.split_at(len);
         s = rest;
-        if ty == wt_wire::DRAIN_CAPSULE {
-            out.push(Capsule::Drain);
-        } else if len < 4 {
-            return Err(wt_wire::MalformedCapsule);
-        } else {
-            let code = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-            out.push(Capsule::Close(
-                code,
+        let value = || match model_varint(body) {
+            Some((v, n)) if n == body.len() => Ok(v),
+            _ => Err(MalformedCapsule),
+        };
+        out.push(match ty {
+            DRAIN_CAPSULE => Capsule::Drain,
+            CLOSE_CAPSULE if len < 4 => return Err(MalformedCapsule),
+            CLOSE_CAPSULE => Capsule::Close(
+                u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
                 String::from_utf8_lossy(&body[4..]).into_owned(),
-            ));
-        }
+            ),
+            MAX_DATA_CAPSULE => Capsule::MaxData(value()?),
+            MAX_STREAMS_BIDI_CAPSULE => Capsule::MaxStreams {
+                bidi: true,
+                max: value()?,
+            },
+            MAX_STREAMS_UNI_CAPSULE => Capsule::MaxStreams {
+                bidi: false,
+                max: value()?,
+            },
+            t if forbidden.contains(&t) => Capsule::Forbidden,
+            _ => {
+                value()?;
+                Capsule::Blocked
+            }
+        });
     }
 }
 
@@ -331,6 +366,67 @@ pub fn capsule(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The draft-15 token swap and the peer SETTINGS sniffer (proto/wt_token.rs, proto/wt_settings.rs)
+
+/// Field lines as (name, value).
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The fields of the HEADERS frame `s` starts with, and the bytes after it.
+fn headers_frame(mut s: &[u8]) -> Option<(Fields, Vec<u8>)> {
+    let (ty, n) = model_varint(s)?;
+    s = &s[n..];
+    let (len, n) = model_varint(s)?;
+    s = &s[n..];
+    let len = usize::try_from(len).ok().filter(|l| *l <= s.len())?;
+    let fields = qpack_fields::decode(&s[..len]).ok()?;
+    (ty == 1).then(|| {
+        let fields = fields
+            .iter()
+            .map(|f| (f.name.to_vec(), f.value.to_vec()))
+            .collect();
+        (fields, s[len..].to_vec())
+    })
+}
+
+/// Input: `[chunk seed, stream...]`. Nothing panics; a swap changes the first `:protocol` field
+/// of that value and nothing else (other fields, their order, the bytes after the frame), and
+/// swapping back restores the fields; the sniffer finds the same settings fed whole or chunk by
+/// chunk (for streams within the 16 KiB it reads).
+pub fn wt_token(data: &[u8]) {
+    let ([seed], stream) = control::<1>(data);
+    let _ = wt_token::first_frame(stream, 1 << 16);
+    for (from, to) in [(H3_TOKEN, TOKEN), (TOKEN, H3_TOKEN)] {
+        let Some(out) = wt_token::swap_token(stream, from, to) else {
+            continue;
+        };
+        let (mut want, rest) = headers_frame(stream).expect("swapped an undecodable frame");
+        let at = want
+            .iter()
+            .position(|(n, v)| n == b":protocol" && v == from)
+            .expect("swapped without the token");
+        want[at].1 = to.to_vec();
+        let (got, got_rest) = headers_frame(&out).expect("swap output does not decode");
+        assert_eq!(got, want);
+        assert_eq!(got_rest, rest);
+        let back = wt_token::swap_token(&out, to, from).expect("no swap back");
+        want[at].1 = from.to_vec();
+        assert_eq!(headers_frame(&back).map(|f| f.0), Some(want));
+    }
+    let mut whole = SettingsSniffer::default();
+    let once = whole.observe(stream);
+    let mut chunked = SettingsSniffer::default();
+    let mut found = None;
+    for piece in chunks(stream, seed) {
+        if let Some(v) = chunked.observe(piece) {
+            assert!(found.is_none(), "settings found twice");
+            found = Some(v);
+        }
+    }
+    if stream.len() <= MAX_SNIFFED {
+        assert_eq!(found, once);
+    }
+}
+
 // WebTransport stream headers (proto/wt_wire.rs, read by transport/classify.rs)
 
 fn model_stream_header(buf: &[u8], wt_type: u64) -> StreamHeader {
@@ -640,6 +736,36 @@ mod tests {
         fn capsule_random(data in random()) { capsule(&data) }
         #[test]
         fn capsule_mutated(data in mutated_records(1)) { capsule(&data) }
+
+        #[test]
+        fn wt_token_random(data in random()) { wt_token(&data) }
+        #[test]
+        fn wt_token_connect(seed: u8, proto in 0u8..3, extra in vec(any::<u8>(), 0..6)) {
+            // A CONNECT HEADERS frame with one of the tokens (or another), literal fields.
+            let value: &[u8] = [H3_TOKEN, TOKEN, b"connect-udp".as_slice()][proto as usize];
+            // Prefix, then `:method CONNECT` indexed (static 15, RFC 9204 §4.5.2).
+            let mut section = vec![0u8, 0, 0xc0 | 15];
+            for (n, v) in [(&b":protocol"[..], value), (b":path", b"/wt")] {
+                // §4.5.6 literal name, 3-bit length prefix (continued past 7).
+                if n.len() < 7 {
+                    section.push(0x20 | n.len() as u8);
+                } else {
+                    section.extend([0x20 | 7, (n.len() - 7) as u8]);
+                }
+                section.extend_from_slice(n);
+                section.push(v.len() as u8);
+                section.extend_from_slice(v);
+            }
+            let mut data = vec![seed, 0x01];
+            data.extend(enc(section.len() as u64));
+            data.extend(section);
+            data.extend(extra);
+            if proto < 2 {
+                let to = if proto == 0 { TOKEN } else { H3_TOKEN };
+                prop_assert!(wt_token::swap_token(&data[1..], value, to).is_some());
+            }
+            wt_token(&data);
+        }
 
         #[test]
         fn wt_stream_header_random(data in random()) { wt_stream_header(&data) }

@@ -204,9 +204,11 @@ class DatagramH3Connection(H3Connection):
     negotiated."""
 
     def __init__(self, quic: Any, h3_datagram: bool = False,
-                 enable_webtransport: bool = False, safari: bool = False) -> None:
+                 enable_webtransport: bool = False, safari: bool = False,
+                 draft15: bool = False) -> None:
         self._h3_datagram_setting = h3_datagram  # read by _get_local_settings()
         self._safari = safari
+        self._draft15 = draft15
         super().__init__(quic, enable_webtransport=enable_webtransport)
 
     def _get_local_settings(self) -> dict[int, int]:
@@ -219,6 +221,14 @@ class DatagramH3Connection(H3Connection):
             settings.pop(Setting.ENABLE_WEBTRANSPORT, None)
             settings.pop(Setting.ENABLE_CONNECT_PROTOCOL, None)
             settings.update(SAFARI_CLIENT_SETTINGS)
+        if self._draft15:
+            # draft-ietf-webtrans-http3-15 §3.1 / §7.1: a draft client sends SETTINGS_WT_ENABLED
+            # and, to turn flow control on (§5.1), non-zero initial limits.
+            settings.pop(Setting.ENABLE_WEBTRANSPORT, None)
+            settings.pop(Setting.ENABLE_CONNECT_PROTOCOL, None)
+            settings.update(DRAFT15_CLIENT_SETTINGS)
+            if self._draft15 is not True:
+                settings[WT_INITIAL_MAX_DATA] = self._draft15
         return settings
 
 
@@ -235,6 +245,19 @@ SAFARI_CLIENT_SETTINGS = {
     WT_INITIAL_MAX_STREAMS_UNI: 100,
     WT_INITIAL_MAX_STREAMS_BIDI: 100,
 }
+
+
+# draft-ietf-webtrans-http3-15/16 §9.2, written from the draft text (not an independent
+# implementation): SETTINGS_WT_ENABLED and the initial flow-control limits.
+WT_ENABLED = 0x2C7CF000
+DRAFT15_CLIENT_SETTINGS = {
+    WT_ENABLED: 1,
+    WT_INITIAL_MAX_DATA: 1 << 20,
+    WT_INITIAL_MAX_STREAMS_UNI: 100,
+    WT_INITIAL_MAX_STREAMS_BIDI: 100,
+}
+# draft-15 §9.5: the session flow-control error.
+WT_FLOW_CONTROL_ERROR = 0x045D4487
 
 
 def safari_would_refuse(settings: dict[int, int]) -> str | None:
@@ -254,10 +277,12 @@ def safari_would_refuse(settings: dict[int, int]) -> str | None:
 
 class H3ClientProtocol(QuicConnectionProtocol):
     def __init__(self, *args: Any, h3_datagram: bool = False, webtransport: bool = False,
-                 raw_datagrams: bool = False, safari: bool = False, **kwargs: Any) -> None:
+                 raw_datagrams: bool = False, safari: bool = False, draft15: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.h3 = DatagramH3Connection(self._quic, h3_datagram=h3_datagram,
-                                       enable_webtransport=webtransport, safari=safari)
+                                       enable_webtransport=webtransport, safari=safari,
+                                       draft15=draft15)
         # raw_datagrams: QUIC DATAGRAM frames are recorded as they are and not
         # given to the HTTP/3 layer (which would parse a quarter stream id).
         self.raw_datagrams = raw_datagrams
@@ -500,7 +525,9 @@ async def open_conn(args: argparse.Namespace):
                                  h3_datagram=getattr(args, "h3_datagram_setting", False),
                                  webtransport=getattr(args, "webtransport_setting", False),
                                  raw_datagrams=getattr(args, "raw_datagrams", False),
-                                 safari=getattr(args, "safari", False)),
+                                 safari=getattr(args, "safari", False),
+                                 draft15=(getattr(args, "initial_max_data", None)
+                                          or getattr(args, "draft15", False))),
         sock=sock
     )
     connected = False
@@ -1298,8 +1325,9 @@ class WtSession:
 
     def send_connect(self) -> None:
         args = self.args
-        extra = [(":protocol", "webtransport")]
-        if not args.safari:
+        # draft-15 §3.2: ":protocol pseudo-header field MUST be set to webtransport-h3".
+        extra = [(":protocol", "webtransport-h3" if args.draft15 else "webtransport")]
+        if not args.safari and not args.draft15:
             extra.append(("sec-webtransport-http3-draft02", "1"))
         if args.origin:
             extra.append(("origin", args.origin))
@@ -1718,6 +1746,24 @@ async def wt_run_session(sess: WtSession, plan: dict[str, Any]) -> dict[str, Any
     return res
 
 
+async def wt_flood_uni(proto: H3ClientProtocol, s: WtSession, n: int,
+                       timeout: float) -> dict[str, Any]:
+    """Open n uni streams on the session at once (header and FIN, no body), ignoring the
+    server's WT_MAX_STREAMS: past its limit, draft-15 §5.6.2 has it close the session with
+    WT_FLOW_CONTROL_ERROR. Reports how the CONNECT stream ended."""
+    st = s.st
+    assert st is not None and s.sid is not None
+    for _ in range(n):
+        sid = open_wt_stream(proto.h3, s.sid, True)
+        proto._quic.send_stream_data(sid, b"", end_stream=True)
+    proto.transmit()
+    await wait_until(proto, lambda: st.reset_code is not None or st.done.is_set() or proto.is_closed,
+                     time.monotonic() + timeout)
+    return {"opened": n, "connect_reset": st.reset_code,
+            "flow_control_error": st.reset_code == WT_FLOW_CONTROL_ERROR,
+            "connect_stop_sending": st.stop_sending_code}
+
+
 async def cmd_wt(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.monotonic()
     k = max(1, args.concurrent_sessions)
@@ -1741,6 +1787,11 @@ async def cmd_wt(args: argparse.Namespace) -> dict[str, Any]:
             common["safari_would_refuse"] = refusal
             if refusal:
                 notes.append(f"Safari would abandon the session: {refusal}")
+        elif args.draft15:
+            # §3.1: "Clients MUST NOT attempt to establish WebTransport sessions with the
+            # "webtransport-h3" token until they have received the setting".
+            if settings.get(WT_ENABLED) != 1:
+                notes.append("server did not send SETTINGS_WT_ENABLED=1")
         elif settings.get(Setting.ENABLE_WEBTRANSPORT) != 1:
             notes.append("server did not send SETTINGS_ENABLE_WEBTRANSPORT=1")
         sessions = [WtSession(proto, args, i) for i in range(k)]
@@ -1749,6 +1800,8 @@ async def cmd_wt(args: argparse.Namespace) -> dict[str, Any]:
                 break
             s.send_connect()
         await asyncio.gather(*(s.wait_response() for s in sessions if s.st is not None))
+        if args.flood_uni and sessions[0].st is not None:
+            common["flood"] = await wt_flood_uni(proto, sessions[0], args.flood_uni, args.timeout)
         results = await asyncio.gather(*(wt_run_session(s, plan) for s in sessions))
         per: list[dict[str, Any]] = []
         for s, r in zip(sessions, results):
@@ -1917,6 +1970,15 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--safari", action="store_true",
                     help="Safari's handshake: its SETTINGS (no ENABLE_WEBTRANSPORT), no draft-02 "
                          "header; checks the server's SETTINGS are what Safari needs")
+    wt.add_argument("--draft15", action="store_true",
+                    help="draft-15/16: SETTINGS_WT_ENABLED and limits, :protocol = webtransport-h3, "
+                         "no draft-02 header (written from the draft text)")
+    wt.add_argument("--initial-max-data", type=int, default=None, metavar="B",
+                    help="with --draft15: our SETTINGS_WT_INITIAL_MAX_DATA (default 1 MiB); "
+                         "we never raise it with WT_MAX_DATA")
+    wt.add_argument("--flood-uni", type=int, default=0, metavar="N",
+                    help="after the response, open N uni streams ignoring WT_MAX_STREAMS and "
+                         "report how the CONNECT stream ended")
     wt.add_argument("--header", action="append", default=[], help="'name: value' (repeatable)")
     wt.add_argument("--datagrams", type=int, default=None, metavar="N",
                     help="send N session datagrams and count the intact echoes")

@@ -8,7 +8,7 @@ import type {
   H3Request, H3StreamingRequest, Handler, RouteDefinition, RouteMap, ServeOptions, StopOptions, ServerStats,
   WebTransportSession, WebTransportBidirectionalStream, WebTransportCloseInfo, H3Response, H3ClientOptions,
   H3FetchInit, H3Error, H3ErrorCode, SocketAddress, ResponseTrailers, ReloadOptions,
-  TLSOptions, TLSCertificates, ConnectionInfo, PeerCertificate, AltSvcOptions
+  TLSOptions, TLSCertificates, ConnectionInfo, PeerCertificate, AltSvcOptions, WebTransportDraft
 } from 'napi-h3'
 
 async function server (): Promise<void> {
@@ -57,6 +57,8 @@ async function server (): Promise<void> {
         session.accept()
         const picked: string = session.protocol
         void picked
+        const draft: WebTransportDraft = session.draft
+        if (draft === 'draft15' || draft === 'draft13' || draft === 'draft02') void draft
         await session.ready
         session.sendDatagram(new Uint8Array([1, 2, 3]))
         const max: number | null = session.datagrams.maxDatagramSize

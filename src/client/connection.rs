@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::Client;
 use crate::error::{H3Error, Result};
+use crate::proto::wt_settings;
 use crate::sync::lock;
 use crate::transport::classify::StreamClassifier;
 use crate::transport::quic::{Opener, QuicConn};
@@ -148,7 +149,8 @@ impl Client {
     async fn start_h3(&self, authority: &str, quic: quinn::Connection) -> Result<OriginConn> {
         let sessions = ConnSessions::new(self.sessions.clone(), quic.clone(), Arc::default());
         let classifier: Arc<dyn StreamClassifier> = sessions.clone();
-        let guarded = QuicConn::client(quic.clone(), RESPONSE_FRAME_LIMIT, Some(classifier));
+        let guarded = QuicConn::client(quic.clone(), RESPONSE_FRAME_LIMIT, Some(classifier))
+            .with_settings(wt_settings::client_settings());
         let (mut driver, send) = h3::client::builder()
             .send_grease(true)
             .enable_extended_connect(true)

@@ -11,6 +11,7 @@ use super::Client;
 use crate::error::{H3Error, Result};
 use crate::ids::{SessionHandle, SessionId, StreamId};
 use crate::proto::headers::{flat_headers, header_map};
+use crate::proto::wt_draft::Draft;
 use crate::transport::datagram;
 use crate::webtransport::{run_session, CloseInfo};
 
@@ -23,16 +24,23 @@ pub struct SessionOpen {
 }
 
 /// The extended CONNECT that opens a session (RFC 9220 §3; draft-ietf-webtrans-http3-02 §3.2
-/// asks for the draft02 header).
-fn connect_request(uri: http::Uri, headers: &[(String, String)]) -> Result<http::Request<()>> {
+/// asks for the draft02 header, the newer drafts for none). h3 writes `:protocol =
+/// webtransport`; for draft-15 our QUIC adapter turns it into `webtransport-h3`.
+fn connect_request(
+    uri: http::Uri,
+    headers: &[(String, String)],
+    draft: Draft,
+) -> Result<http::Request<()>> {
     let mut req = http::Request::new(());
     *req.method_mut() = http::Method::CONNECT;
     *req.uri_mut() = uri;
     *req.headers_mut() = header_map(headers).map_err(|e| H3Error::InvalidArg(e.to_string()))?;
-    req.headers_mut().insert(
-        "sec-webtransport-http3-draft02",
-        http::HeaderValue::from_static("1"),
-    );
+    if draft == Draft::Draft02 {
+        req.headers_mut().insert(
+            "sec-webtransport-http3-draft02",
+            http::HeaderValue::from_static("1"),
+        );
+    }
     req.extensions_mut()
         .insert(h3::ext::Protocol::WEB_TRANSPORT);
     Ok(req)
@@ -49,7 +57,17 @@ impl Client {
         let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
         let origin = self.origin(&uri).await?;
         let (mut send_request, sessions) = (origin.send.clone(), origin.sessions.clone());
-        let req = connect_request(uri, &headers)?;
+        // draft-15 §4.6: "the client MUST wait for receipt of the server's SETTINGS frame
+        // before establishing any WebTransport sessions"; a server that sends none in time
+        // gets draft-02.
+        let peer = sessions.peer_settings(self.config.connect_timeout).await;
+        let draft = peer
+            .as_deref()
+            .map_or(Draft::Draft02, |p| Draft::for_server(p));
+        if draft == Draft::Draft15 {
+            sessions.use_h3_token();
+        }
+        let req = connect_request(uri, &headers, draft)?;
         let mut stream = send_request
             .send_request(req)
             .await
@@ -57,7 +75,12 @@ impl Client {
         let handle = self.sessions.next_session_handle();
         let session_id = SessionId::from(StreamId::from(stream.id()));
         // Registered before the answer arrives: the server may open streams right after it.
-        let (session, close_rx) = sessions.create_session(handle, session_id);
+        let (session, rx) = sessions.create_session(
+            handle,
+            session_id,
+            draft,
+            peer.as_deref().map(Vec::as_slice),
+        );
         self.start_datagram_reader(&origin);
         let not_clean = || CloseInfo::ended(false);
         let resp =
@@ -89,15 +112,7 @@ impl Client {
         }
         let (send, recv) = stream.split();
         tokio::spawn(async move {
-            run_session(
-                &sessions,
-                &session,
-                send,
-                recv,
-                close_rx,
-                std::future::pending(),
-            )
-            .await;
+            run_session(&sessions, &session, send, recv, rx, std::future::pending()).await;
         });
         Ok(SessionOpen {
             session: Some(handle),

@@ -90,6 +90,15 @@ impl NativeWt {
             .map(|n| n as u32)
     }
 
+    /// The dialect the session speaks: "draft02", "draft13" or "draft15" (null once released).
+    #[napi]
+    pub fn draft(&self, session: i64) -> Option<String> {
+        self.table
+            .session(session_handle(session))
+            .ok()
+            .map(|s| s.draft.name().to_string())
+    }
+
     /// Close the session with a code and reason (CLOSE_WEBTRANSPORT_SESSION).
     #[napi]
     pub fn close(&self, session: i64, code: u32, reason: String) {

@@ -6,5 +6,7 @@ pub mod headers;
 pub mod qpack_fields;
 pub mod request_rules;
 pub mod varint;
+pub mod wt_draft;
 pub mod wt_settings;
+pub mod wt_token;
 pub mod wt_wire;

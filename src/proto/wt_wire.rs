@@ -22,6 +22,23 @@ pub const SESSION_GONE: u64 = 0x170d_7b68;
 pub const BUFFERED_STREAM_REJECTED: u64 = 0x3994_bd84;
 const APP_CODE_FIRST: u64 = 0x52e4_a40f_a8db;
 const APP_CODE_LAST: u64 = 0x52e5_ac98_3162;
+/// draft-15 §5.6.4: WT_MAX_DATA capsule type.
+pub const MAX_DATA_CAPSULE: u64 = 0x190b_4d3d;
+/// draft-15 §5.6.2: WT_MAX_STREAMS, bidirectional then unidirectional.
+pub const MAX_STREAMS_BIDI_CAPSULE: u64 = 0x190b_4d3f;
+pub const MAX_STREAMS_UNI_CAPSULE: u64 = 0x190b_4d40;
+/// draft-15 §5.6.5 WT_DATA_BLOCKED and §5.6.3 WT_STREAMS_BLOCKED (bidi, uni): advisory.
+pub const DATA_BLOCKED_CAPSULE: u64 = 0x190b_4d41;
+pub const STREAMS_BLOCKED_BIDI_CAPSULE: u64 = 0x190b_4d43;
+pub const STREAMS_BLOCKED_UNI_CAPSULE: u64 = 0x190b_4d44;
+/// WT_MAX_STREAM_DATA and WT_STREAM_DATA_BLOCKED of the HTTP/2 draft: draft-15 §5.4 "Endpoints
+/// MUST treat receipt of a WT_MAX_STREAM_DATA or a WT_STREAM_DATA_BLOCKED capsule as a session
+/// error."
+pub const MAX_STREAM_DATA_CAPSULE: u64 = 0x190b_4d3e;
+pub const STREAM_DATA_BLOCKED_CAPSULE: u64 = 0x190b_4d42;
+/// draft-15 §9.5: WT_FLOW_CONTROL_ERROR, the HTTP/3 error a session ends with when its peer
+/// breaks the session flow-control rules.
+pub const FLOW_CONTROL_ERROR: u64 = 0x045d_4487;
 /// Longest close reason the draft allows.
 pub const MAX_REASON: usize = 1024;
 /// Capsules we buffer whole (CLOSE is at most 4 + 1024 bytes); larger unknown ones are skipped.
@@ -109,10 +126,78 @@ pub fn drain_capsule() -> Bytes {
     b.freeze()
 }
 
+/// A flow-control capsule carrying one value (draft-15 §5.6.2 and §5.6.4).
+pub fn flow_capsule(ty: u64, value: u64) -> Result<Bytes> {
+    let mut b = BytesMut::with_capacity(16);
+    varint::write(&mut b, ty)?;
+    varint::write_small(&mut b, varint::encoded_len(value) as u64);
+    varint::write(&mut b, value)?;
+    Ok(b.freeze())
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Capsule {
     Close(u32, String),
     Drain,
+    /// WT_MAX_DATA: the peer's new limit on the stream body bytes we send.
+    MaxData(u64),
+    /// WT_MAX_STREAMS: the peer's new limit on the streams we open (bidi or uni).
+    MaxStreams {
+        bidi: bool,
+        max: u64,
+    },
+    /// WT_DATA_BLOCKED / WT_STREAMS_BLOCKED: the peer is waiting for credit.
+    Blocked,
+    /// A capsule the newer drafts forbid on HTTP/3 (a session error).
+    Forbidden,
+}
+
+/// The capsule types decoded here and the longest body each may have.
+fn known(ty: u64) -> Option<u64> {
+    match ty {
+        CLOSE_CAPSULE | DRAIN_CAPSULE => Some(MAX_CAPSULE),
+        MAX_DATA_CAPSULE
+        | MAX_STREAMS_BIDI_CAPSULE
+        | MAX_STREAMS_UNI_CAPSULE
+        | DATA_BLOCKED_CAPSULE
+        | STREAMS_BLOCKED_BIDI_CAPSULE
+        | STREAMS_BLOCKED_UNI_CAPSULE => Some(8),
+        MAX_STREAM_DATA_CAPSULE | STREAM_DATA_BLOCKED_CAPSULE => Some(16),
+        _ => None,
+    }
+}
+
+/// A whole capsule of a [`known`] type.
+fn decode(ty: u64, mut body: BytesMut) -> std::result::Result<Capsule, MalformedCapsule> {
+    let one_value = |body: &BytesMut| {
+        let mut b = &body[..];
+        let v = varint::read(&mut b).ok_or(MalformedCapsule)?;
+        if b.is_empty() {
+            Ok(v)
+        } else {
+            Err(MalformedCapsule)
+        }
+    };
+    Ok(match ty {
+        DRAIN_CAPSULE => Capsule::Drain,
+        CLOSE_CAPSULE => {
+            if body.len() < 4 {
+                return Err(MalformedCapsule);
+            }
+            let code = body.get_u32();
+            Capsule::Close(code, String::from_utf8_lossy(&body).into_owned())
+        }
+        MAX_DATA_CAPSULE => Capsule::MaxData(one_value(&body)?),
+        MAX_STREAMS_BIDI_CAPSULE | MAX_STREAMS_UNI_CAPSULE => Capsule::MaxStreams {
+            bidi: ty == MAX_STREAMS_BIDI_CAPSULE,
+            max: one_value(&body)?,
+        },
+        MAX_STREAM_DATA_CAPSULE | STREAM_DATA_BLOCKED_CAPSULE => Capsule::Forbidden,
+        _ => {
+            one_value(&body)?;
+            Capsule::Blocked
+        }
+    })
 }
 
 /// A capsule on the CONNECT stream broke the draft's rules.
@@ -150,11 +235,11 @@ impl CapsuleReader {
                 return Ok(out);
             };
             let head = self.buf.len() - peek.len();
-            let known = ty == CLOSE_CAPSULE || ty == DRAIN_CAPSULE;
-            if known && len > MAX_CAPSULE {
+            let limit = known(ty);
+            if limit.is_some_and(|max| len > max) {
                 return Err(MalformedCapsule);
             }
-            if !known {
+            if limit.is_none() {
                 // Drop the header and whatever of the body we hold; skip the rest as it comes.
                 let have = (self.buf.len() - head) as u64;
                 let take = have.min(len);
@@ -167,19 +252,8 @@ impl CapsuleReader {
                 return Ok(out);
             }
             self.buf.advance(head);
-            let mut body = self.buf.split_to(len as usize);
-            if ty == DRAIN_CAPSULE {
-                out.push(Capsule::Drain);
-            } else {
-                if body.len() < 4 {
-                    return Err(MalformedCapsule);
-                }
-                let code = body.get_u32();
-                out.push(Capsule::Close(
-                    code,
-                    String::from_utf8_lossy(&body).into_owned(),
-                ));
-            }
+            let body = self.buf.split_to(len as usize);
+            out.push(decode(ty, body)?);
             data = self.buf.split().freeze();
         }
     }
@@ -226,6 +300,60 @@ mod tests {
                 "step {step}"
             );
         }
+    }
+
+    #[test]
+    fn flow_capsules_round_trip() {
+        let mut wire = BytesMut::new();
+        wire.extend_from_slice(&flow_capsule(MAX_DATA_CAPSULE, 1 << 40).unwrap());
+        wire.extend_from_slice(&flow_capsule(MAX_STREAMS_BIDI_CAPSULE, 7).unwrap());
+        wire.extend_from_slice(&flow_capsule(MAX_STREAMS_UNI_CAPSULE, 300).unwrap());
+        wire.extend_from_slice(&flow_capsule(STREAMS_BLOCKED_UNI_CAPSULE, 300).unwrap());
+        wire.extend_from_slice(&flow_capsule(MAX_STREAM_DATA_CAPSULE, 1).unwrap());
+        let wire = wire.freeze();
+        for step in [1usize, 5, 100] {
+            let mut r = CapsuleReader::default();
+            let mut got = Vec::new();
+            for piece in wire.chunks(step) {
+                got.extend(r.push(Bytes::copy_from_slice(piece)).unwrap());
+            }
+            assert_eq!(
+                got,
+                vec![
+                    Capsule::MaxData(1 << 40),
+                    Capsule::MaxStreams { bidi: true, max: 7 },
+                    Capsule::MaxStreams {
+                        bidi: false,
+                        max: 300
+                    },
+                    Capsule::Blocked,
+                    Capsule::Forbidden,
+                ]
+            );
+        }
+        // The type takes 4 bytes (0x190b4d3d needs the 4-byte form), the value its own.
+        assert_eq!(
+            &flow_capsule(MAX_DATA_CAPSULE, 5).unwrap()[..],
+            &[0x99, 0x0b, 0x4d, 0x3d, 0x01, 0x05]
+        );
+    }
+
+    #[test]
+    fn malformed_flow_capsules() {
+        // A value with bytes after it, and an empty body.
+        let mut wire = BytesMut::new();
+        varint::write(&mut wire, MAX_DATA_CAPSULE).unwrap();
+        wire.extend_from_slice(&[0x02, 0x05, 0x00]);
+        assert!(CapsuleReader::default().push(wire.freeze()).is_err());
+        let mut wire = BytesMut::new();
+        varint::write(&mut wire, MAX_STREAMS_UNI_CAPSULE).unwrap();
+        wire.extend_from_slice(&[0x00]);
+        assert!(CapsuleReader::default().push(wire.freeze()).is_err());
+        // Longer than any varint.
+        let mut wire = BytesMut::new();
+        varint::write(&mut wire, MAX_DATA_CAPSULE).unwrap();
+        wire.extend_from_slice(&[0x09]);
+        assert!(CapsuleReader::default().push(wire.freeze()).is_err());
     }
 
     #[test]

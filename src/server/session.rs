@@ -1,19 +1,26 @@
 //! A WebTransport session request (extended CONNECT, RFC 9220 + draft-ietf-webtrans-http3-02
-//! §3): hand it to the route's `webtransport` handler, wait for JS to accept or reject it, then
-//! drive the session until it ends.
+//! §3 / -15 §3.2): pick its dialect, hand it to the route's `webtransport` handler, wait for JS
+//! to accept or reject it, then drive the session until it ends.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use h3::error::Code;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::conn_ctx::ConnCtx;
 use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
 use super::state::{wait_state, PendingRequest, RequestHead, RequestKind, RunState, ServerState};
 use crate::ids::{RequestId, SessionHandle, SessionId, StreamId};
 use crate::proto::headers::{authority, build_head, flat_headers, path_and_query};
+use crate::proto::wt_draft::Draft;
 use crate::transport::stops::StopFuture;
-use crate::webtransport::{run_session, CloseInfo, CloseRequest, ConnSessions, Session};
+use crate::webtransport::{run_session, CloseInfo, ConnSessions, Session, SessionRx};
+
+/// How long a newer-draft CONNECT waits for the client's SETTINGS (draft-15 §7.1: "the server
+/// MUST NOT process any incoming WebTransport requests until the client's SETTINGS have been
+/// received"); without them the session runs without flow control.
+const SETTINGS_WAIT: Duration = Duration::from_secs(2);
 
 /// JS could not be reached with the session request.
 struct Unreachable;
@@ -26,6 +33,15 @@ pub(super) async fn serve(
     sessions: Arc<ConnSessions>,
     stopped: StopFuture,
 ) {
+    let stream_id = StreamId::from(stream.id());
+    let draft = Draft::of_request(
+        sessions.took_h3_token(stream_id),
+        parts.headers.contains_key("sec-webtransport-http3-draft02"),
+    );
+    let peer = match draft.has_flow_control() {
+        true => sessions.peer_settings(SETTINGS_WAIT).await,
+        false => None,
+    };
     let path = path_and_query(&parts);
     let routes = server.routes();
     let matched = routes
@@ -37,9 +53,12 @@ pub(super) async fn serve(
         return;
     };
     let id = server.next_request_id();
-    let stream_id = StreamId::from(stream.id());
-    let (session, close_rx) =
-        sessions.create_session(SessionHandle::from(id), SessionId::from(stream_id));
+    let (session, rx) = sessions.create_session(
+        SessionHandle::from(id),
+        SessionId::from(stream_id),
+        draft,
+        peer.as_deref().map(Vec::as_slice),
+    );
     let head = RequestHead {
         id,
         conn_id: ctx.id,
@@ -66,9 +85,7 @@ pub(super) async fn serve(
             headers,
             end: false,
             ..
-        })) if (200..300).contains(&status) => {
-            offered.accept(stream, status, headers, close_rx).await
-        }
+        })) if (200..300).contains(&status) => offered.accept(stream, status, headers, rx).await,
         // Rejected (any other status, or a body).
         Ok(Some(ResponseCmd::Head {
             status,
@@ -168,10 +185,13 @@ impl Offered<'_> {
         mut stream: H3Stream,
         status: u16,
         mut headers: Vec<(String, String)>,
-        close_rx: oneshot::Receiver<CloseRequest>,
+        rx: SessionRx,
     ) {
-        // draft-ietf-webtrans-http3-02 §3.3: the server names the draft it speaks.
-        headers.push(("sec-webtransport-http3-draft".into(), "draft02".into()));
+        // draft-ietf-webtrans-http3-02 §3.3: the server names the draft it speaks (the newer
+        // drafts have no such header).
+        if self.session.draft == Draft::Draft02 {
+            headers.push(("sec-webtransport-http3-draft".into(), "draft02".into()));
+        }
         let sent = match build_head(status, &headers, None) {
             Ok(h) => stream.send_response(h).await.is_ok(),
             Err(_) => false,
@@ -184,6 +204,6 @@ impl Offered<'_> {
         let (send, recv) = stream.split();
         let mut state = self.server.run_state.subscribe();
         let drain = wait_state(&mut state, |s| s != RunState::Running);
-        run_session(self.sessions, &self.session, send, recv, close_rx, drain).await;
+        run_session(self.sessions, &self.session, send, recv, rx, drain).await;
     }
 }

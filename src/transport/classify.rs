@@ -34,6 +34,18 @@ pub trait StreamClassifier: Send + Sync + 'static {
         send: Option<quinn::SendStream>,
         recv: PrefixedRecv,
     );
+
+    /// The SETTINGS the peer's control stream started with.
+    fn peer_settings(&self, _settings: Vec<(u64, u64)>) {}
+
+    /// Server: the request on stream `id` asked for `:protocol = webtransport-h3` (rewritten to
+    /// `webtransport` for h3, see `proto/wt_token.rs`).
+    fn h3_token(&self, _id: u64) {}
+
+    /// Client: whether the CONNECTs we send must carry `webtransport-h3`.
+    fn sends_h3_token(&self) -> bool {
+        false
+    }
 }
 
 /// Read a stream's WebTransport header (draft-ietf-webtrans-http3-02 §4). Returns the session

@@ -4,7 +4,9 @@
 //! [`FrameGuard`] before h3 sees it (bounded memory whatever frame length a peer claims);
 //! STOP_SENDING from the peer is observable while a request waits for JS (h3 never writes then,
 //! so nothing else would notice), through [`Stops`]; and no call here can panic (h3-quinn's
-//! `stop_sending`/`recv_id` unwrap while a read is in flight).
+//! `stop_sending`/`recv_id` unwrap while a read is in flight). With WebTransport on it also
+//! carries what h3 cannot: our extra SETTINGS out and the peer's in (`wt_settings.rs`), and
+//! draft-15's `webtransport-h3` token swapped for h3's `webtransport` (`wt_token.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +23,8 @@ use super::classify::{classify_bidi, classify_uni, StreamClassifier};
 use super::stops::Stops;
 use crate::proto::frame_guard::{FrameGuard, H3_EXCESSIVE_LOAD};
 use crate::proto::request_rules::{RequestRules, H3_MESSAGE_ERROR};
-use crate::proto::wt_settings::append_to_control;
+use crate::proto::wt_settings::{append_to_control, SettingsSniffer};
+use crate::proto::wt_token::{self, FirstFrame, H3_TOKEN, TOKEN};
 
 fn conn_error(e: quinn::ConnectionError) -> ConnectionErrorIncoming {
     match e {
@@ -60,9 +63,100 @@ pub struct RecvStream {
     prefix: Option<Bytes>,
     /// RFC 9114 message rules h3 does not enforce; on server request streams only.
     rules: Option<RequestRules>,
+    /// Peer uni streams with WebTransport on: the SETTINGS a control stream starts with go to
+    /// the classifier (h3 keeps the ones it does not know to itself).
+    sniffer: Option<(SettingsSniffer, Arc<dyn StreamClassifier>)>,
+    /// Server request streams with WebTransport on: the first HEADERS frame is held whole so a
+    /// `webtransport-h3` token can be swapped for one h3 knows (`proto/wt_token.rs`).
+    token: Option<TokenGate>,
+}
+
+/// A request stream's first bytes, held until its first frame is whole.
+struct TokenGate {
+    buf: bytes::BytesMut,
+    /// Frames above this are not held (the frame guard refuses them).
+    limit: u64,
+    classifier: Arc<dyn StreamClassifier>,
 }
 
 impl RecvStream {
+    fn new(stream: quinn::RecvStream, guard: FrameGuard, prefix: Option<Bytes>) -> Self {
+        RecvStream {
+            stream,
+            guard,
+            prefix,
+            rules: None,
+            sniffer: None,
+            token: None,
+        }
+    }
+
+    /// The next bytes QUIC delivered (those read while classifying first).
+    fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, quinn::ReadError>> {
+        // read_chunk is cancel-safe: a fresh future per poll loses nothing and keeps the
+        // stream ours between polls (so stop_sending is always possible).
+        if let Some(p) = self.prefix.take() {
+            return Poll::Ready(Ok(Some(p)));
+        }
+        let fut = self.stream.read_chunk(usize::MAX, true);
+        Poll::Ready(ready!(std::pin::pin!(fut).poll(cx)).map(|c| c.map(|c| c.bytes)))
+    }
+
+    /// [`Self::poll_raw`], with the first frame of a gated stream held until it is whole, and
+    /// a draft-15 token in it swapped for h3's.
+    fn poll_gated(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, quinn::ReadError>> {
+        if self.token.is_none() {
+            return self.poll_raw(cx);
+        }
+        loop {
+            let chunk = match ready!(self.poll_raw(cx)) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.token = None;
+                    return Poll::Ready(Err(e));
+                }
+            };
+            let Some(gate) = self.token.as_mut() else {
+                return Poll::Ready(Ok(chunk));
+            };
+            let held = match chunk {
+                // Usually the first chunk holds the whole frame: no copy.
+                Some(c)
+                    if gate.buf.is_empty()
+                        && wt_token::first_frame(&c, gate.limit) == FirstFrame::Ready =>
+                {
+                    c
+                }
+                Some(c) => {
+                    gate.buf.extend_from_slice(&c);
+                    if wt_token::first_frame(&gate.buf, gate.limit) == FirstFrame::Incomplete {
+                        continue;
+                    }
+                    std::mem::take(&mut gate.buf).freeze()
+                }
+                None => std::mem::take(&mut gate.buf).freeze(),
+            };
+            let Some(gate) = self.token.take() else {
+                return Poll::Ready(Ok(Some(held)));
+            };
+            if held.is_empty() {
+                return Poll::Ready(Ok(None));
+            }
+            let out = match wt_token::swap_token(&held, H3_TOKEN, TOKEN) {
+                Some(swapped) => {
+                    gate.classifier
+                        .h3_token(u64::from(VarInt::from(self.stream.id())));
+                    swapped
+                }
+                None => held,
+            };
+            return Poll::Ready(Ok(Some(out)));
+        }
+    }
+
     /// A malformed request (RFC 9114 §4.1.2): stream error H3_MESSAGE_ERROR.
     fn malformed(&mut self) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
         let _ = self.stream.stop(varint(H3_MESSAGE_ERROR));
@@ -79,15 +173,7 @@ impl quic::RecvStream for RecvStream {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, StreamErrorIncoming>> {
-        // read_chunk is cancel-safe: a fresh future per poll loses nothing and keeps the
-        // stream ours between polls (so stop_sending is always possible).
-        let chunk = if let Some(p) = self.prefix.take() {
-            Ok(Some(p))
-        } else {
-            let fut = self.stream.read_chunk(usize::MAX, true);
-            ready!(std::pin::pin!(fut).poll(cx)).map(|c| c.map(|c| c.bytes))
-        };
-        let chunk = match chunk {
+        let chunk = match ready!(self.poll_gated(cx)) {
             Ok(c) => c,
             Err(quinn::ReadError::Reset(code)) => {
                 return Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
@@ -105,6 +191,14 @@ impl quic::RecvStream for RecvStream {
             }
             return Poll::Ready(Ok(None));
         };
+        if let Some((sniffer, classifier)) = self.sniffer.as_mut() {
+            if let Some(settings) = sniffer.observe(&chunk) {
+                classifier.peer_settings(settings);
+            }
+            if sniffer.is_done() {
+                self.sniffer = None;
+            }
+        }
         if self.guard.observe(&chunk).is_err() {
             let _ = self.stream.stop(varint(H3_EXCESSIVE_LOAD));
             return Poll::Ready(Err(StreamErrorIncoming::StreamTerminated {
@@ -134,6 +228,9 @@ pub struct SendStream<B: Buf> {
     settings_extra: Option<Vec<(u64, u64)>>,
     /// Bytes to write before `writing` (that rewritten first write).
     raw: Option<Bytes>,
+    /// Client request streams with WebTransport on: asked on the first write whether a
+    /// `webtransport` token must become draft-15's `webtransport-h3`.
+    token: Option<Arc<dyn StreamClassifier>>,
 }
 
 impl<B: Buf> SendStream<B> {
@@ -143,6 +240,7 @@ impl<B: Buf> SendStream<B> {
             writing: None,
             settings_extra: None,
             raw: None,
+            token: None,
         }
     }
 }
@@ -183,6 +281,13 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
             let mut first: WriteBuf<B> = data.into();
             let bytes = first.copy_to_bytes(first.remaining());
             self.raw = Some(append_to_control(&bytes, &extra).unwrap_or(bytes));
+            return Ok(());
+        }
+        if self.token.take().is_some_and(|c| c.sends_h3_token()) {
+            // The request's HEADERS frame, whole (h3 writes it in one piece).
+            let mut first: WriteBuf<B> = data.into();
+            let bytes = first.copy_to_bytes(first.remaining());
+            self.raw = Some(wt_token::swap_token(&bytes, TOKEN, H3_TOKEN).unwrap_or(bytes));
             return Ok(());
         }
         if self.writing.is_some() || self.raw.is_some() {
@@ -244,12 +349,7 @@ impl<B: Buf> BidiStream<B> {
     ) -> Self {
         BidiStream {
             send: SendStream::new(send),
-            recv: RecvStream {
-                stream: recv,
-                guard,
-                prefix,
-                rules: None,
-            },
+            recv: RecvStream::new(recv, guard, prefix),
         }
     }
 }
@@ -322,6 +422,8 @@ pub struct Opener {
     local_bidi: FrameGuard,
     opening_bi: Option<Opening<(quinn::SendStream, quinn::RecvStream)>>,
     opening_uni: Option<Opening<quinn::SendStream>>,
+    /// Client with WebTransport on: set on the request streams it opens (see `SendStream`).
+    token: Option<Arc<dyn StreamClassifier>>,
 }
 
 impl Clone for Opener {
@@ -331,6 +433,7 @@ impl Clone for Opener {
             local_bidi: self.local_bidi.clone(),
             opening_bi: None,
             opening_uni: None,
+            token: self.token.clone(),
         }
     }
 }
@@ -361,12 +464,9 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
             let c = conn.clone();
             Box::pin(async move { c.open_bi().await })
         }))?;
-        Poll::Ready(Ok(BidiStream::new(
-            send,
-            recv,
-            self.local_bidi.clone(),
-            None,
-        )))
+        let mut stream = BidiStream::new(send, recv, self.local_bidi.clone(), None);
+        stream.send.token = self.token.clone();
+        Poll::Ready(Ok(stream))
     }
 
     fn poll_open_send(
@@ -442,6 +542,7 @@ impl QuicConn {
                 local_bidi,
                 opening_bi: None,
                 opening_uni: None,
+                token: classifier.clone().filter(|_| is_client),
             },
             datagrams: h3_quinn::Connection::new(conn.clone()),
             conn,
@@ -511,6 +612,11 @@ impl QuicConn {
         let mut stream = BidiStream::new(send, recv, FrameGuard::request(self.limit), prefix);
         if !self.is_client {
             stream.recv.rules = Some(RequestRules::new(self.limit));
+            stream.recv.token = self.classifier.clone().map(|classifier| TokenGate {
+                buf: bytes::BytesMut::new(),
+                limit: self.limit,
+                classifier,
+            });
         }
         stream
     }
@@ -560,23 +666,22 @@ impl<B: Buf> quic::Connection<B> for QuicConn {
                         .classifying_uni
                         .push(Box::pin(classify_uni(c.clone(), stream))),
                     None => {
-                        return Poll::Ready(Ok(RecvStream {
+                        return Poll::Ready(Ok(RecvStream::new(
                             stream,
-                            guard: FrameGuard::uni(self.limit),
-                            prefix: None,
-                            rules: None,
-                        }))
+                            FrameGuard::uni(self.limit),
+                            None,
+                        )))
                     }
                 }
             }
             match self.classifying_uni.poll_next_unpin(cx) {
                 Poll::Ready(Some(Some((stream, prefix)))) => {
-                    return Poll::Ready(Ok(RecvStream {
-                        stream,
-                        guard: FrameGuard::uni(self.limit),
-                        prefix,
-                        rules: None,
-                    }))
+                    let mut recv = RecvStream::new(stream, FrameGuard::uni(self.limit), prefix);
+                    recv.sniffer = self
+                        .classifier
+                        .clone()
+                        .map(|c| (SettingsSniffer::default(), c));
+                    return Poll::Ready(Ok(recv));
                 }
                 // Went to WebTransport: look for the next.
                 Poll::Ready(Some(None)) => continue,

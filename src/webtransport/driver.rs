@@ -4,22 +4,23 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::FutureExt;
-use tokio::sync::oneshot;
-
 use super::conn::ConnSessions;
-use super::session::{CloseInfo, CloseRequest, Session};
+use super::session::{CloseInfo, Ctl, Session, SessionRx};
 use crate::proto::wt_wire::{
     close_capsule, drain_capsule, Capsule, CapsuleReader, MalformedCapsule,
 };
 use crate::stats::GaugeGuard;
 use crate::transport::body::BodySource;
+use crate::transport::classify::Dir;
+use bytes::Bytes;
+use futures_util::FutureExt;
 
 /// Sending side of a CONNECT stream (server request stream or client request stream).
 pub trait CapsuleSink: Send {
     fn send(&mut self, data: Bytes) -> impl Future<Output = bool> + Send;
     fn finish(&mut self) -> impl Future<Output = ()> + Send;
+    /// Reset the stream with HTTP/3 error `code`.
+    fn abort(&mut self, code: u64);
 }
 
 macro_rules! capsule_sink {
@@ -30,6 +31,9 @@ macro_rules! capsule_sink {
             }
             async fn finish(&mut self) {
                 let _ = <$ty>::finish(self).await;
+            }
+            fn abort(&mut self, code: u64) {
+                self.stop_stream(h3::error::Code::from(code));
             }
         }
     };
@@ -43,13 +47,26 @@ enum CapsuleOutcome {
     Close(CloseInfo),
 }
 
-/// Apply the capsules the peer sent: DRAIN marks the session draining, CLOSE ends it.
+/// Apply the capsules the peer sent: DRAIN marks the session draining, CLOSE ends it, the
+/// flow-control ones go to the session's accounting (which ignores them without flow control,
+/// draft-15 §5.1).
 fn apply_capsules(session: &Session, capsules: Vec<Capsule>) -> CapsuleOutcome {
     let mut closing = None;
     for c in capsules {
         match c {
             Capsule::Drain => session.set_draining(),
             Capsule::Close(code, reason) => closing = Some((code, reason)),
+            Capsule::MaxData(max) => session.peer_raised(|f| f.peer_max_data(max)),
+            Capsule::MaxStreams { bidi, max } => {
+                let dir = if bidi { Dir::Bidi } else { Dir::Uni };
+                session.peer_raised(|f| f.peer_max_streams(dir, max))
+            }
+            Capsule::Blocked => {}
+            // draft-15 §5.4: a session error, for the newer drafts only.
+            Capsule::Forbidden if session.draft.has_flow_control() => {
+                session.flow_error(super::flow::FlowError("WT_MAX_STREAM_DATA on HTTP/3"))
+            }
+            Capsule::Forbidden => {}
         }
     }
     match closing {
@@ -88,19 +105,23 @@ fn buffered_close<R: BodySource>(
 /// Drive an established session's CONNECT stream until the session ends: read capsules from
 /// the peer, send ours when JS closes, follow `drain` (server going away), and settle
 /// everything at the end. `send` and `recv` are the two halves of the CONNECT stream. Kept
-/// whole: it is one `select!` over the session's four event sources.
+/// whole: it is one `select!` over the session's five event sources.
 pub async fn run_session<W, R>(
     conn: &ConnSessions,
     session: &Arc<Session>,
     mut send: W,
     mut recv: R,
-    mut close_rx: oneshot::Receiver<CloseRequest>,
+    rx: SessionRx,
     drain: impl Future<Output = ()>,
 ) where
     W: CapsuleSink,
     R: BodySource,
 {
     let _active = GaugeGuard::inc(&conn.handles.stats.webtransport_sessions_active);
+    let SessionRx {
+        close: mut close_rx,
+        mut ctl,
+    } = rx;
     let mut capsules = CapsuleReader::default();
     let closed = conn.quic.closed();
     tokio::pin!(closed, drain);
@@ -133,6 +154,17 @@ pub async fn run_session<W, R>(
                 }
                 break CloseInfo { code, reason, clean: true };
             }
+            Some(c) = ctl.recv() => match c {
+                Ctl::Capsule(c) => {
+                    let _ = send.send(c).await;
+                }
+                // draft-15 §5.6.2 / §5.6.4: "it MUST close the WebTransport session with a
+                // WT_FLOW_CONTROL_ERROR error code": the CONNECT stream is reset with it.
+                Ctl::Abort(code) => {
+                    send.abort(code);
+                    break CloseInfo::ended(false);
+                }
+            },
             _ = &mut drain, if !drained => {
                 drained = true;
                 session.set_draining();

@@ -138,7 +138,9 @@ impl HandleTable {
     /// Next stream the peer opened, or `None` once the session is closed (or unknown).
     pub async fn accept(&self, session: SessionHandle, dir: Dir) -> Option<StreamHandle> {
         let s = self.session(session).ok()?;
-        s.pull(s.incoming_queue(dir)).await
+        let stream = s.pull(s.incoming_queue(dir)).await?;
+        s.accepted(dir);
+        Some(stream)
     }
 
     /// Open a stream on `session`, header written.
@@ -148,6 +150,10 @@ impl HandleTable {
             return Err(H3Error::SessionClosed);
         }
         let header = wt_wire::stream_header(dir == Dir::Bidi, s.session_id)?;
+        tokio::select! {
+            _ = s.open_credit(dir) => {}
+            _ = s.wait_closed() => return Err(H3Error::SessionClosed),
+        }
         let (send, recv) = tokio::select! {
             r = open_with_header(&s.quic, dir, header) => r?,
             _ = s.wait_closed() => return Err(H3Error::SessionClosed),
@@ -172,6 +178,14 @@ impl HandleTable {
             .clone()
             .ok_or_else(|| H3Error::InvalidArg("this WebTransport stream cannot be read".into()))?;
         let out = half.run(stream::read_gathered).await;
+        if let Ok(ReadOutcome::Data(d)) = &out {
+            let n = d.iter().map(Bytes::len).sum();
+            if let Ok(sess) = self.session(s.session) {
+                if !sess.read(n) {
+                    return Err(H3Error::SessionClosed);
+                }
+            }
+        }
         if !matches!(out, Ok(ReadOutcome::Data(_))) {
             half.set_done();
             self.settle_stream(handle, &s);
@@ -185,14 +199,39 @@ impl HandleTable {
         let half = s.send.clone().ok_or_else(|| {
             H3Error::InvalidArg("this WebTransport stream cannot be written".into())
         })?;
-        let out = half
-            .run(async |w: &mut quinn::SendStream| stream::write_chunk(w, chunk).await)
-            .await;
+        let out = self.write_in_credit(&s, &half, chunk).await;
         if !matches!(out, Ok(WriteOutcome::Written)) {
             half.set_done();
             self.settle_stream(handle, &s);
         }
         out
+    }
+
+    /// Write `chunk` in pieces the session's flow control allows (the newer drafts: the peer's
+    /// WT_MAX_DATA), waiting for credit between them.
+    async fn write_in_credit(
+        &self,
+        s: &WtStream,
+        half: &Arc<stream::Half<quinn::SendStream>>,
+        mut rest: Bytes,
+    ) -> Result<WriteOutcome> {
+        let session = self.session(s.session).ok();
+        loop {
+            let n = match &session {
+                Some(sess) => tokio::select! {
+                    n = sess.data_credit(rest.len()) => n,
+                    _ = sess.wait_closed() => return Err(H3Error::SessionClosed),
+                },
+                None => rest.len(),
+            };
+            let piece = rest.split_to(n);
+            let out = half
+                .run(async |w: &mut quinn::SendStream| stream::write_chunk(w, piece).await)
+                .await;
+            if rest.is_empty() || !matches!(out, Ok(WriteOutcome::Written)) {
+                return out;
+            }
+        }
     }
 
     /// End the sending half (FIN).

@@ -1,4 +1,6 @@
-//! WebTransport over HTTP/3 (draft-ietf-webtrans-http3-02, the dialect browsers speak).
+//! WebTransport over HTTP/3: draft-ietf-webtrans-http3-02 (the dialect Chromium and Firefox
+//! speak), the draft-07..13 dialect (Safari as reported) and draft-15/16, chosen per session
+//! (`proto/wt_draft.rs`); the newer drafts' session flow control is in `flow.rs`.
 //!
 //! Sessions are extended-CONNECT request streams that stay open; their streams are plain QUIC
 //! streams that start with a short header naming the session, and their datagrams are RFC 9297
@@ -12,6 +14,7 @@
 
 mod conn;
 mod driver;
+mod flow;
 mod handles;
 mod session;
 mod stream;
@@ -19,5 +22,7 @@ mod stream;
 pub use conn::ConnSessions;
 pub use driver::{run_session, CapsuleSink};
 pub use handles::HandleTable;
-pub use session::{CloseInfo, CloseRequest, Session, MAX_PENDING_DATAGRAMS, MAX_PENDING_STREAMS};
+pub use session::{
+    CloseInfo, CloseRequest, Session, SessionRx, MAX_PENDING_DATAGRAMS, MAX_PENDING_STREAMS,
+};
 pub use stream::{ReadOutcome, WriteOutcome};

@@ -8,7 +8,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::flow::{Flow, FlowError, Grant};
 use crate::ids::{SessionHandle, SessionId, StreamHandle};
+use crate::proto::wt_draft::Draft;
+use crate::proto::wt_wire::{
+    flow_capsule, FLOW_CONTROL_ERROR, MAX_DATA_CAPSULE, MAX_STREAMS_BIDI_CAPSULE,
+    MAX_STREAMS_UNI_CAPSULE,
+};
 use crate::sync::lock;
 use crate::transport::classify::Dir;
 use crate::transport::datagram::DatagramSink;
@@ -67,6 +73,21 @@ impl<T> Queue<T> {
 /// What JS asked to close a session with: code and reason of the CLOSE capsule.
 pub type CloseRequest = (u32, String);
 
+/// What the session asks of the task driving its CONNECT stream, besides closing.
+#[derive(Debug)]
+pub enum Ctl {
+    /// Send this capsule (a flow-control raise).
+    Capsule(Bytes),
+    /// End the session abruptly: reset the CONNECT stream with this HTTP/3 error code.
+    Abort(u64),
+}
+
+/// Where the task driving the CONNECT stream hears from the session.
+pub struct SessionRx {
+    pub close: oneshot::Receiver<CloseRequest>,
+    pub ctl: mpsc::UnboundedReceiver<Ctl>,
+}
+
 /// A WebTransport session, server or client side.
 pub struct Session {
     pub handle: SessionHandle,
@@ -83,6 +104,13 @@ pub struct Session {
     pub(super) streams: Mutex<HashSet<StreamHandle>>,
     /// Set once draining began, so a drain followed at once by a close is still reported.
     drained: AtomicBool,
+    /// The dialect this session speaks.
+    pub draft: Draft,
+    /// The newer drafts' flow control, when both sides turned it on.
+    flow: Option<Mutex<Flow>>,
+    /// Woken when the peer gives us more stream credit.
+    credit: tokio::sync::Notify,
+    ctl: mpsc::UnboundedSender<Ctl>,
 }
 
 impl std::fmt::Debug for Session {
@@ -97,8 +125,11 @@ impl Session {
         handle: SessionHandle,
         session_id: SessionId,
         quic: quinn::Connection,
-    ) -> (Arc<Session>, oneshot::Receiver<CloseRequest>) {
+        draft: Draft,
+        flow: Option<Flow>,
+    ) -> (Arc<Session>, SessionRx) {
         let (close_tx, close_rx) = oneshot::channel();
+        let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let session = Arc::new(Session {
             handle,
             session_id,
@@ -110,8 +141,16 @@ impl Session {
             close_request: Mutex::new(Some(close_tx)),
             streams: Mutex::default(),
             drained: AtomicBool::new(false),
+            draft,
+            flow: flow.map(Mutex::new),
+            credit: tokio::sync::Notify::new(),
+            ctl,
         });
-        (session, close_rx)
+        let rx = SessionRx {
+            close: close_rx,
+            ctl: ctl_rx,
+        };
+        (session, rx)
     }
 
     fn closed_info(&self) -> Option<CloseInfo> {
@@ -217,6 +256,100 @@ impl Session {
     pub fn request_close(&self, code: u32, reason: String) {
         if let Some(tx) = lock(&self.close_request).take() {
             let _ = tx.send((code, reason));
+        }
+    }
+}
+
+/// Flow control (draft-15 §5); every method is a no-op for sessions without it.
+impl Session {
+    /// Send the capsule a raise of ours asks for.
+    fn grant(&self, grant: Option<Grant>) {
+        let capsule = match grant {
+            Some(Grant::MaxData(max)) => flow_capsule(MAX_DATA_CAPSULE, max),
+            Some(Grant::MaxStreams(Dir::Bidi, max)) => flow_capsule(MAX_STREAMS_BIDI_CAPSULE, max),
+            Some(Grant::MaxStreams(Dir::Uni, max)) => flow_capsule(MAX_STREAMS_UNI_CAPSULE, max),
+            None => return,
+        };
+        if let Ok(c) = capsule {
+            let _ = self.ctl.send(Ctl::Capsule(c));
+        }
+    }
+
+    /// The peer broke a flow-control rule: end the session with WT_FLOW_CONTROL_ERROR.
+    pub(super) fn flow_error(&self, _e: FlowError) {
+        let _ = self.ctl.send(Ctl::Abort(FLOW_CONTROL_ERROR));
+    }
+
+    fn with_flow<R>(&self, f: impl FnOnce(&mut Flow) -> R) -> Option<R> {
+        self.flow.as_ref().map(|m| f(&mut lock(m)))
+    }
+
+    /// A peer stream arrived; false when it broke the stream limit (the session is ending).
+    pub(super) fn peer_opened(&self, dir: Dir) -> bool {
+        match self.with_flow(|f| f.peer_opened(dir)) {
+            Some(Err(e)) => {
+                self.flow_error(e);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// JS accepted a peer stream.
+    pub(super) fn accepted(&self, dir: Dir) {
+        self.grant(self.with_flow(|f| f.accepted(dir)).flatten());
+    }
+
+    /// JS read `n` stream body bytes; false when the peer overran WT_MAX_DATA.
+    pub(super) fn read(&self, n: usize) -> bool {
+        match self.with_flow(|f| f.read(n as u64)) {
+            Some(Err(e)) => {
+                self.flow_error(e);
+                false
+            }
+            Some(Ok(g)) => {
+                self.grant(g);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Wait for the peer's credit to open a stream (§5.6.2 "An endpoint MUST NOT open more
+    /// streams than permitted by the current stream limit set by its peer").
+    pub(super) async fn open_credit(&self, dir: Dir) {
+        loop {
+            let woken = self.credit.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.with_flow(|f| f.try_open(dir)).unwrap_or(true) {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Wait for the peer's data credit and take up to `want` bytes of it (all of `want` without
+    /// flow control; 0 only for `want` 0).
+    pub(super) async fn data_credit(&self, want: usize) -> usize {
+        loop {
+            let woken = self.credit.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.with_flow(|f| f.take_data(want as u64)) {
+                None => return want,
+                Some(n) if n > 0 || want == 0 => return n as usize,
+                Some(_) => woken.await,
+            }
+        }
+    }
+
+    /// The peer sent WT_MAX_STREAMS or WT_MAX_DATA (ignored without flow control, §5.1).
+    pub(super) fn peer_raised(&self, r: impl FnOnce(&mut Flow) -> Result<(), FlowError>) {
+        match self.with_flow(r) {
+            Some(Err(e)) => self.flow_error(e),
+            Some(Ok(())) => self.credit.notify_waiters(),
+            None => {}
         }
     }
 }
