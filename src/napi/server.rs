@@ -33,7 +33,7 @@ type AbortTsfn = ThreadsafeFunction<i64, (), i64, Status, false, true, 0>;
 
 struct JsDispatcher {
     requests: Arc<Batch<RequestHead>>,
-    on_batch: BatchTsfn,
+    on_batch: Arc<BatchTsfn>,
     on_abort: AbortTsfn,
     datagrams: Arc<Batch<Datagram>>,
     on_datagrams: Option<BatchTsfn>,
@@ -41,12 +41,12 @@ struct JsDispatcher {
 
 impl Dispatcher for JsDispatcher {
     fn request(&self, head: RequestHead) -> bool {
+        if self.on_batch.aborted() {
+            return false;
+        }
         // Requests are bounded upstream (streams per connection × connections).
         if self.requests.push(head, usize::MAX) == Some(true) {
-            return self
-                .on_batch
-                .call((), ThreadsafeFunctionCallMode::NonBlocking)
-                == Status::Ok;
+            call_after_this_tick(self.on_batch.clone());
         }
         true
     }
@@ -64,6 +64,26 @@ impl Dispatcher for JsDispatcher {
             Some(true) => tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok,
             Some(false) => true,
         }
+    }
+}
+
+/// Wake JS for a batch once the runtime has run what is ready now, not at once: requests that
+/// arrive in the same burst of packets then reach JS in one call, one JS wake-up (an eventfd
+/// write and an event-loop turn) instead of one each (strace, "hello" in Bun: 0.9 JS wake-ups
+/// per request before). `yield_now` puts the call behind every task already woken and the
+/// next look at the sockets; when nothing else is ready that is immediate.
+fn call_after_this_tick(tsfn: Arc<BatchTsfn>) {
+    let call = move || {
+        tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(async move {
+                tokio::task::yield_now().await;
+                call();
+            });
+        }
+        Err(_) => call(),
     }
 }
 
@@ -378,7 +398,7 @@ impl JsDispatcher {
             .build()?;
         Ok(JsDispatcher {
             requests,
-            on_batch,
+            on_batch: Arc::new(on_batch),
             on_abort,
             datagrams,
             on_datagrams,
