@@ -10,6 +10,7 @@ use h3::server::{RequestResolver, RequestStream};
 use tokio::sync::mpsc;
 
 use super::conn_ctx::{ConnCtx, InflightGuard};
+use super::early_data;
 use super::responder;
 use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
 use super::router::{BodyMode, RouteSpec};
@@ -45,7 +46,8 @@ pub(super) async fn handle(
     let stats = &server.stats;
     // Taken first so the watcher is dropped with this task whatever path it ends on.
     let stopped = ctx.stops.take(StreamId::from(resolver.frame_stream.id()));
-    let (req, stream) = match resolver.resolve_request().await {
+    let early = ctx.early.take(StreamId::from(resolver.frame_stream.id()));
+    let (req, mut stream) = match resolver.resolve_request().await {
         Ok(r) => r,
         // Malformed head, oversized header section (h3 answers 431 itself), or reset: the
         // stream is already dealt with; the connection lives on unless h3 closed it.
@@ -56,6 +58,9 @@ pub(super) async fn handle(
     };
     stats.requests_total.fetch_add(1, Relaxed);
     let (parts, ()) = req.into_parts();
+    let Some(early) = early_data::admit(early, &parts, &mut stream, stats).await else {
+        return;
+    };
     // Boxed: the spawned future stays small, so tokio does not copy kilobytes of request state
     // into each task and again when the task ends (perf: 7 % of a "hello" request's CPU).
     match ctx.sessions.clone().filter(|_| is_webtransport(&parts)) {
@@ -65,7 +70,7 @@ pub(super) async fn handle(
             ))
             .await
         }
-        None => Box::pin(serve_request(stream, parts, &server, &ctx, stopped)).await,
+        None => Box::pin(serve_request(stream, parts, &server, &ctx, stopped, early)).await,
     }
 }
 
@@ -82,6 +87,7 @@ async fn serve_request(
     server: &Arc<ServerState>,
     ctx: &Arc<ConnCtx>,
     stopped: StopFuture,
+    early: bool,
 ) {
     let stats = &server.stats;
     let _active = GaugeGuard::inc(&stats.requests_active);
@@ -135,6 +141,7 @@ async fn serve_request(
     };
     let h3_datagram = route.is_some_and(|r| r.h3_datagram);
     drop(routes);
+    let _early = early.then(|| server.early.mark(head.id));
     hand_to_js(
         stream,
         head,
