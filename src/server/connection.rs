@@ -107,7 +107,17 @@ async fn established(
         return connecting.await.ok();
     }
     match connecting.into_0rtt() {
-        Ok((conn, _)) => Some(conn),
+        Ok((conn, handshake)) => {
+            // Counted like a failed handshake without 0-RTT. quinn resolves this false when
+            // the connection ends before its handshake does.
+            let stats = server.stats.clone();
+            tokio::spawn(async move {
+                if !handshake.await {
+                    stats.connection_errors.fetch_add(1, Relaxed);
+                }
+            });
+            Some(conn)
+        }
         Err(connecting) => connecting.await.ok(),
     }
 }

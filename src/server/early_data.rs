@@ -38,29 +38,22 @@ pub fn verdict(early: bool, method: &http::Method) -> Verdict {
     }
 }
 
-/// Count an early request and answer it with 425 when it may not be served. Returns whether
-/// it goes on (`Some(early)`) or was answered here (`None`).
+/// Count a request that arrived early and answer it with 425 when it may not be served.
+/// Returns whether it goes on to JS (false: answered here).
 pub(super) async fn admit(
-    early: bool,
     parts: &http::request::Parts,
     stream: &mut H3Stream,
     stats: &Stats,
-) -> Option<bool> {
-    match verdict(early, &parts.method) {
-        Verdict::Normal => Some(false),
-        Verdict::Early => {
-            stats.early_requests.fetch_add(1, Relaxed);
-            Some(true)
-        }
-        Verdict::TooEarly => {
-            stats.early_requests.fetch_add(1, Relaxed);
-            stats.requests_rejected.fetch_add(1, Relaxed);
-            // Whatever body follows is of no use (RFC 9114 §4.1.1).
-            stream.stop_sending(Code::H3_NO_ERROR);
-            send_plain(stream, 425, "Too Early", false).await;
-            None
-        }
+) -> bool {
+    stats.early_requests.fetch_add(1, Relaxed);
+    if verdict(true, &parts.method) == Verdict::Early {
+        return true;
     }
+    stats.requests_rejected.fetch_add(1, Relaxed);
+    // Whatever body follows is of no use (RFC 9114 §4.1.1).
+    stream.stop_sending(Code::H3_NO_ERROR);
+    send_plain(stream, 425, "Too Early", false).await;
+    false
 }
 
 /// The requests being served that arrived in 0-RTT, for `server.isEarlyData(req)`.

@@ -46,7 +46,7 @@ pub(super) async fn handle(
     let stats = &server.stats;
     // Taken first so the watcher is dropped with this task whatever path it ends on.
     let stopped = ctx.stops.take(StreamId::from(resolver.frame_stream.id()));
-    let early = ctx.early.take(StreamId::from(resolver.frame_stream.id()));
+    let early = server.config.allow_0rtt && ctx.early.take(resolver.frame_stream.id().into());
     let (req, mut stream) = match resolver.resolve_request().await {
         Ok(r) => r,
         // Malformed head, oversized header section (h3 answers 431 itself), or reset: the
@@ -58,9 +58,9 @@ pub(super) async fn handle(
     };
     stats.requests_total.fetch_add(1, Relaxed);
     let (parts, ()) = req.into_parts();
-    let Some(early) = early_data::admit(early, &parts, &mut stream, stats).await else {
+    if early && !early_data::admit(&parts, &mut stream, stats).await {
         return;
-    };
+    }
     // Boxed: the spawned future stays small, so tokio does not copy kilobytes of request state
     // into each task and again when the task ends (perf: 7 % of a "hello" request's CPU).
     match ctx.sessions.clone().filter(|_| is_webtransport(&parts)) {
