@@ -141,8 +141,13 @@ impl Client {
                 Ok((quic, accepted)) => {
                     let (tickets, name) = (self.tickets.clone(), name.to_string());
                     let forget = move || crate::tls::forget_tickets(&tickets, &name);
-                    let early =
-                        Handshake::early(accepted, quic.clone(), self.early.clone(), forget);
+                    let early = Handshake::early(
+                        accepted,
+                        quic.clone(),
+                        self.config.connect_timeout,
+                        self.early.clone(),
+                        forget,
+                    );
                     return Ok((quic, early));
                 }
                 // No ticket allowing early data for this server yet.

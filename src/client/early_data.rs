@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -41,17 +42,24 @@ impl Handshake {
     }
 
     /// In 0-RTT until `accepted` resolves (true when the server took the early data);
-    /// `forget_tickets` runs when it did not.
+    /// `forget_tickets` runs when it did not. A handshake not done within `timeout`
+    /// (connectTimeout) closes the connection, as it would have failed the connect.
     pub(super) fn early(
         accepted: quinn::ZeroRttAccepted,
         quic: quinn::Connection,
+        timeout: Duration,
         counts: Arc<EarlyCounts>,
         forget_tickets: impl FnOnce() + Send + 'static,
     ) -> Self {
         counts.attempted.fetch_add(1, Relaxed);
         let (tx, rx) = watch::channel(Phase::Early);
         tokio::spawn(async move {
-            let phase = if accepted.await {
+            let Ok(accepted) = tokio::time::timeout(timeout, accepted).await else {
+                quic.close(H3_NO_ERROR, b"handshake timed out");
+                let _ = tx.send(Phase::Rejected);
+                return;
+            };
+            let phase = if accepted {
                 counts.accepted.fetch_add(1, Relaxed);
                 Phase::Accepted
             } else {
