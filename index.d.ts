@@ -449,6 +449,13 @@ export interface ServeOptions {
    * events, written as they happen. For debugging. Default: no traces.
    */
   qlogDir?: string
+  /**
+   * Accept 0-RTT early data from clients resuming a session. Early requests with a safe method
+   * (GET, HEAD, OPTIONS, TRACE) reach JS, flagged by {@link H3Server.isEarlyData}; any other
+   * method is answered `425 Too Early` (RFC 8470) without calling JS. Early data can be
+   * replayed: see the README. Default `false`.
+   */
+  allow0RTT?: boolean
 }
 
 /** What `server.reload()` can replace. */
@@ -512,6 +519,11 @@ export interface ServerStats {
   requestsRejected: number
   /** Failed handshakes, refused connections (over `maxConnections`) and connections we closed for a protocol error. */
   connectionErrors: number
+  /**
+   * Requests that arrived in 0-RTT early data (`allow0RTT`): served (safe methods) or answered
+   * `425` (the others, also counted in `requestsRejected`).
+   */
+  earlyRequests: number
 }
 
 /** The peer address of a request, from `server.requestIP()`. */
@@ -559,6 +571,12 @@ export declare class H3Server {
    * `Request` that did not come from this server.
    */
   peerCertificate(req: Request): PeerCertificate | null
+  /**
+   * Whether `req` arrived in 0-RTT early data (`allow0RTT`), so it may be a replay: refuse
+   * side effects (answer `425`). `false` once the request finished or for a `Request` that did
+   * not come from this server.
+   */
+  isEarlyData(req: Request): boolean
   /**
    * Stop the server. Graceful (default): new connections are refused; every connection gets a
    * GOAWAY naming the first request stream that was not processed (later requests are refused
@@ -683,6 +701,25 @@ export interface H3ClientOptions {
    * timeout before `ERR_H3_CONNECT`.
    */
   connectTimeout?: number
+  /**
+   * Send safe-method requests (GET, HEAD, OPTIONS, TRACE) in 0-RTT when a new connection
+   * resumes a session whose ticket allows early data; other requests wait for the handshake.
+   * See {@link H3Client.earlyData}. Default `false`.
+   */
+  allow0RTT?: boolean
+}
+
+/** How a client's 0-RTT attempts went, counted by connection (`client.earlyData`). */
+export interface EarlyDataStats {
+  /** Connections that resumed a session allowing 0-RTT and sent requests before the handshake completed. */
+  attempted: number
+  /** Of those, the ones whose early data the server accepted. */
+  accepted: number
+  /**
+   * The ones whose early data the server refused: that connection was closed, requests
+   * already sent in it failed with `ERR_H3_CONNECTION_LOST`, the others went on a fresh one.
+   */
+  rejected: number
 }
 
 /**
@@ -768,6 +805,8 @@ export declare class H3Client {
   readonly connectionCount: number
   /** QUIC connections opened over the client's life. */
   readonly connectionsOpened: number
+  /** 0-RTT attempts (`allow0RTT`) and how servers answered them. */
+  readonly earlyData: EarlyDataStats
 }
 
 /**

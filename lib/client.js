@@ -9,7 +9,7 @@ const { noop, asBytes, toPem, flatHeaders, headersFromFlat } = require('./conver
 const { pulledBody, prepareBody, pumpUpload } = require('./body.js')
 const { WebTransportSession } = require('./webtransport.js')
 const { OFFER_HEADER, ANSWER_HEADER, offerHeader, parseAnswer } = require('./wt-protocols.js')
-const { clientTlsExtras } = require('./tls.js')
+const { clientTlsExtras, allow0RTT } = require('./tls.js')
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
@@ -29,6 +29,7 @@ function clientOptions (tls = {}, extra = {}) {
     serverCertificateHashes: hashes?.map((h) => asBytes(h && h.value !== undefined ? h.value : h)),
     idleTimeout: extra.idleTimeout,
     connectTimeout: extra.connectTimeout,
+    allow0RTT: allow0RTT(extra.allow0RTT),
     ...clientTlsExtras(tls)
   }
 }
@@ -88,6 +89,9 @@ class H3Client {
 
   /** QUIC connections opened over this client's life. */
   get connectionsOpened () { return this.#native.connectionsOpened() }
+
+  /** 0-RTT (`allow0RTT`): connections that sent early data, and how servers answered. */
+  get earlyData () { return this.#native.earlyData() }
 
   fetch (input, init) {
     if (this.#closed) return Promise.reject(configError('client is closed', 'ERR_H3_NOT_RUNNING'))

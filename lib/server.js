@@ -77,7 +77,7 @@ class H3Server {
     if (typeof options !== 'object') throw configError('options must be an object')
     validateHandlers(options)
     const routes = normaliseRoutes(options.routes)
-    const tls = serverTls(options.tls)
+    const tls = serverTls(options.tls, options.allow0RTT)
     validateOptions(options)
     this.#hostname = options.hostname || '0.0.0.0'
     this.#gens.set(1, { routes, fetch: options.fetch, error: options.error })
@@ -138,6 +138,12 @@ class H3Server {
   peerCertificate (req) {
     const id = requestId(req)
     return id === undefined ? null : peerCertificateOf(this.#native.peerCertificate(id))
+  }
+
+  /** Whether `req` arrived in 0-RTT early data (`allow0RTT`): it may be a replay. */
+  isEarlyData (req) {
+    const id = requestId(req)
+    return id !== undefined && this.#native.isEarlyData(id)
   }
 
   get pendingRequests () { return this.#native.stats().requestsActive }

@@ -45,12 +45,21 @@ function clientAuth (tls) {
   return { ca, rejectUnauthorized: src.rejectUnauthorized }
 }
 
-/** The server's `tls` option as Rust takes it (no certificates: a self-signed one). */
-function serverTls (tls) {
-  const keyLog = keyLogFile()
-  if (tls == null || tls === 'self-signed') return { certs: [], keyLogFile: keyLog }
+/** `allow0RTT` (server and client): accept / send early data on resumed sessions. */
+function allow0RTT (v) {
+  if (v != null && typeof v !== 'boolean') throw configError('allow0RTT must be a boolean')
+  return v === true
+}
+
+/**
+ * The server's `tls` option as Rust takes it (no certificates: a self-signed one), with the
+ * server option `allow0RTT`.
+ */
+function serverTls (tls, early) {
+  const base = { keyLogFile: keyLogFile(), allow0RTT: allow0RTT(early) }
+  if (tls == null || tls === 'self-signed') return { certs: [], ...base }
   if (typeof tls !== 'object') throw configError(TLS_SHAPE, 'ERR_H3_TLS')
-  return { certs: certEntries(tls), ...clientAuth(tls), keyLogFile: keyLog }
+  return { certs: certEntries(tls), ...clientAuth(tls), ...base }
 }
 
 /** `reload({ tls })`: certificates only (mutual TLS settings are fixed at start). */
@@ -110,4 +119,4 @@ function peerCertificateOf (chain) {
   }
 }
 
-module.exports = { serverTls, reloadCerts, clientTlsExtras, altSvcHeader, peerCertificateOf }
+module.exports = { serverTls, reloadCerts, clientTlsExtras, allow0RTT, altSvcHeader, peerCertificateOf }

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub quic_datagram_handler: bool,
     /// Write a qlog trace per connection into this directory (`qlogDir`).
     pub qlog_dir: Option<String>,
+    /// Serve safe-method requests that arrive in 0-RTT (`allow0RTT`).
+    pub allow_0rtt: bool,
 }
 
 /// Raw option values as they come from JS (all optional), validated by [`ServerConfig::build`].
@@ -110,6 +112,7 @@ impl ServerConfig {
             enable_webtransport,
             quic_datagram_handler: false,
             qlog_dir: None,
+            allow_0rtt: false,
         })
     }
 }

@@ -19,6 +19,8 @@ pub struct Stats {
     /// Requests refused before reaching JS (413, 431, malformed) and stream resets by peers.
     pub requests_rejected: AtomicU64,
     pub connection_errors: AtomicU64,
+    /// Requests that arrived in 0-RTT (`allow0RTT`), served or answered 425.
+    pub early_requests: AtomicU64,
 }
 
 impl Default for Stats {
@@ -37,6 +39,7 @@ impl Default for Stats {
             webtransport_sessions_active: AtomicU64::new(0),
             requests_rejected: AtomicU64::new(0),
             connection_errors: AtomicU64::new(0),
+            early_requests: AtomicU64::new(0),
         }
     }
 }
@@ -57,6 +60,7 @@ pub struct StatsSnapshot {
     pub webtransport_sessions_active: u64,
     pub requests_rejected: u64,
     pub connection_errors: u64,
+    pub early_requests: u64,
 }
 
 impl Stats {
@@ -75,6 +79,7 @@ impl Stats {
             webtransport_sessions_active: self.webtransport_sessions_active.load(Relaxed),
             requests_rejected: self.requests_rejected.load(Relaxed),
             connection_errors: self.connection_errors.load(Relaxed),
+            early_requests: self.early_requests.load(Relaxed),
         }
     }
 }

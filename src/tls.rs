@@ -128,6 +128,8 @@ pub struct ServerTls {
     pub client_auth: Option<ClientAuth>,
     /// `SSLKEYLOGFILE`: where to append the session secrets.
     pub key_log: Option<String>,
+    /// `allow0RTT`: session tickets allow early data.
+    pub early_data: bool,
 }
 
 /// rustls config for an HTTP/3 server: TLS 1.3, ALPN h3.
@@ -142,7 +144,11 @@ pub fn server_crypto(tls: &ServerTls) -> Result<Arc<quinn::crypto::rustls::QuicS
     };
     let mut cfg = builder.with_cert_resolver(tls.certs.clone());
     cfg.alpn_protocols = vec![b"h3".to_vec()];
-    cfg.max_early_data_size = 0;
+    // RFC 9001 §4.6.1: a ticket allowing 0-RTT in QUIC carries max_early_data_size 0xffffffff
+    // (the QUIC stream limits bound early data instead); rustls and quinn insist on it.
+    // rustls' default stateful ticket store hands each ticket out once for 0-RTT, which stops
+    // a replay to this server process (RFC 8446 §8.1).
+    cfg.max_early_data_size = if tls.early_data { u32::MAX } else { 0 };
     if let Some(path) = &tls.key_log {
         cfg.key_log = KeyLogTo::open(path)?;
     }
@@ -279,6 +285,8 @@ pub struct ClientTls {
     pub identity: Option<Arc<Identity>>,
     /// `SSLKEYLOGFILE`: where to append the session secrets.
     pub key_log: Option<String>,
+    /// `allow0RTT`: send early data when resuming a session whose ticket allows it.
+    pub early_data: bool,
 }
 
 impl Default for Trust {
@@ -287,8 +295,29 @@ impl Default for Trust {
     }
 }
 
-/// rustls config for an HTTP/3 client: TLS 1.3, ALPN h3, the given trust.
-pub fn client_crypto(tls: &ClientTls) -> Result<Arc<quinn::crypto::rustls::QuicClientConfig>> {
+/// Session tickets a client keeps for resumption (and 0-RTT), shared by its connections.
+pub type TicketStore = Arc<rustls::client::ClientSessionMemoryCache>;
+
+pub fn ticket_store() -> TicketStore {
+    Arc::new(rustls::client::ClientSessionMemoryCache::new(256))
+}
+
+/// Drop every ticket kept for `name`: after a server refused 0-RTT they are from a session it
+/// no longer knows (it restarted), and each would cost a failed 0-RTT attempt.
+pub fn forget_tickets(store: &TicketStore, name: &str) {
+    use rustls::client::ClientSessionStore;
+    let Ok(name) = ServerName::try_from(name.to_string()) else {
+        return;
+    };
+    while store.take_tls13_ticket(&name).is_some() {}
+}
+
+/// rustls config for an HTTP/3 client: TLS 1.3, ALPN h3, the given trust; sessions resume
+/// from `tickets`.
+pub fn client_crypto(
+    tls: &ClientTls,
+    tickets: TicketStore,
+) -> Result<Arc<quinn::crypto::rustls::QuicClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -323,6 +352,8 @@ pub fn client_crypto(tls: &ClientTls) -> Result<Arc<quinn::crypto::rustls::QuicC
         None => builder.with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"h3".to_vec()];
+    cfg.resumption = rustls::client::Resumption::store(tickets);
+    cfg.enable_early_data = tls.early_data;
     if let Some(path) = &tls.key_log {
         cfg.key_log = KeyLogTo::open(path)?;
     }
@@ -348,6 +379,7 @@ mod tests {
             certs: CertResolver::new(CertSet::build(&[entry]).unwrap()),
             client_auth: None,
             key_log: None,
+            early_data: false,
         }
     }
 

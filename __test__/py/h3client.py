@@ -502,7 +502,11 @@ def make_config(args: argparse.Namespace) -> QuicConfiguration:
 
 
 @contextlib.asynccontextmanager
-async def open_conn(args: argparse.Namespace):
+async def open_conn(args: argparse.Namespace, ticket: Any = None, on_ticket: Any = None,
+                    wait: bool = True):
+    """A connection; `ticket` resumes a session (0-RTT when it allows early data),
+    `on_ticket` receives the server's session tickets, and with wait=False the protocol is
+    handed over right after the first flight, so what is sent next goes out in 0-RTT."""
     loop = asyncio.get_running_loop()
     try:
         infos = await asyncio.wait_for(
@@ -519,7 +523,9 @@ async def open_conn(args: argparse.Namespace):
         raise
     from aioquic.quic.connection import QuicConnection
 
-    quic = QuicConnection(configuration=make_config(args))
+    cfg = make_config(args)
+    cfg.session_ticket = ticket
+    quic = QuicConnection(configuration=cfg, session_ticket_handler=on_ticket)
     transport, proto = await loop.create_datagram_endpoint(
         lambda: H3ClientProtocol(quic,
                                  h3_datagram=getattr(args, "h3_datagram_setting", False),
@@ -534,7 +540,8 @@ async def open_conn(args: argparse.Namespace):
     try:
         proto.connect(addr)
         try:
-            await asyncio.wait_for(proto.wait_connected(), args.timeout)
+            if wait:
+                await asyncio.wait_for(proto.wait_connected(), args.timeout)
             connected = True
         except (asyncio.TimeoutError, ConnectionError) as exc:
             info = proto.terminated
@@ -1887,6 +1894,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--concurrency", type=int, default=1)
     r.add_argument("--connections", type=int, default=1)
 
+    rs = sub.add_parser("resume", parents=[common])
+    rs.add_argument("--first-path", default="/")
+    rs.add_argument("--method", default="GET")
+    rs.add_argument("--path", default="/")
+    rb = rs.add_mutually_exclusive_group()
+    rb.add_argument("--body")
+    rb.add_argument("--body-size", type=int)
+    rb.add_argument("--body-file")
+
     o = sub.add_parser("oversized-headers", parents=[common])
     o.add_argument("--size", type=int, required=True)
     o.add_argument("--name", default="x-oversized")
@@ -2010,8 +2026,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+async def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
+    """GET --first-path to get a session ticket, then resume on a new connection and send
+    the request at once (in 0-RTT when the ticket allows early data)."""
+    tickets: list[Any] = []
+    async with open_conn(args, on_ticket=tickets.append) as proto:
+        first = await simple_get(args, proto, args.first_path)
+        await wait_until(proto, lambda: bool(tickets), time.monotonic() + args.timeout)
+    if not tickets:
+        return {"first": first, "ticket": False}
+    ticket = tickets[-1]
+    body = request_body(args)
+    headers = build_headers(args, args.method.upper(), args.path, [])
+    async with open_conn(args, ticket=ticket, wait=False) as proto:
+        st = start_request(proto, headers, body)
+        try:
+            await asyncio.wait_for(st.done.wait(), args.timeout)
+        except asyncio.TimeoutError:
+            pass
+        tls = proto._quic.tls
+        return {
+            "first": first,
+            "ticket": True,
+            "ticket_allows_early_data": ticket.max_early_data_size is not None,
+            "session_resumed": bool(getattr(tls, "session_resumed", False)),
+            "early_data_accepted": bool(getattr(tls, "early_data_accepted", False)),
+            "result": stream_result(proto, st),
+        }
+
+
 SCENARIOS = {
     "request": cmd_request,
+    "resume": cmd_resume,
     "oversized-headers": cmd_oversized_headers,
     "huge-headers-frame": cmd_huge_headers_frame,
     "reset-mid-request": cmd_reset_mid_request,

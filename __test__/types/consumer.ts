@@ -8,7 +8,7 @@ import type {
   H3Request, H3StreamingRequest, Handler, RouteDefinition, RouteMap, ServeOptions, StopOptions, ServerStats,
   WebTransportSession, WebTransportBidirectionalStream, WebTransportCloseInfo, H3Response, H3ClientOptions,
   H3FetchInit, H3Error, H3ErrorCode, SocketAddress, ResponseTrailers, ReloadOptions,
-  TLSOptions, TLSCertificates, ConnectionInfo, PeerCertificate, AltSvcOptions, WebTransportDraft
+  TLSOptions, TLSCertificates, ConnectionInfo, PeerCertificate, AltSvcOptions, WebTransportDraft, EarlyDataStats
 } from 'napi-h3'
 
 async function server (): Promise<void> {
@@ -102,6 +102,7 @@ async function server (): Promise<void> {
     maxHeaderListSize: 16384,
     reusePort: false,
     qlogDir: '/tmp/qlog',
+    allow0RTT: true,
     quicDatagram (payload, ctx) {
       const hex: string = ctx.connectionIdHex
       const id: Uint8Array = ctx.connectionId
@@ -132,6 +133,7 @@ async function server (): Promise<void> {
   const one: TLSOptions = { cert: 'c.pem', key: 'k.pem' }
   const s3 = createH3Server({ tls: bySni, fetch: (req, server) => {
     const peer: PeerCertificate | null = server.peerCertificate(req)
+    if (server.isEarlyData(req) && req.method !== 'GET') return new Response('Too Early', { status: 425 })
     return new Response(peer ? `${peer.subject} ${peer.issuer} ${peer.fingerprint256} ${peer.raw.length} ${peer.chain.length} ${peer.pem} ${peer.validTo}` : 'anonymous')
   } })
   s3.reload({ tls: one })
@@ -156,7 +158,8 @@ async function server (): Promise<void> {
   const counters: number[] = [
     stats.connectionsTotal, stats.connectionsActive, stats.requestsTotal, stats.requestsActive, stats.uptimeMs,
     stats.bytesReceived, stats.bytesSent, stats.datagramsReceived, stats.datagramsSent, stats.datagramsDropped,
-    stats.webtransportSessionsActive, stats.webtransportStreamsActive, stats.requestsRejected, stats.connectionErrors
+    stats.webtransportSessionsActive, stats.webtransportStreamsActive, stats.requestsRejected, stats.connectionErrors,
+    stats.earlyRequests
   ]
   console.log(counters)
 
@@ -198,7 +201,7 @@ async function client (): Promise<void> {
   const init: H3FetchInit = { method: 'PUT', body: gen(), duplex: 'half', tls: { serverCertificateHashes: [new Uint8Array(32), { algorithm: 'sha-256', value: new Uint8Array(32) }] } }
   await h3Fetch(new URL('https://localhost:4433/upload'), init)
 
-  const opts: H3ClientOptions = { tls: { rejectUnauthorized: false }, idleTimeout: 10, connectTimeout: 5 }
+  const opts: H3ClientOptions = { tls: { rejectUnauthorized: false }, idleTimeout: 10, connectTimeout: 5, allow0RTT: true }
   const mtls: H3ClientOptions = { tls: { ca: 'ca.pem', serverName: 'api.example.com', cert: 'client.pem', key: Buffer.from('key') } }
   void mtls
   const c: H3Client = createH3Client(opts)
@@ -206,7 +209,8 @@ async function client (): Promise<void> {
   const f = c.fetch
   const r2 = await f('https://localhost:4433/', { body: new Uint8Array([1]), method: 'POST' })
   const body: ReadableStream<Uint8Array> | null = r2.body
-  console.log(body, r2.redirected, r2.url, c.connectionCount, c.connectionsOpened)
+  const early: EarlyDataStats = c.earlyData
+  console.log(body, r2.redirected, r2.url, c.connectionCount, c.connectionsOpened, early.attempted, early.accepted, early.rejected)
 
   const wt: WebTransportSession = await c.webtransport('https://localhost:4433/wt', {
     headers: { authorization: 'Bearer x' },

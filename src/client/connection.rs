@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::early_data::{Handshake, Phase};
 use super::Client;
 use crate::error::{H3Error, Result};
+use crate::proto::safe_method::is_safe;
 use crate::proto::wt_settings;
 use crate::sync::lock;
 use crate::transport::classify::StreamClassifier;
@@ -29,6 +31,8 @@ pub(super) struct OriginConn {
     pub(super) sessions: Arc<ConnSessions>,
     /// The connection's datagram reader runs once a WebTransport session exists on it.
     pub(super) datagram_reader: Arc<AtomicBool>,
+    /// Whether it is still in 0-RTT.
+    handshake: Handshake,
 }
 
 /// Classify a failed connection attempt for JS: TLS problems vs. everything else.
@@ -88,9 +92,9 @@ impl Client {
         .await
         .map_err(|_| H3Error::Connect(authority.into(), "name resolution timed out".into()))?;
         let addr = self.pick_address(authority, resolved)?;
-        let quic = self.handshake(authority, host_bare, addr).await?;
+        let (quic, handshake) = self.handshake(authority, host_bare, addr).await?;
         self.connections_opened.fetch_add(1, Relaxed);
-        self.start_h3(authority, quic).await
+        self.start_h3(authority, quic, handshake).await
     }
 
     /// One address of those resolved: IPv4 first, v4-mapped when our socket is IPv6.
@@ -118,25 +122,43 @@ impl Client {
         Ok(addr)
     }
 
-    /// The QUIC handshake, bounded by connectTimeout.
+    /// The QUIC handshake, bounded by connectTimeout; with `allow0RTT` and a session ticket
+    /// allowing early data, the connection comes back at once, still in 0-RTT.
     async fn handshake(
         &self,
         authority: &str,
         host: &str,
         addr: SocketAddr,
-    ) -> Result<quinn::Connection> {
+    ) -> Result<(quinn::Connection, Handshake)> {
         let mut cfg = quinn::ClientConfig::new(self.crypto.clone());
         cfg.transport_config(Arc::new(self.transport()?));
+        let name = self.config.server_name.as_deref().unwrap_or(host);
         let connecting = self
             .endpoint
-            .connect_with(
-                cfg,
-                addr,
-                self.config.server_name.as_deref().unwrap_or(host),
-            )
+            .connect_with(cfg, addr, name)
             .map_err(|e| H3Error::Connect(authority.into(), e.to_string()))?;
+        let connecting = if self.config.tls.early_data {
+            match connecting.into_0rtt() {
+                Ok((quic, accepted)) => {
+                    let (tickets, name) = (self.tickets.clone(), name.to_string());
+                    let forget = move || crate::tls::forget_tickets(&tickets, &name);
+                    let early = Handshake::early(
+                        accepted,
+                        quic.clone(),
+                        self.config.connect_timeout,
+                        self.early.clone(),
+                        forget,
+                    );
+                    return Ok((quic, early));
+                }
+                // No ticket allowing early data for this server yet.
+                Err(connecting) => connecting,
+            }
+        } else {
+            connecting
+        };
         match tokio::time::timeout(self.config.connect_timeout, connecting).await {
-            Ok(Ok(c)) => Ok(c),
+            Ok(Ok(c)) => Ok((c, Handshake::full())),
             Ok(Err(e)) => Err(connect_error(e, authority)),
             Err(_) => Err(H3Error::Connect(
                 authority.into(),
@@ -146,7 +168,12 @@ impl Client {
     }
 
     /// HTTP/3 on an established connection; its driver runs on its own task.
-    async fn start_h3(&self, authority: &str, quic: quinn::Connection) -> Result<OriginConn> {
+    async fn start_h3(
+        &self,
+        authority: &str,
+        quic: quinn::Connection,
+        handshake: Handshake,
+    ) -> Result<OriginConn> {
         let sessions = ConnSessions::new(self.sessions.clone(), quic.clone(), Arc::default());
         let classifier: Arc<dyn StreamClassifier> = sessions.clone();
         let guarded = QuicConn::client(quic.clone(), RESPONSE_FRAME_LIMIT, Some(classifier))
@@ -168,13 +195,34 @@ impl Client {
             send,
             sessions,
             datagram_reader: Arc::default(),
+            handshake,
         })
     }
 
-    /// A request sender on the origin's connection, connecting (once) if needed.
-    pub(super) async fn sender(&self, uri: &http::Uri) -> Result<(SendRequest, quinn::Connection)> {
-        let o = self.origin(uri).await?;
+    /// A request sender on the origin's connection, connecting (once) if needed. On a
+    /// connection still in 0-RTT, only safe methods go at once; others wait for the handshake,
+    /// and for a fresh connection if the server refused the early data.
+    pub(super) async fn sender(
+        &self,
+        uri: &http::Uri,
+        method: &http::Method,
+    ) -> Result<(SendRequest, quinn::Connection)> {
+        let o = if is_safe(method) {
+            self.origin(uri).await?
+        } else {
+            self.established(uri).await?
+        };
         Ok((o.send, o.quic))
+    }
+
+    /// The origin's connection once its handshake is complete: a fresh one when the server
+    /// refused the early data of the one in 0-RTT (that one is closed by then).
+    pub(super) async fn established(&self, uri: &http::Uri) -> Result<OriginConn> {
+        let o = self.origin(uri).await?;
+        if o.handshake.complete().await != Phase::Rejected {
+            return Ok(o);
+        }
+        self.origin(uri).await
     }
 
     /// The origin's connection, connecting (once, whoever asks first) if there is none open.

@@ -1,6 +1,7 @@
 //! HTTP/3 client: one QUIC connection per origin, many requests multiplexed on it.
 
 mod connection;
+mod early_data;
 mod request;
 mod session;
 
@@ -16,11 +17,12 @@ use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
 use crate::proto::headers::H3_NO_ERROR;
 use crate::sync::lock;
-use crate::tls::{client_crypto, ClientTls};
+use crate::tls::{client_crypto, ticket_store, ClientTls, TicketStore};
 use crate::transport::body::{BodyEvent, BodyPull};
 use crate::webtransport::HandleTable;
 use connection::OriginConn;
 
+pub use early_data::EarlyCounts;
 pub use request::{RequestSpec, ResponseHead, UploadCmd};
 pub use session::SessionOpen;
 
@@ -48,10 +50,14 @@ pub struct Client {
     config: ClientConfig,
     endpoint: quinn::Endpoint,
     crypto: Arc<quinn::crypto::rustls::QuicClientConfig>,
+    /// Session tickets of every connection of this client.
+    tickets: TicketStore,
     pool: Mutex<HashMap<String, OriginSlot>>,
     handles: Mutex<HashMap<RequestId, Handle>>,
     next_id: AtomicU64,
     pub connections_opened: AtomicU64,
+    /// 0-RTT attempts (`allow0RTT`) and how servers answered them.
+    pub early: Arc<EarlyCounts>,
     /// WebTransport sessions and streams of this client.
     pub sessions: Arc<HandleTable>,
 }
@@ -59,7 +65,8 @@ pub struct Client {
 impl Client {
     /// Needs the tokio runtime context (binds a UDP socket).
     pub fn new(config: ClientConfig) -> Result<Client> {
-        let crypto = client_crypto(&config.tls)?;
+        let tickets = ticket_store();
+        let crypto = client_crypto(&config.tls, tickets.clone())?;
         let bind: SocketAddr = SocketAddr::from(([0u16; 8], 0));
         let endpoint = match quinn::Endpoint::client(bind) {
             Ok(e) => e,
@@ -77,10 +84,12 @@ impl Client {
             config,
             endpoint,
             crypto,
+            tickets,
             pool: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             connections_opened: AtomicU64::new(0),
+            early: Arc::default(),
             sessions: HandleTable::new(Arc::default())?,
         })
     }

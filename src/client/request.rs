@@ -137,7 +137,7 @@ impl Client {
 
     /// Send the request head on the origin's connection (connecting first if needed).
     async fn open_stream(&self, spec: &RequestSpec) -> Result<(ClientStream, quinn::Connection)> {
-        let (mut send_request, quic) = self.sender(&spec.uri).await?;
+        let (mut send_request, quic) = self.sender(&spec.uri, &spec.method).await?;
         let mut req = http::Request::new(());
         *req.method_mut() = spec.method.clone();
         *req.uri_mut() = spec.uri.clone();

@@ -55,7 +55,8 @@ impl Client {
         headers: Vec<(String, String)>,
     ) -> Result<SessionOpen> {
         let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-        let origin = self.origin(&uri).await?;
+        // Extended CONNECT is not safe: never in 0-RTT.
+        let origin = self.established(&uri).await?;
         let (mut send_request, sessions) = (origin.send.clone(), origin.sessions.clone());
         // draft-15 §4.6: "the client MUST wait for receipt of the server's SETTINGS frame
         // before establishing any WebTransport sessions"; a server that sends none in time

@@ -37,6 +37,9 @@ pub struct NativeClientOptions {
     pub key: Option<Either<String, Buffer>>,
     /// `SSLKEYLOGFILE`, read by JS.
     pub key_log_file: Option<String>,
+    /// Send safe-method requests in 0-RTT when resuming a session that allows it.
+    #[napi(js_name = "allow0RTT")]
+    pub allow_0rtt: Option<bool>,
 }
 
 #[napi(object, object_from_js = false)]
@@ -60,7 +63,7 @@ pub struct NativeSessionOpen {
 
 #[napi]
 pub struct NativeClient {
-    inner: Arc<Client>,
+    pub(super) inner: Arc<Client>,
     heads: Mutex<HashMap<i64, oneshot::Receiver<H3Result<ResponseHead>>>>,
 }
 
@@ -117,6 +120,7 @@ fn config(o: NativeClientOptions) -> H3Result<ClientConfig> {
             trust,
             identity,
             key_log: o.key_log_file,
+            early_data: o.allow_0rtt.unwrap_or(false),
         },
         server_name: o.server_name,
         idle_timeout: seconds(o.idle_timeout, 30.0, "idleTimeout")?,

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod client;
+pub mod client_early;
 pub mod convert;
 pub mod server;
 pub mod server_options;

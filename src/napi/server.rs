@@ -109,6 +109,8 @@ pub struct ServerStats {
     pub requests_rejected: f64,
     /// Connections that failed their handshake or closed with a protocol error.
     pub connection_errors: f64,
+    /// Requests that arrived in 0-RTT (`allow0RTT`): served, or answered 425 when unsafe.
+    pub early_requests: f64,
 }
 
 #[napi]
@@ -344,6 +346,7 @@ impl NativeServer {
                 as f64,
             requests_rejected: s.requests_rejected as f64,
             connection_errors: s.connection_errors as f64,
+            early_requests: s.early_requests as f64,
         }
     }
 

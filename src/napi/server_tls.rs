@@ -86,4 +86,10 @@ impl NativeServer {
         let chain = self.inner.state.request_peer_chain(request_id(id))?;
         Some(chain.iter().map(|c| Buffer::from(c.to_vec())).collect())
     }
+
+    /// Whether request `id` arrived in 0-RTT (`allow0RTT`); false once it is answered.
+    #[napi]
+    pub fn is_early_data(&self, id: i64) -> bool {
+        self.inner.state.early.contains(request_id(id))
+    }
 }

@@ -29,6 +29,9 @@ pub struct NativeServerTls {
     pub reject_unauthorized: Option<bool>,
     /// `SSLKEYLOGFILE`, read by JS.
     pub key_log_file: Option<String>,
+    /// The server option `allow0RTT`: accept early data on resumed connections.
+    #[napi(js_name = "allow0RTT")]
+    pub allow_0rtt: Option<bool>,
 }
 
 pub fn cert_set(entries: Vec<NativeCertEntry>) -> std::result::Result<CertSet, H3Error> {
@@ -67,6 +70,7 @@ pub fn server_tls(
             certs: CertResolver::new(set),
             client_auth,
             key_log: tls.key_log_file,
+            early_data: tls.allow_0rtt.unwrap_or(false),
         },
         generated,
     ))

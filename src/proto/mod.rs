@@ -5,6 +5,7 @@ pub mod frame_header;
 pub mod headers;
 pub mod qpack_fields;
 pub mod request_rules;
+pub mod safe_method;
 pub mod varint;
 pub mod wt_draft;
 pub mod wt_settings;

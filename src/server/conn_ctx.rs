@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use crate::ids::ConnectionId;
 use crate::transport::datagram::DatagramRoutes;
+use crate::transport::early::EarlyStreams;
 use crate::transport::stops::Stops;
 use crate::webtransport::ConnSessions;
 
@@ -17,6 +18,8 @@ pub struct ConnCtx {
     pub quic: quinn::Connection,
     /// STOP_SENDING watchers of this connection's request streams.
     pub stops: Arc<Stops>,
+    /// Request streams opened in 0-RTT (filled only with `allow0RTT`).
+    pub early: Arc<EarlyStreams>,
     /// Request streams that take HTTP datagrams.
     pub datagram_routes: Arc<DatagramRoutes>,
     /// WebTransport sessions of this connection (when the server takes WebTransport).
@@ -36,6 +39,7 @@ impl ConnCtx {
             id,
             quic,
             stops: Arc::new(Stops::default()),
+            early: Arc::default(),
             datagram_routes,
             sessions,
             inflight: AtomicUsize::new(0),

@@ -62,17 +62,10 @@ impl Goaway {
     }
 }
 
-/// `incoming` is a `quinn::Incoming`, or its `Connecting` when accepted with a config of its own.
-pub async fn serve(
-    incoming: impl std::future::IntoFuture<Output = Result<quinn::Connection, quinn::ConnectionError>>,
-    server: Arc<ServerState>,
-) {
-    let conn = match incoming.await {
-        Ok(c) => c,
-        Err(_) => {
-            server.stats.connection_errors.fetch_add(1, Relaxed);
-            return;
-        }
+pub async fn serve(connecting: quinn::Connecting, server: Arc<ServerState>) {
+    let Some(conn) = established(connecting, &server).await else {
+        server.stats.connection_errors.fetch_add(1, Relaxed);
+        return;
     };
     let stats = &server.stats;
     stats.connections_total.fetch_add(1, Relaxed);
@@ -103,6 +96,32 @@ pub async fn serve(
     server.conn_ended.notify_waiters();
 }
 
+/// The connection once its handshake is done; with `allow0RTT`, at once (quinn's 0.5-RTT), so
+/// request streams a resuming client sends in 0-RTT are served before the handshake ends.
+/// quinn: for incoming connections `into_0rtt` "will always fully succeed".
+async fn established(
+    connecting: quinn::Connecting,
+    server: &ServerState,
+) -> Option<quinn::Connection> {
+    if !server.config.allow_0rtt {
+        return connecting.await.ok();
+    }
+    match connecting.into_0rtt() {
+        Ok((conn, handshake)) => {
+            // Counted like a failed handshake without 0-RTT. quinn resolves this false when
+            // the connection ends before its handshake does.
+            let stats = server.stats.clone();
+            tokio::spawn(async move {
+                if !handshake.await {
+                    stats.connection_errors.fetch_add(1, Relaxed);
+                }
+            });
+            Some(conn)
+        }
+        Err(connecting) => connecting.await.ok(),
+    }
+}
+
 /// The h3 connection from handshake to close. Kept whole: one `select!` over accept, drain
 /// and idle, whose state (draining, GOAWAY) the arms share.
 async fn drive(server: &Arc<ServerState>, ctx: &Arc<ConnCtx>) {
@@ -123,6 +142,7 @@ async fn drive(server: &Arc<ServerState>, ctx: &Arc<ConnCtx>) {
     let frame_limit = 4 * cfg.max_header_list_size + 64 * 1024;
     let classifier = ctx.sessions.clone().map(|s| s as Arc<dyn StreamClassifier>);
     let quic = QuicConn::server(ctx.quic.clone(), frame_limit, ctx.stops.clone(), classifier)
+        .with_early(ctx.early.clone())
         .with_settings(if cfg.enable_webtransport {
             wt_settings::server_settings(WT_MAX_SESSIONS)
         } else {

@@ -8,6 +8,7 @@ mod conn_ctx;
 pub mod conn_info;
 mod connection;
 pub mod datagrams;
+mod early_data;
 mod qlog;
 mod request;
 mod responder;
@@ -89,6 +90,10 @@ impl Server {
         routes: ActiveRoutes,
         dispatcher: Box<dyn Dispatcher>,
     ) -> Result<Server> {
+        let config = ServerConfig {
+            allow_0rtt: tls.early_data,
+            ..config
+        };
         let crypto = crate::tls::server_crypto(tls)?;
         let mut server_config = quinn::ServerConfig::with_crypto(crypto);
         server_config.transport_config(Arc::new(transport(&config)?));
@@ -194,13 +199,15 @@ async fn accept_loop(
             incoming.refuse();
             continue;
         }
-        let Some(q) = &qlog else {
-            tokio::spawn(connection::serve(incoming, server.clone()));
-            continue;
-        };
         // Traced: the connection gets a server config of its own (see qlog.rs).
-        let cfg = q.config_for(&incoming);
-        match incoming.accept_with(cfg) {
+        let accepted = match &qlog {
+            Some(q) => {
+                let cfg = q.config_for(&incoming);
+                incoming.accept_with(cfg)
+            }
+            None => incoming.accept(),
+        };
+        match accepted {
             Ok(connecting) => {
                 tokio::spawn(connection::serve(connecting, server.clone()));
             }

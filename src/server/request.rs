@@ -10,6 +10,7 @@ use h3::server::{RequestResolver, RequestStream};
 use tokio::sync::mpsc;
 
 use super::conn_ctx::{ConnCtx, InflightGuard};
+use super::early_data;
 use super::responder;
 use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
 use super::router::{BodyMode, RouteSpec};
@@ -58,7 +59,8 @@ async fn handle(
     let stats = &server.stats;
     // Taken first so the watcher is dropped with this task whatever path it ends on.
     let stopped = ctx.stops.take(StreamId::from(resolver.frame_stream.id()));
-    let (req, stream) = match resolver.resolve_request().await {
+    let early = server.config.allow_0rtt && ctx.early.take(resolver.frame_stream.id().into());
+    let (req, mut stream) = match resolver.resolve_request().await {
         Ok(r) => r,
         // Malformed head, oversized header section (h3 answers 431 itself), or reset: the
         // stream is already dealt with; the connection lives on unless h3 closed it.
@@ -69,6 +71,9 @@ async fn handle(
     };
     stats.requests_total.fetch_add(1, Relaxed);
     let (parts, ()) = req.into_parts();
+    if early && !early_data::admit(&parts, &mut stream, stats).await {
+        return;
+    }
     match ctx.sessions.clone().filter(|_| is_webtransport(&parts)) {
         Some(sessions) => {
             // Boxed: a session's state is large and rare; requests should not carry its size.
@@ -77,7 +82,7 @@ async fn handle(
             ))
             .await
         }
-        None => serve_request(stream, parts, &server, &ctx, stopped).await,
+        None => serve_request(stream, parts, &server, &ctx, stopped, early).await,
     }
 }
 
@@ -94,6 +99,7 @@ async fn serve_request(
     server: &Arc<ServerState>,
     ctx: &Arc<ConnCtx>,
     stopped: StopFuture,
+    early: bool,
 ) {
     let stats = &server.stats;
     let _active = GaugeGuard::inc(&stats.requests_active);
@@ -147,6 +153,7 @@ async fn serve_request(
     };
     let h3_datagram = route.is_some_and(|r| r.h3_datagram);
     drop(routes);
+    let _early = early.then(|| server.early.mark(head.id));
     hand_to_js(
         stream,
         head,

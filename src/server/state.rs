@@ -117,6 +117,8 @@ pub struct ServerState {
     pub(crate) run_state: watch::Sender<RunState>,
     /// Signalled whenever a connection ends, so a graceful stop can wait for the last one.
     pub(crate) conn_ended: Notify,
+    /// Requests being served that arrived in 0-RTT.
+    pub early: super::early_data::EarlyRequests,
 }
 
 impl ServerState {
@@ -141,6 +143,7 @@ impl ServerState {
             next_generation: AtomicU32::new(generation),
             run_state: watch::channel(RunState::Running).0,
             conn_ended: Notify::new(),
+            early: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod classify;
 pub mod datagram;
+pub mod early;
 pub mod quic;
 pub mod stops;
 pub mod transport_config;

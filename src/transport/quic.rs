@@ -20,6 +20,7 @@ use h3_datagram::quic_traits::DatagramConnectionExt;
 use quinn::VarInt;
 
 use super::classify::{classify_bidi, classify_uni, StreamClassifier};
+use super::early::EarlyStreams;
 use super::stops::Stops;
 use crate::proto::frame_guard::{FrameGuard, H3_EXCESSIVE_LOAD};
 use crate::proto::request_rules::{RequestRules, H3_MESSAGE_ERROR};
@@ -500,6 +501,8 @@ pub struct QuicConn {
     incoming_uni: Incoming<quinn::RecvStream>,
     opener: Opener,
     stops: Option<Arc<Stops>>,
+    /// Server with 0-RTT on: where request streams opened in 0-RTT are noted.
+    early: Option<Arc<EarlyStreams>>,
     /// Only for its datagram handlers (its own stream acceptors are never polled).
     datagrams: h3_quinn::Connection,
     /// With WebTransport on, peer streams are classified before h3 sees them: streams whose
@@ -548,6 +551,7 @@ impl QuicConn {
             conn,
             limit,
             stops,
+            early: None,
             classifier,
             is_client,
             classifying_bi: FuturesUnordered::new(),
@@ -559,6 +563,12 @@ impl QuicConn {
     /// Adds `extra` to the SETTINGS h3 sends (see `proto/wt_settings.rs`).
     pub fn with_settings(mut self, extra: Vec<(u64, u64)>) -> Self {
         self.settings_extra = Some(extra).filter(|e| !e.is_empty());
+        self
+    }
+
+    /// Server with 0-RTT on: note request streams opened in 0-RTT in `early`.
+    pub fn with_early(mut self, early: Arc<EarlyStreams>) -> Self {
+        self.early = Some(early);
         self
     }
 
@@ -603,11 +613,12 @@ impl QuicConn {
         recv: quinn::RecvStream,
         prefix: Option<Bytes>,
     ) -> BidiStream<B> {
+        let id = crate::ids::StreamId(u64::from(VarInt::from(send.id())));
         if let Some(stops) = &self.stops {
-            stops.put(
-                crate::ids::StreamId(u64::from(VarInt::from(send.id()))),
-                &send,
-            );
+            stops.put(id, &send);
+        }
+        if let Some(early) = self.early.as_ref().filter(|_| recv.is_0rtt()) {
+            early.mark(id);
         }
         let mut stream = BidiStream::new(send, recv, FrameGuard::request(self.limit), prefix);
         if !self.is_client {
