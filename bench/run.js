@@ -85,6 +85,9 @@ const CFG = {
   noBuild: process.env.BENCH_NO_BUILD === '1',
   // Comma-separated, case-insensitive substrings of target names, e.g. "rust,bun.serve".
   only: (process.env.BENCH_TARGETS || '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
+  // Open-loop latency runs at half the rust row's rate (0 turns them off); seconds each.
+  latencyRounds: envNum('BENCH_LATENCY_ROUNDS', 2, { min: 0, max: 50, int: true }),
+  latencyDuration: envNum('BENCH_LATENCY_DURATION', 4, { min: 0.5, max: 600 }),
   startTimeoutMs: 10_000
 }
 if (!CFG.throughputRounds) CFG.throughputRounds = CFG.rounds
@@ -97,6 +100,8 @@ const runSection = (name) => CFG.sections.length === 0 || CFG.sections.includes(
 // Issue targets for the streaming rows (napi-h3 vs the pure-Rust server).
 const GOAL_RATIO = 0.8 // ≥ 0.8x the pure-Rust MB/s
 const GOAL_RSS_GROWTH_MIB = 64 // server RSS growth during the transfer ≤ 64 MiB
+// Latency target: p99 at half the rust server's maximum rate ≤ 1.5x the rust server's p99 there.
+const GOAL_P99_RATIO = 1.5
 const RSS_SAMPLE_MS = 50
 
 const RESULTS_DIR = path.join(__dirname, 'results')
@@ -734,6 +739,48 @@ async function main () {
     if (v.runs.length === 0) skipped[name] = skipped[name] || `all ${v.failures.length} runs failed: ${v.failures[0] && v.failures[0].error}`
   }
 
+  // ---- latency at half the rust server's maximum rate ---------------------------------------
+  // h3-load --rate: an open-loop schedule at half the `rust` row's median req/s, the same for
+  // every server, so p99 compares queueing at equal load (a server that cannot keep up shows
+  // it in its p99). The extra rust rows are left out.
+  const latency = {}
+  const refRps = rate.rust && rate.rust.runs.length ? rate.rust.median.rps : null
+  const latencyTargets = targets.filter((t) => !skipped[t.name] && (t.name === 'rust' || !t.name.startsWith('rust (')))
+  if (refRps && CFG.latencyRounds > 0) {
+    const target = Math.round(refRps / 2)
+    console.log(`bench: latency: ${CFG.latencyRounds} rounds x ${latencyTargets.length} targets, open loop at ${fmt(target)} req/s (half the rust row's), ${CFG.latencyDuration} s each`)
+    for (const t of latencyTargets) latency[t.name] = { target_rps: target, runs: [], failures: [] }
+    for (let round = 1; round <= CFG.latencyRounds; round++) {
+      for (const t of latencyTargets) {
+        let server
+        try {
+          server = await startServer(t)
+        } catch (e) {
+          latency[t.name].failures.push({ round, error: `server failed to start: ${e.message}` })
+          continue
+        }
+        const args = ['--url', `https://127.0.0.1:${server.port}/`, '--connections', String(CFG.connections), '--streams', String(CFG.streams), '--duration', String(CFG.latencyDuration), '--warmup', String(CFG.warmup), '--rate', String(target)]
+        const r = await runLoad(server, args, { timeoutMs: (CFG.warmup + CFG.latencyDuration + 30) * 1000 })
+        await stopServer(server)
+        if (r.error) {
+          latency[t.name].failures.push({ round, error: r.error })
+          console.log(`  latency ${round}  ${t.name.padEnd(18)} FAILED: ${r.error}`)
+          continue
+        }
+        const j = r.json
+        const run = { round, rps: j.rps, p50_us: j.p50_us, p99_us: j.p99_us, max_us: j.max_us, errors: j.errors, server_cpu_us_per_req: perUnit(r.server_cpu_s, j.requests, 1e6), other_cores: cores(r.other_cpu_s, r.wall_s) }
+        latency[t.name].runs.push(run)
+        console.log(`  latency ${round}  ${t.name.padEnd(18)} ${fmt(run.rps).padStart(8)} req/s  p50 ${fmt(run.p50_us).padStart(6)} µs  p99 ${fmt(run.p99_us).padStart(6)} µs  server ${fmt(run.server_cpu_us_per_req, 2)} µs/req`)
+      }
+    }
+    for (const v of Object.values(latency)) v.median = medians(v.runs, ['rps', 'p50_us', 'p99_us', 'server_cpu_us_per_req', 'other_cores'])
+    const refP99 = latency.rust && latency.rust.runs.length ? latency.rust.median.p99_us : null
+    for (const [n, v] of Object.entries(latency)) {
+      v.p99_ratio = n !== 'rust' && refP99 && v.median.p99_us != null ? v.median.p99_us / refP99 : null
+      v.p99_goal = v.p99_ratio === null ? null : v.p99_ratio <= GOAL_P99_RATIO
+    }
+  }
+
   // ---- client section -----------------------------------------------------------------------
   // clients/fetch-load.mjs (CFG.clientConcurrency JS loops of `await (await fetch(url)).text()`)
   // against a fresh h3-hello per run; rounds interleaved like above. Server CPU, client CPU and
@@ -1229,6 +1276,28 @@ async function main () {
     )
   }
 
+  const lNames = Object.keys(latency).filter((n) => latency[n].runs.length)
+  if (lNames.length) {
+    console.log(`\nLatency at half the rust server's maximum rate: open loop, ${fmt(latency[lNames[0]].target_rps)} req/s, medians over ${CFG.latencyRounds} rounds\n`)
+    const lm = (n, k) => latency[n].median[k]
+    console.log(
+      table(
+        ['target', 'req/s', 'p50 µs', 'p99 µs', 'p99 vs rust', `≤${GOAL_P99_RATIO}x`, 'server CPU µs/req', 'other cores'],
+        lNames.map((n) => [
+          n,
+          fmt(lm(n, 'rps')),
+          fmt(lm(n, 'p50_us')),
+          fmt(lm(n, 'p99_us')),
+          n === 'rust' ? 'ref' : ratio(latency[n].p99_ratio, 1),
+          latency[n].p99_goal === null ? '' : latency[n].p99_goal ? 'PASS' : 'MISS',
+          fmt(lm(n, 'server_cpu_us_per_req'), 2),
+          fmt(lm(n, 'other_cores'), 2)
+        ]),
+        ['l', 'r', 'r', 'r', 'r', 'l', 'r', 'r']
+      )
+    )
+  }
+
   const cNames = Object.keys(client).filter((n) => client[n].runs.length)
   const cm = (n, k) => client[n].median[k]
   if (Object.keys(client).length) {
@@ -1398,6 +1467,7 @@ async function main () {
     meta: { ...meta, elapsed_s: (Date.now() - t0) / 1000, throughput_expected_sha256: expected, webtransport_expected_sha256: wtExpected },
     rate,
     ratios,
+    latency,
     client,
     client_ratios: clientRatios,
     throughput,

@@ -5,6 +5,12 @@
 //! window goes into a histogram. Throughput mode (`--download N` / `--upload N`): each connection
 //! does one transfer of N bytes. Either way ONE JSON line is printed on stdout at the end.
 //!
+//! `--rate R` (request-rate mode) makes the load open-loop: the C × S workers issue R requests
+//! per second between them on a fixed schedule. A request whose worker was still waiting for
+//! the previous answer at its slot is timed from the slot, so a server that falls behind shows
+//! its queueing instead of slowing the load down (no coordinated omission); one sent on time is
+//! timed from when it went out (the timer's own lateness is not the server's).
+//!
 //! On stderr it prints `MEASURE_START` / `MEASURE_END` at the boundaries of the measurement
 //! window, so a driver script can sample the server's CPU time exactly there.
 //!
@@ -33,7 +39,7 @@ const USAGE: &str = "usage: h3-load --url https://127.0.0.1:PORT/path
          [--method GET|POST (GET)] [--body-bytes N (0)]
          [--download BYTES | --upload BYTES]   throughput mode: one transfer per connection
          [--request-timeout SECS (10, rate mode)] [--timeout SECS (120, throughput mode)]
-         [--threads N] [--sni NAME]
+         [--rate REQ_PER_S (open-loop schedule, rate mode)] [--threads N] [--sni NAME]
 Prints one JSON line: {\"requests\",\"errors\",\"duration_s\",\"rps\",\"p50_us\",\"p99_us\",\"bytes\",...}";
 
 type SendRequest = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
@@ -58,6 +64,28 @@ struct Job {
     chunk: Bytes,
     /// Rate mode: a request taking longer than this is abandoned and counted as an error.
     request_timeout: Duration,
+    /// `--rate`: requests per second over all workers, on a fixed schedule; `None`: closed loop.
+    rate: Option<f64>,
+}
+
+/// When one worker sends its requests under `--rate`: every `interval`, from `first`.
+#[derive(Clone, Copy)]
+struct Schedule {
+    first: Instant,
+    interval: Duration,
+}
+
+impl Schedule {
+    /// Worker `index` of `workers`: the rate split evenly, the workers' slots interleaved so
+    /// the requests are spread over each interval rather than sent in bursts.
+    fn new(rate: f64, index: usize, workers: usize, start: Instant) -> Self {
+        let interval = Duration::from_secs_f64(workers as f64 / rate);
+        let offset = interval.mul_f64(index as f64 / workers as f64);
+        Schedule {
+            first: start + offset,
+            interval,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -136,6 +164,7 @@ fn main() {
         "request-timeout",
         "threads",
         "sni",
+        "rate",
     ];
     if let Some(bad) = args.names().find(|n| !KNOWN.contains(n)) {
         fail(&format!("unknown option --{bad}"));
@@ -206,6 +235,10 @@ impl Opts {
         let warmup: f64 = a.get_or("warmup", 1.0)?;
         let timeout: f64 = a.get_or("timeout", 120.0)?;
         let request_timeout: f64 = a.get_or("request-timeout", 10.0)?;
+        let rate: Option<f64> = a.get("rate")?;
+        if rate.is_some_and(|r| !(r > 0.0 && r <= 10_000_000.0)) || (rate.is_some() && throughput) {
+            return Err("--rate must be in (0, 1e7] and only in request-rate mode".into());
+        }
         if connections == 0 || streams == 0 {
             return Err("--connections and --streams must be >= 1".into());
         }
@@ -230,6 +263,7 @@ impl Opts {
                 client_config: napi_h3_bench::insecure_client_config()?,
                 chunk: Bytes::from(vec![b'u'; CHUNK]),
                 request_timeout: Duration::from_secs_f64(request_timeout),
+                rate,
             },
             connections,
             streams,
@@ -333,12 +367,33 @@ async fn worker(
     mut sr: SendRequest,
     job: Arc<Job>,
     dead: Arc<AtomicBool>,
+    schedule: Option<Schedule>,
     measure_start: Instant,
     end: Instant,
 ) -> Stats {
     let mut st = Stats::default();
+    let mut slot = schedule.map(|s| s.first);
     while Instant::now() < end && !dead.load(Ordering::Acquire) {
-        let t0 = Instant::now();
+        // Open loop: wait for this worker's next slot, and time the request from it.
+        let t0 = match (slot.as_mut(), schedule) {
+            (Some(at), Some(s)) => {
+                let due = *at;
+                *at += s.interval;
+                if due >= end {
+                    break;
+                }
+                if Instant::now() >= due {
+                    // Late because the last answer came late: the server's queueing, counted.
+                    due
+                } else {
+                    // Early: wait. The timer wakes up to a millisecond late, which is ours, not
+                    // the server's, so the request is timed from when it actually goes out.
+                    sleep_until(due).await;
+                    Instant::now()
+                }
+            }
+            _ => Instant::now(),
+        };
         let res = match timeout_at(
             (t0 + job.request_timeout).min(end),
             one_request(&mut sr, &job),
@@ -390,7 +445,7 @@ async fn worker(
 async fn conn_task(
     first: (quinn::Endpoint, quinn::Connection),
     job: Arc<Job>,
-    streams: usize,
+    (index, streams, workers): (usize, usize, usize),
     measure_start: Instant,
     end: Instant,
 ) -> Stats {
@@ -421,11 +476,17 @@ async fn conn_task(
             Err(_) => break,
         };
         let mut set = JoinSet::new();
-        for _ in 0..streams {
+        // The schedule starts now (after a reconnect, too); worker ids run across connections.
+        let start = Instant::now();
+        for s in 0..streams {
+            let schedule = job
+                .rate
+                .map(|r| Schedule::new(r, index * streams + s, workers, start));
             set.spawn(worker(
                 sr.clone(),
                 job.clone(),
                 dead.clone(),
+                schedule,
                 measure_start,
                 end,
             ));
@@ -479,8 +540,10 @@ async fn connect_all(
 async fn run(opts: Opts) -> bool {
     let job = Arc::new(opts.job);
     let summary = format!(
-        "\"connections\":{},\"streams\":{}",
-        opts.connections, opts.streams
+        "\"connections\":{},\"streams\":{},\"target_rps\":{}",
+        opts.connections,
+        opts.streams,
+        job.rate.map_or("null".into(), |r| format!("{r:.1}"))
     );
     let conns = match connect_all(&job, opts.connections).await {
         Ok(c) => c,
@@ -514,8 +577,15 @@ async fn run_rate(
     let measure_start = Instant::now() + warmup;
     let end = measure_start + duration;
     let mut set = JoinSet::new();
-    for c in conns {
-        set.spawn(conn_task(c, job.clone(), streams, measure_start, end));
+    let workers = conns.len() * streams;
+    for (i, c) in conns.into_iter().enumerate() {
+        set.spawn(conn_task(
+            c,
+            job.clone(),
+            (i, streams, workers),
+            measure_start,
+            end,
+        ));
     }
     sleep_until(measure_start).await;
     eprintln!("MEASURE_START");
