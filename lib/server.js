@@ -269,6 +269,8 @@ class H3Server {
   #flush = () => {
     const q = this.#outbox
     this.#outbox = []
+    // Rows are checked one by one natively (a bad one is answered 500); this only guards a
+    // native side already torn down.
     try { this.#native.respondBatch(q) } catch {}
   }
 

@@ -171,18 +171,14 @@ impl NativeServer {
         while let (Some(id), Some(status), Some(headers), Some(body)) =
             (it.next(), it.next(), it.next(), it.next())
         {
-            // Each cell is type-checked by its FromNapiValue conversion; a wrong shape is an Err.
-            let id: i64 = id.coerce_to_number()?.get_int64()?;
-            let status: u32 = status.coerce_to_number()?.get_uint32()?;
-            let headers: Vec<String> =
-                unsafe { Vec::<String>::from_napi_value(headers.env(), headers.raw())? };
-            let body: Option<Either<String, Buffer>> = match body.get_type()? {
-                ValueType::Null | ValueType::Undefined => None,
-                _ => Some(unsafe {
-                    Either::<String, Buffer>::from_napi_value(body.env(), body.raw())?
-                }),
+            // One bad row must not cost the others their answers: it gets a 500 instead.
+            let Ok(id) = id.coerce_to_number().and_then(|n| n.get_int64()) else {
+                continue;
             };
-            self.respond(id, status, headers, body);
+            match response_row(status, headers, body) {
+                Ok((status, headers, body)) => self.respond(id, status, headers, body),
+                Err(_) => self.respond(id, 500, Vec::new(), None),
+            };
         }
         Ok(())
     }
@@ -367,6 +363,26 @@ impl NativeServer {
             .await
             .map_err(|e| to_js(H3Error::Internal(format!("stop failed: {e}"))))
     }
+}
+
+/// Status, flat headers and body of a complete response, as `respond` takes them.
+type ResponseRow = (u32, Vec<String>, Option<Either<String, Buffer>>);
+
+/// The status, headers and body cells of one `respondBatch` row, each type-checked by its
+/// FromNapiValue conversion.
+fn response_row(
+    status: Unknown<'_>,
+    headers: Unknown<'_>,
+    body: Unknown<'_>,
+) -> Result<ResponseRow> {
+    let status: u32 = status.coerce_to_number()?.get_uint32()?;
+    let headers: Vec<String> =
+        unsafe { Vec::<String>::from_napi_value(headers.env(), headers.raw())? };
+    let body = match body.get_type()? {
+        ValueType::Null | ValueType::Undefined => None,
+        _ => Some(unsafe { Either::<String, Buffer>::from_napi_value(body.env(), body.raw())? }),
+    };
+    Ok((status, headers, body))
 }
 
 impl JsDispatcher {
