@@ -60,6 +60,21 @@ export async function request (server, { method = 'GET', path: p = '/', headers 
   return r
 }
 
+/** A whole ReadableStream of bytes as one Uint8Array. */
+export async function readAll (readable) {
+  return new Uint8Array(await new Response(readable).arrayBuffer())
+}
+
+/** Calls (and awaits) `fn` on every value a ReadableStream yields, until it ends. */
+export async function each (readable, fn) {
+  const reader = readable.getReader()
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return
+    await fn(value)
+  }
+}
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 export async function waitFor (fn, { timeout = 5000, interval = 20 } = {}) {

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import { execFile, spawn } from 'node:child_process'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
-import { serve, aioquic, waitFor, root, makeCert, python } from './helpers.mjs'
+import { serve, aioquic, waitFor, root, makeCert, python, readAll, each } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { createH3Client } = require(root)
@@ -30,19 +30,6 @@ function pywtClient (port, args = []) {
       try { resolve(JSON.parse(stdout)) } catch { reject(new Error(`pywt_peer client failed: ${err?.message}\n${stderr}\n${stdout}`)) }
     })
   })
-}
-
-async function readAll (readable) {
-  return new Uint8Array(await new Response(readable).arrayBuffer())
-}
-
-async function each (readable, fn) {
-  const reader = readable.getReader()
-  for (;;) {
-    const { value, done } = await reader.read()
-    if (done) return
-    await fn(value)
-  }
 }
 
 /** The echo protocol of webtransport.spec.mjs, recording the session's draft. */

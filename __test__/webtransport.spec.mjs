@@ -2,26 +2,13 @@ import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { serve, aioquic, waitFor, root, sha256, patternBytes, sleep, makeCert, spawnServer, python } from './helpers.mjs'
+import { serve, aioquic, waitFor, root, sha256, patternBytes, sleep, makeCert, spawnServer, python, readAll, each } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { createH3Client, WebTransportError } = require(root)
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
-
-async function readAll (readable) {
-  return new Uint8Array(await new Response(readable).arrayBuffer())
-}
-
-async function each (readable, fn) {
-  const reader = readable.getReader()
-  for (;;) {
-    const { value, done } = await reader.read()
-    if (done) return
-    await fn(value)
-  }
-}
 
 /**
  * The echo protocol every test peer speaks (see __test__/py/h3client.py `wt`): datagrams and

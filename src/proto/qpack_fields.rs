@@ -299,6 +299,31 @@ pub fn decode(section: &[u8]) -> Result<Vec<Field<'_>>, Undecodable> {
     Ok(fields)
 }
 
+/// RFC 9204 §4.5.6 Literal Field Line with Literal Name: `001N H` + name length (3-bit prefix),
+/// name, then `H` + value length (7-bit prefix), value; no Huffman, N = 0.
+pub fn encode_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    prefix_int(out, 0x20, 3, name.len() as u64);
+    out.extend_from_slice(name);
+    prefix_int(out, 0x00, 7, value.len() as u64);
+    out.extend_from_slice(value);
+}
+
+/// RFC 7541 §5.1 integer with an N-bit prefix, `flags` in the bits above it.
+fn prefix_int(out: &mut Vec<u8>, flags: u8, bits: u32, mut v: u64) {
+    let max = (1u64 << bits) - 1;
+    if v < max {
+        out.push(flags | v as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    v -= max;
+    while v >= 0x80 {
+        out.push((v & 0x7f) as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

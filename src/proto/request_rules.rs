@@ -569,29 +569,10 @@ mod tests {
 
     // Wire-level tests: literal-name QPACK sections in HEADERS/DATA frames.
 
-    /// RFC 7541 §5.1 prefixed integer with `bits` prefix bits under `flags`.
-    fn int(out: &mut Vec<u8>, flags: u8, bits: u32, mut v: usize) {
-        let max = (1usize << bits) - 1;
-        if v < max {
-            out.push(flags | v as u8);
-            return;
-        }
-        out.push(flags | max as u8);
-        v -= max;
-        while v >= 128 {
-            out.push((v % 128) as u8 | 0x80);
-            v /= 128;
-        }
-        out.push(v as u8);
-    }
-
     fn section(fields: &[(&str, &str)]) -> Vec<u8> {
         let mut s = vec![0, 0];
         for (n, v) in fields {
-            int(&mut s, 0x20, 3, n.len());
-            s.extend_from_slice(n.as_bytes());
-            int(&mut s, 0, 7, v.len());
-            s.extend_from_slice(v.as_bytes());
+            crate::proto::qpack_fields::encode_literal(&mut s, n.as_bytes(), v.as_bytes());
         }
         s
     }

@@ -79,7 +79,7 @@ pub fn swap_token(stream: &[u8], from: &[u8], to: &[u8]) -> Option<Bytes> {
     payload.extend_from_slice(&[0, 0]);
     for (i, f) in fields.iter().enumerate() {
         let value: &[u8] = if i == at { to } else { &f.value };
-        literal(&mut payload, &f.name, value);
+        qpack_fields::encode_literal(&mut payload, &f.name, value);
     }
     let mut out = BytesMut::with_capacity(payload.len() + after.len() + 16);
     varint::write_small(&mut out, FRAME_HEADERS);
@@ -87,31 +87,6 @@ pub fn swap_token(stream: &[u8], from: &[u8], to: &[u8]) -> Option<Bytes> {
     out.extend_from_slice(&payload);
     out.extend_from_slice(after);
     Some(out.freeze())
-}
-
-/// RFC 9204 §4.5.6 Literal Field Line with Literal Name: `001N H` + name length (3-bit prefix),
-/// name, then `H` + value length (7-bit prefix), value; no Huffman, N = 0.
-fn literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    prefix_int(out, 0x20, 3, name.len() as u64);
-    out.extend_from_slice(name);
-    prefix_int(out, 0x00, 7, value.len() as u64);
-    out.extend_from_slice(value);
-}
-
-/// RFC 7541 §5.1 integer with an N-bit prefix, `flags` in the bits above it.
-fn prefix_int(out: &mut Vec<u8>, flags: u8, bits: u32, mut v: u64) {
-    let max = (1u64 << bits) - 1;
-    if v < max {
-        out.push(flags | v as u8);
-        return;
-    }
-    out.push(flags | max as u8);
-    v -= max;
-    while v >= 0x80 {
-        out.push((v & 0x7f) as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// The fields of the HEADERS frame `stream` starts with (tests).
@@ -139,7 +114,7 @@ mod tests {
     fn headers_frame(fields: &[(&str, &str)]) -> Vec<u8> {
         let mut p = vec![0, 0];
         for (n, v) in fields {
-            literal(&mut p, n.as_bytes(), v.as_bytes());
+            qpack_fields::encode_literal(&mut p, n.as_bytes(), v.as_bytes());
         }
         let mut out = BytesMut::new();
         varint::write_small(&mut out, FRAME_HEADERS);

@@ -278,6 +278,16 @@ mod tests {
         assert_eq!(from_http_code(0x100), None);
     }
 
+    /// The capsules of `wire`, fed to a reader `step` bytes at a time.
+    fn read_in_steps(wire: &[u8], step: usize) -> Vec<Capsule> {
+        let mut r = CapsuleReader::default();
+        let mut got = Vec::new();
+        for piece in wire.chunks(step) {
+            got.extend(r.push(Bytes::copy_from_slice(piece)).unwrap());
+        }
+        got
+    }
+
     #[test]
     fn capsules_parse_across_chunks_and_skip_unknown() {
         let mut wire = BytesMut::new();
@@ -289,13 +299,8 @@ mod tests {
         wire.extend_from_slice(&close_capsule(4242, "bye ✓"));
         let wire = wire.freeze();
         for step in [1usize, 3, 7, 1000] {
-            let mut r = CapsuleReader::default();
-            let mut got = Vec::new();
-            for piece in wire.chunks(step) {
-                got.extend(r.push(Bytes::copy_from_slice(piece)).unwrap());
-            }
             assert_eq!(
-                got,
+                read_in_steps(&wire, step),
                 vec![Capsule::Drain, Capsule::Close(4242, "bye ✓".into())],
                 "step {step}"
             );
@@ -312,13 +317,8 @@ mod tests {
         wire.extend_from_slice(&flow_capsule(MAX_STREAM_DATA_CAPSULE, 1).unwrap());
         let wire = wire.freeze();
         for step in [1usize, 5, 100] {
-            let mut r = CapsuleReader::default();
-            let mut got = Vec::new();
-            for piece in wire.chunks(step) {
-                got.extend(r.push(Bytes::copy_from_slice(piece)).unwrap());
-            }
             assert_eq!(
-                got,
+                read_in_steps(&wire, step),
                 vec![
                     Capsule::MaxData(1 << 40),
                     Capsule::MaxStreams { bidi: true, max: 7 },
