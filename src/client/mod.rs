@@ -1,6 +1,7 @@
 //! HTTP/3 client: one QUIC connection per origin, many requests multiplexed on it.
 
 mod connection;
+mod head;
 mod request;
 mod session;
 
@@ -21,6 +22,7 @@ use crate::transport::body::{BodyEvent, BodyPull};
 use crate::webtransport::HandleTable;
 use connection::OriginConn;
 
+pub use head::HeadSink;
 pub use request::{RequestSpec, ResponseHead, UploadCmd};
 pub use session::SessionOpen;
 

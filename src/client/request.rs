@@ -13,6 +13,7 @@ use h3::error::Code;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::connection::{connect_error, setup_error};
+use super::head::{HeadSink, HeadTx};
 use super::{Client, Handle};
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
@@ -78,13 +79,10 @@ fn stream_failure(quic: &quinn::Connection) -> H3Error {
 }
 
 impl Client {
-    /// Start a request; the response head arrives on the returned receiver.
-    pub fn start(
-        self: &Arc<Self>,
-        spec: RequestSpec,
-    ) -> (RequestId, oneshot::Receiver<Result<ResponseHead>>) {
+    /// Start a request; its response head goes to `heads`, tagged with the returned id.
+    pub fn start(self: &Arc<Self>, spec: RequestSpec, heads: Arc<dyn HeadSink>) -> RequestId {
         let id = RequestId(self.next_id.fetch_add(1, Relaxed));
-        let (head_tx, head_rx) = oneshot::channel();
+        let head_tx = HeadTx::new(id, heads);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let (upload_tx, upload_rx) = if spec.streamed {
             let (t, r) = mpsc::unbounded_channel();
@@ -102,19 +100,21 @@ impl Client {
             },
         );
         let client = self.clone();
-        tokio::spawn(async move {
+        // Boxed: the request future is kilobytes (h3 streams, the upload and download halves
+        // side by side), and an unboxed one is copied whole on every move into the task.
+        tokio::spawn(Box::pin(async move {
             client
                 .run(spec, head_tx, upload_rx, pull_rx, cancel_rx)
                 .await;
             client.lock_handles().remove(&id);
-        });
-        (id, head_rx)
+        }));
+        id
     }
 
     async fn run(
         &self,
         spec: RequestSpec,
-        head_tx: oneshot::Sender<Result<ResponseHead>>,
+        head_tx: HeadTx,
         upload: Option<mpsc::UnboundedReceiver<UploadCmd>>,
         pulls: mpsc::UnboundedReceiver<BodyPull>,
         cancel: watch::Receiver<bool>,
@@ -124,7 +124,7 @@ impl Client {
             None => return,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                let _ = head_tx.send(Err(e));
+                head_tx.send(Err(e));
                 return;
             }
         };
@@ -240,7 +240,7 @@ fn prefetch(recv: &mut ResponseStream) -> Prefetched {
 async fn download(
     mut recv: ResponseStream,
     quic: quinn::Connection,
-    head_tx: oneshot::Sender<Result<ResponseHead>>,
+    head_tx: HeadTx,
     mut pulls: mpsc::UnboundedReceiver<BodyPull>,
     mut cancel: watch::Receiver<bool>,
 ) {
@@ -253,7 +253,7 @@ async fn download(
             complete: None,
         },
         Some(Err(_)) => {
-            let _ = head_tx.send(Err(stream_failure(&quic)));
+            head_tx.send(Err(stream_failure(&quic)));
             return;
         }
     };
@@ -263,13 +263,11 @@ async fn download(
     if early.ended && early.held <= INLINE_BODY {
         if let Some(trailers) = body::end_trailers(&mut recv).now_or_never() {
             head.complete = Some((early.pieces.take().unwrap_or_default(), trailers));
-            let _ = head_tx.send(Ok(head));
+            head_tx.send(Ok(head));
             return;
         }
     }
-    if head_tx.send(Ok(head)).is_err() {
-        return;
-    }
+    head_tx.send(Ok(head));
     if let Some(pieces) = early.pieces {
         let Some(Some(reply)) = until_cancelled(c, pulls.recv()).await else {
             return recv.stop_sending(Code::H3_REQUEST_CANCELLED);
