@@ -11,6 +11,7 @@ const { WebTransportSession } = require('./webtransport.js')
 const { OFFER_HEADER, ANSWER_HEADER, offerHeader, parseAnswer } = require('./wt-protocols.js')
 const { clientTlsExtras } = require('./tls.js')
 const { HeadWaiters } = require('./client-heads.js')
+const { bufferedResponse } = require('./client-response.js')
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
@@ -319,7 +320,8 @@ async function clientFetch (nat, heads, input, init = {}) {
 function finishResponse (body, status, headers, url, hops, trailers) {
   let res
   try {
-    res = new Response(body, { status: status < 200 ? 200 : status, headers })
+    const init = { status: status < 200 ? 200 : status, headers }
+    res = body === null || body instanceof ReadableStream ? new Response(body, init) : bufferedResponse(body, init)
   } catch (e) {
     throw new TypeError(`h3Fetch: unusable response status ${status}: ${e.message}`)
   }

@@ -56,6 +56,24 @@ pub struct Client {
     pub connections_opened: AtomicU64,
     /// WebTransport sessions and streams of this client.
     pub sessions: Arc<HandleTable>,
+    /// Request tasks on their way into the runtime (see [`starter`]).
+    starts: mpsc::UnboundedSender<RequestTask>,
+}
+
+/// A request's whole life, boxed.
+type RequestTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Spawns the request tasks JS starts. A spawn from the JS thread wakes a runtime worker
+/// each time; through this channel only the first request of a burst does (the rest queue up
+/// behind the one wake-up), and the spawns happen on the runtime, into the worker's own queue.
+fn starter() -> mpsc::UnboundedSender<RequestTask> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<RequestTask>();
+    tokio::spawn(async move {
+        while let Some(task) = rx.recv().await {
+            tokio::spawn(task);
+        }
+    });
+    tx
 }
 
 impl Client {
@@ -84,6 +102,7 @@ impl Client {
             next_id: AtomicU64::new(1),
             connections_opened: AtomicU64::new(0),
             sessions: HandleTable::new(Arc::default())?,
+            starts: starter(),
         })
     }
 

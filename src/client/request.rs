@@ -102,12 +102,15 @@ impl Client {
         let client = self.clone();
         // Boxed: the request future is kilobytes (h3 streams, the upload and download halves
         // side by side), and an unboxed one is copied whole on every move into the task.
-        tokio::spawn(Box::pin(async move {
+        let task = Box::pin(async move {
             client
                 .run(spec, head_tx, upload_rx, pull_rx, cancel_rx)
                 .await;
             client.lock_handles().remove(&id);
-        }));
+        });
+        // The starter is gone only while the runtime shuts down; the dropped task then
+        // reports a reset through its head slot.
+        let _ = self.starts.send(task);
         id
     }
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
-use super::convert::{to_js, JsBytes};
+use super::convert::{error_message, JsBytes};
 use crate::client::{HeadSink, ResponseHead};
 use crate::error::Result as H3Result;
 use crate::ids::RequestId;
@@ -108,7 +108,7 @@ pub fn head_cells(heads: Vec<(RequestId, H3Result<ResponseHead>)>) -> Vec<HeadCe
             }
             Err(e) => cells.extend([
                 HeadCell::Int(-1),
-                HeadCell::Str(to_js(e).reason.clone()),
+                HeadCell::Str(error_message(&e)),
                 HeadCell::Null,
                 HeadCell::Null,
             ]),
