@@ -4,10 +4,20 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
 
-use super::request::ResponseHead;
+/// A response head as handed to JS.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub headers: Vec<String>,
+    /// The whole body and trailers, when they had already arrived with the head (small
+    /// responses): JS then builds the Response without pulling.
+    pub complete: Option<(Vec<Bytes>, Vec<String>)>,
+}
 
 /// Receives the response head (or the failure) of every request of a client, exactly once each.
 pub trait HeadSink: Send + Sync {

@@ -22,8 +22,8 @@ use crate::transport::body::{BodyEvent, BodyPull};
 use crate::webtransport::HandleTable;
 use connection::OriginConn;
 
-pub use head::HeadSink;
-pub use request::{RequestSpec, ResponseHead, UploadCmd};
+pub use head::{HeadSink, ResponseHead};
+pub use request::{RequestSpec, UploadCmd};
 pub use session::SessionOpen;
 
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use h3::error::Code;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::connection::{connect_error, setup_error};
-use super::head::{HeadSink, HeadTx};
+use super::head::{HeadSink, HeadTx, ResponseHead};
 use super::{Client, Handle};
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
@@ -36,16 +36,6 @@ pub struct RequestSpec {
     /// Whole body, or `None` with `streamed` for a body written chunk by chunk.
     pub body: Option<Bytes>,
     pub streamed: bool,
-}
-
-/// A response head as handed to JS.
-#[derive(Debug)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub headers: Vec<String>,
-    /// The whole body and trailers, when they had already arrived with the head (small
-    /// responses): JS then builds the Response without pulling.
-    pub complete: Option<(Vec<Bytes>, Vec<String>)>,
 }
 
 /// Upload commands from JS for a request with a streamed body.
