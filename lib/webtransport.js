@@ -59,6 +59,12 @@ function wtDatagrams (wt, id, use, send) {
     readable: new ReadableStream({
       pull (c) {
         use()
+        // What is already queued, synchronously; else wait (that also reports the end).
+        const ready = wt.takeDatagrams(id)
+        if (ready !== null) {
+          for (const d of ready) c.enqueue(asUint8(d))
+          return
+        }
         return wt.readDatagrams(id).then((list) => {
           if (list === null) return c.close()
           for (const d of list) c.enqueue(asUint8(d))
