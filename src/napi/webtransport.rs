@@ -92,6 +92,20 @@ impl NativeWt {
             .map_err(to_js)
     }
 
+    /// Send the datagrams written in one JS turn: `payloads` back to back, cut at `lengths`.
+    /// One that no longer fits is dropped and counted. Throws ERR_H3_SESSION_CLOSED.
+    #[napi]
+    pub fn send_datagrams(
+        &self,
+        session: i64,
+        lengths: Float64Array,
+        payloads: Buffer,
+    ) -> Result<()> {
+        self.table
+            .send_datagrams(session_handle(session), &lengths, &payloads)
+            .map_err(to_js)
+    }
+
     #[napi]
     pub fn max_datagram_size(&self, session: i64) -> Option<u32> {
         self.table
