@@ -20,3 +20,10 @@ describe('batch layout', () => {
     assert.equal(batch.DATAGRAM_STRIDE, native.datagramBatchFields().length)
   })
 })
+
+describe('client head batch layout', () => {
+  test('response heads: Rust and JS name the same fields in the same order', () => {
+    const heads = require(path.join(root, 'lib', 'client-heads.js'))
+    assert.deepEqual(native.clientHeadFields(), [...heads.HEAD_FIELDS])
+  })
+})

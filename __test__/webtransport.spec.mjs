@@ -220,6 +220,29 @@ describe('WebTransport: our client and server', () => {
     await assert.rejects(client.webtransport(url('/plain')), { status: 404 })
   })
 
+  test('datagrams.writable: a burst written in one turn goes out together, sizes checked at write', async () => {
+    // /wt/readme pipes the server's datagrams.readable into its datagrams.writable (batched).
+    const s = await client.webtransport(url('/wt/readme'))
+    await s.ready
+    const reader = s.datagrams.readable.getReader()
+    const writer = s.datagrams.writable.getWriter()
+    const writes = []
+    for (let i = 0; i < 40; i++) writes.push(writer.write(enc.encode(`w${i}`)))
+    await Promise.all(writes)
+    const got = new Set()
+    const deadline = Date.now() + 3000
+    while (got.size < 40 && Date.now() < deadline) {
+      const r = await Promise.race([reader.read(), sleep(500).then(() => null)])
+      if (r && !r.done) got.add(dec.decode(r.value))
+    }
+    assert.ok(got.size >= 36, `echoed ${got.size}/40`)
+    assert.ok([...got].every((d) => /^w\d+$/.test(d)))
+    const big = new Uint8Array(s.datagrams.maxDatagramSize + 1)
+    await assert.rejects(writer.write(big), { code: 'ERR_H3_DATAGRAM_TOO_LARGE' })
+    s.close()
+    await s.closed
+  })
+
   test('stream resets and STOP_SENDING carry their codes both ways', async () => {
     const s = await client.webtransport(url('/wt/codes'))
     const entry = log[log.length - 1]

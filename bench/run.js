@@ -552,7 +552,14 @@ function napiRows (ctx, script) {
  * (servers/napi-h3-dgram.js).
  */
 function datagramTargets (ctx) {
-  return [{ name: 'rust', cmd: [BIN('dgram-echo'), '--tuned'] }, ...napiRows(ctx, 'napi-h3-dgram.js')]
+  const wt = (t) => ({ ...t, name: `wt ${t.name}`, wt: true })
+  return [
+    { name: 'rust', cmd: [BIN('dgram-echo'), '--tuned'] },
+    ...napiRows(ctx, 'napi-h3-dgram.js'),
+    // WebTransport session datagrams (draft-02 HTTP datagrams on the CONNECT stream), driven by
+    // `wt-transfer --datagrams`: wt-echo vs servers/napi-h3-wt.js (W3C `datagrams` streams).
+    ...webtransportTargets(ctx).map(wt)
+  ]
 }
 
 /**
@@ -1055,6 +1062,18 @@ async function main () {
           `${CFG.dgramConnections} connection(s) x ${CFG.dgramWindow} datagrams of ${CFG.dgramSize} bytes in flight`
       )
     }
+    const wtArgs = (port) => [
+      '--url', `https://127.0.0.1:${port}/echo`,
+      '--datagrams', String(CFG.dgramDuration),
+      '--warmup', String(CFG.warmup),
+      '--window', String(CFG.dgramWindow),
+      '--size', String(CFG.dgramSize)
+    ]
+    /** wt-transfer's datagram report in dgram-load's shape (one connection, no RTT). */
+    const wtJson = (j) => {
+      const d = j.datagrams || {}
+      return { ...j, eps: d.eps, echoes: d.echoes ?? 0, sent: d.sent, lost: d.lost, loss_pct: d.sent ? (100 * d.lost) / d.sent : null, late: 0, corrupt: d.corrupt, p50_us: null, p99_us: null, sent_total: d.sent, first_error: j.error }
+    }
     const args = (port) => [
       '--url', `https://127.0.0.1:${port}/`,
       '--connections', String(CFG.dgramConnections),
@@ -1075,11 +1094,14 @@ async function main () {
           console.log(`${label} skipped: server failed to start: ${e.message}`)
           continue
         }
-        const r = await runLoad(server, args(server.port), { timeoutMs: (CFG.warmup + CFG.dgramDuration + 30) * 1000, cmd: BIN('dgram-load'), label: 'dgram-load' })
+        const load = t.wt
+          ? { args: wtArgs(server.port), cmd: BIN('wt-transfer'), label: 'wt-transfer' }
+          : { args: args(server.port), cmd: BIN('dgram-load'), label: 'dgram-load' }
+        const r = await runLoad(server, load.args, { timeoutMs: (CFG.warmup + CFG.dgramDuration + 30) * 1000, cmd: load.cmd, label: load.label })
         const died = server.child.exitCode !== null || server.child.signalCode !== null
         const peakRss = procPeakRssMiB(server.pid)
         await stopServer(server)
-        const j = r.json
+        const j = t.wt && r.json ? wtJson(r.json) : r.json
         const why = r.error || (died ? `server died during the run${server.stderrTail() ? ': ' + server.stderrTail() : ''}` : null) ||
           (j.echoes > 0 ? null : `no echo came back (sent ${j.sent_total}; ${j.first_error || 'no error reported'})`)
         if (why) {
@@ -1124,11 +1146,13 @@ async function main () {
       }
       if (v.runs.length === 0) skipped[`${name} (datagram)`] = skipped[`${name} (datagram)`] || `all ${v.failures.length} runs failed: ${v.failures[0] && v.failures[0].error}`
     }
-    const ref = datagram.rust
     for (const [name, v] of Object.entries(datagram)) {
-      if (name === 'rust' || !v.runs.length || !ref || !ref.runs.length) continue
+      // QUIC rows against `rust`, WebTransport rows against `wt rust`.
+      const refName = name.startsWith('wt ') ? 'wt rust' : 'rust'
+      const ref = datagram[refName]
+      if (name === refName || !v.runs.length || !ref || !ref.runs.length) continue
       const q = (k) => (v.median[k] != null && ref.median[k] ? v.median[k] / ref.median[k] : null)
-      datagramRatios.push({ row: name, vs: 'rust', eps_ratio: q('eps'), cpu_ratio: q('server_cpu_us_per_dgram') })
+      datagramRatios.push({ row: name, vs: refName, eps_ratio: q('eps'), cpu_ratio: q('server_cpu_us_per_dgram') })
     }
   }
 
@@ -1390,7 +1414,7 @@ async function main () {
     const dm = (n, k) => datagram[n].median[k]
     console.log(
       `\nQUIC datagram echo: ${CFG.dgramConnections} connection(s) x ${CFG.dgramWindow} x ${CFG.dgramSize}-byte datagrams in flight (dgram-load), ` +
-        `medians over ${CFG.rounds} rounds of ${CFG.dgramDuration} s\n`
+        `medians over ${CFG.rounds} rounds of ${CFG.dgramDuration} s; \`wt\` rows: one WebTransport session's datagrams, ${CFG.dgramWindow} in flight (wt-transfer --datagrams; no RTT), vs \`wt rust\`\n`
     )
     console.log(
       table(
@@ -1400,12 +1424,12 @@ async function main () {
           return [
             n,
             fmt(dm(n, 'eps')),
-            n === 'rust' ? 'ref' : rr ? ratio(rr.eps_ratio, 1) : '-',
+            n === 'rust' || n === 'wt rust' ? 'ref' : rr ? ratio(rr.eps_ratio, 1) : '-',
             fmt(dm(n, 'loss_pct'), 2),
             fmt(dm(n, 'p50_us')),
             fmt(dm(n, 'p99_us')),
             fmt(dm(n, 'server_cpu_us_per_dgram'), 2),
-            n === 'rust' ? 'ref' : rr ? ratio(rr.cpu_ratio, 1) : '-',
+            n === 'rust' || n === 'wt rust' ? 'ref' : rr ? ratio(rr.cpu_ratio, 1) : '-',
             fmt(dm(n, 'server_cores'), 2),
             fmt(dm(n, 'client_cpu_us_per_dgram'), 2),
             fmt(dm(n, 'other_cores'), 2),

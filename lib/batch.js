@@ -10,7 +10,10 @@
  */
 const REQUEST_FIELDS = Object.freeze(['requestId', 'method', 'url', 'headers', 'body', 'routeIndex', 'params', 'generation', 'bodyMode', 'connectionId', 'streamId'])
 
-/** One received HTTP or QUIC datagram: requestId and streamId are -1 for a bare QUIC datagram. */
+/**
+ * One received HTTP or QUIC datagram, as numbers in the batch's Float64Array (lib/datagram.js):
+ * requestId and streamId are -1 for a bare QUIC datagram; payload is the payload's byte length.
+ */
 const DATAGRAM_FIELDS = Object.freeze(['connectionId', 'requestId', 'streamId', 'payload'])
 
 /** { fieldName: offset within one item } */

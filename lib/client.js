@@ -10,6 +10,8 @@ const { pulledBody, prepareBody, pumpUpload } = require('./body.js')
 const { WebTransportSession } = require('./webtransport.js')
 const { OFFER_HEADER, ANSWER_HEADER, offerHeader, parseAnswer } = require('./wt-protocols.js')
 const { clientTlsExtras, allow0RTT } = require('./tls.js')
+const { HeadWaiters } = require('./client-heads.js')
+const { bufferedResponse } = require('./client-response.js')
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
@@ -17,6 +19,7 @@ const MAX_REDIRECTS = 20
 const REDIRECT_MODES = ['follow', 'manual', 'error']
 /** Headers that describe a body: dropped when a redirect turns the request into a GET. */
 const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']
+const NO_BODY = Object.freeze({ bytes: null })
 
 function clientOptions (tls = {}, extra = {}) {
   if (tls == null || typeof tls !== 'object') throw configError('tls must be an object')
@@ -71,6 +74,7 @@ function webtransportURL (url) {
 
 class H3Client {
   #native
+  #heads
   #closed = false
   #options
   /** Clients for WebTransport sessions with their own serverCertificateHashes, by hash set. */
@@ -81,6 +85,7 @@ class H3Client {
     if (options == null || typeof options !== 'object') throw configError('options must be an object')
     this.#options = options
     this.#native = createNativeClient(clientOptions(options.tls ?? {}, options))
+    this.#heads = new HeadWaiters(this.#native)
     this.fetch = this.fetch.bind(this)
   }
 
@@ -95,7 +100,7 @@ class H3Client {
 
   fetch (input, init) {
     if (this.#closed) return Promise.reject(configError('client is closed', 'ERR_H3_NOT_RUNNING'))
-    return clientFetch(this.#native, input, init)
+    return clientFetch(this.#native, this.#heads, input, init)
   }
 
   /**
@@ -187,24 +192,23 @@ function outgoingRequest (input, init) {
 }
 
 /**
- * The abort signal and timeout of one fetch: either cancels the native request in flight (`id`)
- * and rejects `stopped`. `cleanup` lets go of both once the response is complete.
+ * The abort signal and timeout of one fetch (made only when it has either): either fails the
+ * wait for the head of the native request in flight (`id`), cancels that request, and leaves the
+ * reason in `failed`. `cleanup` lets go of both once the response is complete.
  */
 class FetchControl {
   id = -1
   failed = null
-  stopped
   #nat
-  #reject
+  #heads
   #signal
   #timer
   #onAbort = () => this.fail(abortError(this.#signal))
 
-  constructor (nat, signal, timeout) {
+  constructor (nat, heads, signal, timeout) {
     this.#nat = nat
+    this.#heads = heads
     this.#signal = signal
-    this.stopped = new Promise((resolve, reject) => { this.#reject = reject })
-    this.stopped.catch(noop)
     signal?.addEventListener('abort', this.#onAbort, { once: true })
     if (timeout != null) {
       this.#timer = setTimeout(() => this.fail(timeoutError(timeout)), timeout)
@@ -215,8 +219,10 @@ class FetchControl {
   fail (err) {
     if (this.failed) return
     this.failed = err
-    if (this.id >= 0) this.#nat.cancel(this.id)
-    this.#reject(err)
+    if (this.id >= 0) {
+      this.#heads.reject(this.id, err)
+      this.#nat.cancel(this.id)
+    }
   }
 
   cleanup = () => {
@@ -263,20 +269,22 @@ function redirectTo (req, status, location, hop) {
 function responseFor (nat, id, req, head, headers, hop, ctl) {
   const status = head.status
   const noBody = req.method === 'HEAD' || NULL_BODY.has(status)
+  const cleanup = ctl ? ctl.cleanup : noop
   if (head.trailers) {
     // The whole (small) body came with the head: no body stream needed.
-    ctl.cleanup()
+    cleanup()
     const body = noBody || !head.body.length ? null : head.body
-    return finishResponse(body, status, headers, req.url, hop, Promise.resolve(headersFromFlat(head.trailers)))
+    const flat = head.trailers
+    return finishResponse(body, status, headers, req.url, hop, () => Promise.resolve(headersFromFlat(flat)))
   }
   const { stream, trailers } = pulledBody(() => nat.readBody(id), {
-    mapError: (err) => ctl.failed || err,
+    mapError: (err) => ctl?.failed || err,
     onCancel: () => nat.cancel(id),
-    onDone: ctl.cleanup
+    onDone: cleanup
   })
   if (noBody) {
     stream.cancel().catch(noop)
-    ctl.cleanup()
+    cleanup()
   }
   try {
     return finishResponse(noBody ? null : stream, status, headers, req.url, hop, trailers)
@@ -286,16 +294,18 @@ function responseFor (nat, id, req, head, headers, hop, ctl) {
   }
 }
 
-async function clientFetch (nat, input, init = {}) {
+async function clientFetch (nat, heads, input, init = {}) {
   const req = outgoingRequest(input, init)
   if (req.signal?.aborted) throw abortError(req.signal)
-  const ctl = new FetchControl(nat, req.signal, req.timeout)
+  const ctl = req.signal || req.timeout != null ? new FetchControl(nat, heads, req.signal, req.timeout) : null
+  let id = -1
   try {
-    req.prepared = await prepareBody(req.body, req.headers)
+    req.prepared = req.body == null ? NO_BODY : await prepareBody(req.body, req.headers)
     for (let hop = 0; ; hop++) {
-      if (ctl.failed) throw ctl.failed
-      const id = ctl.id = startRequest(nat, req)
-      const head = await Promise.race([nat.head(id).catch((e) => { throw ctl.failed || liftError(e) }), ctl.stopped])
+      if (ctl?.failed) throw ctl.failed
+      id = startRequest(nat, req)
+      if (ctl) ctl.id = id
+      const head = await heads.wait(id)
       const headers = headersFromFlat(head.headers)
       if (REDIRECTS.has(head.status) && req.redirect !== 'manual' && headers.has('location')) {
         nat.cancel(id)
@@ -305,22 +315,29 @@ async function clientFetch (nat, input, init = {}) {
       return responseFor(nat, id, req, head, headers, hop, ctl)
     }
   } catch (e) {
-    ctl.cleanup()
-    if (ctl.id >= 0) nat.cancel(ctl.id)
-    throw e
+    ctl?.cleanup()
+    if (id >= 0) nat.cancel(id)
+    throw ctl?.failed || e
   }
 }
 
 function finishResponse (body, status, headers, url, hops, trailers) {
   let res
   try {
-    res = new Response(body, { status: status < 200 ? 200 : status, headers })
+    const init = { status: status < 200 ? 200 : status, headers }
+    res = body === null || body instanceof ReadableStream ? new Response(body, init) : bufferedResponse(body, init)
   } catch (e) {
     throw new TypeError(`h3Fetch: unusable response status ${status}: ${e.message}`)
   }
   Object.defineProperty(res, 'url', { value: url.href, enumerable: true })
   Object.defineProperty(res, 'redirected', { value: hops > 0, enumerable: true })
-  Object.defineProperty(res, 'trailers', { value: trailers, enumerable: false })
+  if (typeof trailers === 'function') {
+    // Made on first read: most callers never look at the trailers of a small response.
+    let made = null
+    Object.defineProperty(res, 'trailers', { get: () => (made ??= trailers()), enumerable: false })
+  } else {
+    Object.defineProperty(res, 'trailers', { value: trailers, enumerable: false })
+  }
   return res
 }
 

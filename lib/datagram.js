@@ -1,12 +1,57 @@
 'use strict'
 // HTTP datagrams (RFC 9297) and bare QUIC datagrams on the server: the contexts handlers get,
 // and the per-server dispatcher that reads a datagram batch and sends the replies back in one call.
+// Both directions are packed (src/napi/datagram_batch.rs): numbers in a Float64Array, the
+// payloads back to back in one Buffer, so a batch costs a few native calls however big it is.
 
 const { liftError, configError } = require('./errors.js')
 const { toBuffer } = require('./convert.js')
 const { DATAGRAM, DATAGRAM_STRIDE } = require('./batch.js')
 
-const { connectionId: D_CONN, requestId: D_REQUEST, streamId: D_STREAM, payload: D_PAYLOAD } = DATAGRAM
+/** Offsets in the numbers of one received datagram; `payload` holds its length. */
+const { connectionId: D_CONN, requestId: D_REQUEST, streamId: D_STREAM, payload: D_LENGTH } = DATAGRAM
+/** Numbers per reply in a send batch: connection id, stream id (-1: bare), payload length. */
+const SEND_STRIDE = 3
+
+/**
+ * The replies of one batch, packed as Rust reads them. The arrays are kept and reused (grown
+ * when a batch needs more), so a steady echo allocates nothing here.
+ */
+class ReplyPack {
+  meta = new Float64Array(SEND_STRIDE * 256)
+  bytes = Buffer.allocUnsafe(64 * 1024)
+  count = 0
+  used = 0
+
+  add (conn, stream, data) {
+    const at = this.count * SEND_STRIDE
+    if (at + SEND_STRIDE > this.meta.length) {
+      const m = new Float64Array(this.meta.length * 2)
+      m.set(this.meta)
+      this.meta = m
+    }
+    if (this.used + data.length > this.bytes.length) {
+      const b = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + data.length))
+      this.bytes.copy(b, 0, 0, this.used)
+      this.bytes = b
+    }
+    this.meta[at] = conn
+    this.meta[at + 1] = stream
+    this.meta[at + 2] = data.length
+    this.bytes.set(data, this.used)
+    this.used += data.length
+    this.count++
+  }
+
+  /** Hands the replies to `nat` and empties the pack. */
+  flush (nat) {
+    if (this.count === 0) return
+    const meta = this.meta.subarray(0, this.count * SEND_STRIDE)
+    const bytes = this.bytes.subarray(0, this.used)
+    this.count = this.used = 0
+    nat.sendDatagrams(meta, bytes)
+  }
+}
 
 /** Server-level QUIC datagram context (SPEC `QUICDatagramContext`). */
 class QUICDatagramContext {
@@ -66,6 +111,7 @@ class DatagramDispatcher {
   #requests = new Map()
   /** Replies sent while a datagram batch is handled go back to Rust in one call at its end. */
   #out = null
+  #pack = new ReplyPack()
   /** Largest bare datagram per connection, looked up once per batch. */
   #max = new Map()
 
@@ -92,7 +138,7 @@ class DatagramDispatcher {
       if (max !== null) {
         const limit = stream === null ? max : max - prefixLength(stream)
         if (bytes.length > limit) throw configError(`datagram of ${bytes.length} bytes exceeds the current maximum of ${limit}`, 'ERR_H3_DATAGRAM_TOO_LARGE')
-        out.push(conn, stream ?? -1, bytes)
+        out.add(conn, stream ?? -1, bytes)
         return
       }
     }
@@ -100,18 +146,26 @@ class DatagramDispatcher {
     try { this.#native.sendDatagram(conn, stream, bytes) } catch (e) { throw liftError(e) }
   }
 
-  /** One batch from Rust: DATAGRAM_FIELDS per datagram (requestId -1: server level). */
-  onBatch (cells) {
-    const out = this.#out = []
+  /**
+   * One batch from Rust: `[meta, payloads]`, DATAGRAM_FIELDS numbers per datagram in `meta`
+   * (requestId -1: server level; payload: its length in `payloads`).
+   */
+  onBatch ([meta, payloads]) {
+    const out = this.#out = this.#pack
+    const ab = payloads.buffer
+    let at = payloads.byteOffset
     try {
-      for (let i = 0; i < cells.length; i += DATAGRAM_STRIDE) {
-        const connId = cells[i + D_CONN]
-        const reqId = cells[i + D_REQUEST]
-        const payload = cells[i + D_PAYLOAD]
+      for (let i = 0; i + DATAGRAM_STRIDE <= meta.length; i += DATAGRAM_STRIDE) {
+        const connId = meta[i + D_CONN]
+        const reqId = meta[i + D_REQUEST]
+        const len = meta[i + D_LENGTH]
+        // Each payload is a view of the batch's one Buffer.
+        const payload = Buffer.from(ab, at, len)
+        at += len
         try {
           if (reqId >= 0) {
             const e = this.#requests.get(reqId)
-            if (e) e.route.h3Datagram(payload, new H3DatagramContext(this.#native, connId, cells[i + D_STREAM], e.request, this.#send))
+            if (e) e.route.h3Datagram(payload, new H3DatagramContext(this.#native, connId, meta[i + D_STREAM], e.request, this.#send))
           } else if (typeof this.#quicDatagram === 'function') {
             this.#quicDatagram.call(this.#server, payload, new QUICDatagramContext(this.#native, connId, this.#send))
           }
@@ -122,9 +176,7 @@ class DatagramDispatcher {
     } finally {
       this.#out = null
       this.#max.clear()
-      if (out.length) {
-        try { this.#native.sendDatagrams(out) } catch {}
-      }
+      try { out.flush(this.#native) } catch {}
     }
   }
 }

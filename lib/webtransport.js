@@ -53,12 +53,67 @@ function wtIncoming (wt, id, bidi, use) {
   }, { highWaterMark: 0 })
 }
 
+/**
+ * Sends what is written to a session's `datagrams.writable`: the datagrams of one event loop
+ * turn are copied into one Buffer and go to Rust in one call at its end, so a burst costs one native call
+ * and one wake-up of the connection instead of one each. Sizes are checked at write time (a too
+ * large one throws ERR_H3_DATAGRAM_TOO_LARGE, as `sendDatagram` does); a session found closed when
+ * the batch goes out makes the next write throw. Without datagrams on the connection, writes go
+ * through `send` one by one (which throws why).
+ */
+function datagramWriter (wt, id, send) {
+  let bytes = Buffer.allocUnsafe(16 * 1024)
+  let used = 0
+  let lengths = []
+  let max = null
+  let failed = null
+  const flush = () => {
+    const l = lengths
+    const n = used
+    lengths = []
+    used = 0
+    max = null
+    try {
+      wt.sendDatagrams(id, Float64Array.from(l), bytes.subarray(0, n))
+    } catch (e) {
+      failed = liftError(e)
+    }
+  }
+  return (chunk) => {
+    if (failed) throw failed
+    const b = toBuffer(chunk)
+    if (lengths.length === 0) {
+      max = wt.maxDatagramSize(id)
+      if (max === null) return send(chunk)
+      // After the event loop's current phase, not the next microtask: a pipe writes each
+      // datagram in a microtask of its own, so a microtask flush would send them one by one.
+      setImmediate(flush)
+    }
+    if (b.length > max) throw configError(`datagram of ${b.length} bytes exceeds the current maximum of ${max}`, 'ERR_H3_DATAGRAM_TOO_LARGE')
+    if (used + b.length > bytes.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(bytes.length * 2, used + b.length))
+      bytes.copy(bigger, 0, 0, used)
+      bytes = bigger
+    }
+    bytes.set(b, used)
+    used += b.length
+    lengths.push(b.length)
+  }
+}
+
 /** The session's `datagrams`: a readable of received ones, a writable that sends each chunk. */
 function wtDatagrams (wt, id, use, send) {
+  const write = datagramWriter(wt, id, send)
   return {
     readable: new ReadableStream({
       pull (c) {
         use()
+        // What is already queued, synchronously; else wait (that also reports the end).
+        const ready = wt.takeDatagrams(id)
+        if (ready !== null) {
+          for (const d of ready) c.enqueue(asUint8(d))
+          return
+        }
         return wt.readDatagrams(id).then((list) => {
           if (list === null) return c.close()
           for (const d of list) c.enqueue(asUint8(d))
@@ -66,7 +121,7 @@ function wtDatagrams (wt, id, use, send) {
       }
     }, { highWaterMark: 0 }),
     writable: new WritableStream({
-      write (chunk) { send(chunk) }
+      write (chunk) { use(); write(chunk) }
     }),
     /** Largest payload one datagram can carry right now (null when datagrams are off). */
     get maxDatagramSize () { return wt.maxDatagramSize(id) }

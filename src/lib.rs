@@ -34,8 +34,9 @@ pub mod transport;
 pub mod webtransport;
 
 pub use error::H3Error;
-pub use js::batch::{datagram_batch_fields, request_batch_fields};
-pub use js::client::{create_native_client, NativeClient};
+pub use js::batch::request_batch_fields;
+pub use js::client::{client_head_fields, create_native_client, NativeClient};
+pub use js::datagram_batch::datagram_batch_fields;
 pub use js::server::{create_native_server, NativeServer};
 pub use js::webtransport::NativeWt;
 

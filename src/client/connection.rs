@@ -242,7 +242,9 @@ impl Client {
                 return Ok(c.clone());
             }
         }
-        let conn = self.connect(&authority, host, port).await?;
+        // Boxed: a handshake future is kilobytes, and every request's future would carry (and
+        // copy) that space inline although only the first request of an origin connects.
+        let conn = Box::pin(self.connect(&authority, host, port)).await?;
         let out = conn.clone();
         *slot = Some(conn);
         Ok(out)

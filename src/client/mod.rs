@@ -2,6 +2,7 @@
 
 mod connection;
 mod early_data;
+mod head;
 mod request;
 mod session;
 
@@ -23,7 +24,8 @@ use crate::webtransport::HandleTable;
 use connection::OriginConn;
 
 pub use early_data::EarlyCounts;
-pub use request::{RequestSpec, ResponseHead, UploadCmd};
+pub use head::{HeadSink, ResponseHead};
+pub use request::{RequestSpec, UploadCmd};
 pub use session::SessionOpen;
 
 #[derive(Debug, Clone)]
@@ -60,6 +62,27 @@ pub struct Client {
     pub early: Arc<EarlyCounts>,
     /// WebTransport sessions and streams of this client.
     pub sessions: Arc<HandleTable>,
+    /// Request tasks on their way into the runtime (see [`starter`]).
+    starts: mpsc::UnboundedSender<RequestTask>,
+}
+
+/// A request's whole life, boxed.
+type RequestTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Spawns the request tasks JS starts. A spawn from the JS thread wakes a runtime worker
+/// each time; through this channel only the first request of a burst does (the rest queue up
+/// behind the one wake-up), and the spawns happen on the runtime, into the worker's own queue.
+fn starter() -> Result<mpsc::UnboundedSender<RequestTask>> {
+    // Never tokio::spawn outside the runtime: that panics.
+    let rt = tokio::runtime::Handle::try_current()
+        .map_err(|e| H3Error::Internal(format!("no runtime for the client: {e}")))?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<RequestTask>();
+    rt.spawn(async move {
+        while let Some(task) = rx.recv().await {
+            tokio::spawn(task);
+        }
+    });
+    Ok(tx)
 }
 
 impl Client {
@@ -91,6 +114,7 @@ impl Client {
             connections_opened: AtomicU64::new(0),
             early: Arc::default(),
             sessions: HandleTable::new(Arc::default())?,
+            starts: starter()?,
         })
     }
 

@@ -13,6 +13,7 @@ use h3::error::Code;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::connection::{connect_error, setup_error};
+use super::head::{HeadSink, HeadTx, ResponseHead};
 use super::{Client, Handle};
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
@@ -35,16 +36,6 @@ pub struct RequestSpec {
     /// Whole body, or `None` with `streamed` for a body written chunk by chunk.
     pub body: Option<Bytes>,
     pub streamed: bool,
-}
-
-/// A response head as handed to JS.
-#[derive(Debug)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub headers: Vec<String>,
-    /// The whole body and trailers, when they had already arrived with the head (small
-    /// responses): JS then builds the Response without pulling.
-    pub complete: Option<(Vec<Bytes>, Vec<String>)>,
 }
 
 /// Upload commands from JS for a request with a streamed body.
@@ -78,13 +69,10 @@ fn stream_failure(quic: &quinn::Connection) -> H3Error {
 }
 
 impl Client {
-    /// Start a request; the response head arrives on the returned receiver.
-    pub fn start(
-        self: &Arc<Self>,
-        spec: RequestSpec,
-    ) -> (RequestId, oneshot::Receiver<Result<ResponseHead>>) {
+    /// Start a request; its response head goes to `heads`, tagged with the returned id.
+    pub fn start(self: &Arc<Self>, spec: RequestSpec, heads: Arc<dyn HeadSink>) -> RequestId {
         let id = RequestId(self.next_id.fetch_add(1, Relaxed));
-        let (head_tx, head_rx) = oneshot::channel();
+        let head_tx = HeadTx::new(id, heads);
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let (upload_tx, upload_rx) = if spec.streamed {
             let (t, r) = mpsc::unbounded_channel();
@@ -102,19 +90,24 @@ impl Client {
             },
         );
         let client = self.clone();
-        tokio::spawn(async move {
+        // Boxed: the request future is kilobytes (h3 streams, the upload and download halves
+        // side by side), and an unboxed one is copied whole on every move into the task.
+        let task = Box::pin(async move {
             client
                 .run(spec, head_tx, upload_rx, pull_rx, cancel_rx)
                 .await;
             client.lock_handles().remove(&id);
         });
-        (id, head_rx)
+        // The starter is gone only while the runtime shuts down; the dropped task then
+        // reports a reset through its head slot.
+        let _ = self.starts.send(task);
+        id
     }
 
     async fn run(
         &self,
         spec: RequestSpec,
-        head_tx: oneshot::Sender<Result<ResponseHead>>,
+        head_tx: HeadTx,
         upload: Option<mpsc::UnboundedReceiver<UploadCmd>>,
         pulls: mpsc::UnboundedReceiver<BodyPull>,
         cancel: watch::Receiver<bool>,
@@ -124,7 +117,7 @@ impl Client {
             None => return,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                let _ = head_tx.send(Err(e));
+                head_tx.send(Err(e));
                 return;
             }
         };
@@ -240,7 +233,7 @@ fn prefetch(recv: &mut ResponseStream) -> Prefetched {
 async fn download(
     mut recv: ResponseStream,
     quic: quinn::Connection,
-    head_tx: oneshot::Sender<Result<ResponseHead>>,
+    head_tx: HeadTx,
     mut pulls: mpsc::UnboundedReceiver<BodyPull>,
     mut cancel: watch::Receiver<bool>,
 ) {
@@ -253,7 +246,7 @@ async fn download(
             complete: None,
         },
         Some(Err(_)) => {
-            let _ = head_tx.send(Err(stream_failure(&quic)));
+            head_tx.send(Err(stream_failure(&quic)));
             return;
         }
     };
@@ -263,13 +256,11 @@ async fn download(
     if early.ended && early.held <= INLINE_BODY {
         if let Some(trailers) = body::end_trailers(&mut recv).now_or_never() {
             head.complete = Some((early.pieces.take().unwrap_or_default(), trailers));
-            let _ = head_tx.send(Ok(head));
+            head_tx.send(Ok(head));
             return;
         }
     }
-    if head_tx.send(Ok(head)).is_err() {
-        return;
-    }
+    head_tx.send(Ok(head));
     if let Some(pieces) = early.pieces {
         let Some(Some(reply)) = until_cancelled(c, pulls.recv()).await else {
             return recv.stop_sending(Code::H3_REQUEST_CANCELLED);

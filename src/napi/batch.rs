@@ -1,7 +1,7 @@
-//! The flat batches handed to JS: many requests (or datagrams) per threadsafe call, each a
-//! fixed run of cells. Each layout is declared once, below, as an ordered list of field names;
-//! the same declaration emits the cells, so names and order cannot drift. JS reads the names
-//! through `requestBatchFields()` / `datagramBatchFields()`.
+//! The flat batches handed to JS: many requests per threadsafe call, each a fixed run of
+//! cells. Each layout is declared once, below, as an ordered list of field names; the same
+//! declaration emits the cells, so names and order cannot drift. JS reads the names through
+//! `requestBatchFields()`. (Datagrams travel packed: datagram_batch.rs.)
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
@@ -10,7 +10,6 @@ use napi_derive::napi;
 use super::convert::JsBytes;
 use crate::server::{RequestHead, RequestKind};
 use crate::sync::lock;
-use crate::transport::datagram::{Datagram, Target};
 
 /// One value of the flat batch handed to JS.
 pub enum Cell {
@@ -73,17 +72,6 @@ batch_row!(
     }
 );
 
-batch_row!(
-    /// One datagram. requestId and streamId are -1 for the server-level `quicDatagram` handler.
-    DatagramRow,
-    DATAGRAM_BATCH_FIELDS {
-        connection_id => "connectionId",
-        request_id => "requestId",
-        stream_id => "streamId",
-        payload => "payload",
-    }
-);
-
 fn body_mode(kind: RequestKind) -> i64 {
     match kind {
         RequestKind::Buffered => 0,
@@ -115,25 +103,6 @@ impl From<RequestHead> for RequestRow {
     }
 }
 
-impl From<Datagram> for DatagramRow {
-    fn from(d: Datagram) -> Self {
-        let (request_id, stream_id) = match d.target {
-            Target::H3 {
-                request_id,
-                stream_id,
-            } => (request_id.0 as i64, stream_id.0 as i64),
-            // Session datagrams go to the session's queue, never through this batch.
-            Target::Session(_) | Target::Quic => (-1, -1),
-        };
-        DatagramRow {
-            connection_id: Cell::Int(d.conn_id.0 as i64),
-            request_id: Cell::Int(request_id),
-            stream_id: Cell::Int(stream_id),
-            payload: Cell::Bytes(d.payload),
-        }
-    }
-}
-
 /// The flat cells of a request batch, [`REQUEST_BATCH_FIELDS`] per request.
 pub fn request_cells(heads: Vec<RequestHead>) -> Vec<Cell> {
     let mut cells = Vec::with_capacity(heads.len() * REQUEST_BATCH_FIELDS.len());
@@ -143,28 +112,10 @@ pub fn request_cells(heads: Vec<RequestHead>) -> Vec<Cell> {
     cells
 }
 
-/// The flat cells of a datagram batch, [`DATAGRAM_BATCH_FIELDS`] per datagram.
-pub fn datagram_cells(items: Vec<Datagram>) -> Vec<Cell> {
-    let mut cells = Vec::with_capacity(items.len() * DATAGRAM_BATCH_FIELDS.len());
-    for d in items {
-        DatagramRow::from(d).emit(&mut cells);
-    }
-    cells
-}
-
 /// Names of the cells of one request in the batch `createNativeServer`'s `onRequest` gets.
 #[napi]
 pub fn request_batch_fields() -> Vec<String> {
     REQUEST_BATCH_FIELDS.iter().map(|s| s.to_string()).collect()
-}
-
-/// Names of the cells of one datagram in the batch `createNativeServer`'s `onDatagram` gets.
-#[napi]
-pub fn datagram_batch_fields() -> Vec<String> {
-    DATAGRAM_BATCH_FIELDS
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
 }
 
 /// Items wait here until the JS thread runs; one threadsafe call drains them all, so a busy
@@ -218,10 +169,6 @@ mod tests {
                 "streamId"
             ]
         );
-        assert_eq!(
-            DATAGRAM_BATCH_FIELDS,
-            ["connectionId", "requestId", "streamId", "payload"]
-        );
     }
 
     fn int(c: &Cell) -> i64 {
@@ -265,23 +212,5 @@ mod tests {
         assert_eq!(int(at("bodyMode")), 1);
         assert_eq!(int(at("connectionId")), 3);
         assert_eq!(int(at("streamId")), 8);
-    }
-
-    #[test]
-    fn datagram_cells_follow_the_names() {
-        let d = Datagram {
-            conn_id: ConnectionId(4),
-            target: Target::H3 {
-                request_id: RequestId(6),
-                stream_id: StreamId(12),
-            },
-            payload: Bytes::from_static(b"p"),
-        };
-        let cells = datagram_cells(vec![d]);
-        assert_eq!(cells.len(), DATAGRAM_BATCH_FIELDS.len());
-        assert_eq!(int(&cells[0]), 4);
-        assert_eq!(int(&cells[1]), 6);
-        assert_eq!(int(&cells[2]), 12);
-        assert!(matches!(&cells[3], Cell::Bytes(b) if &b[..] == b"p"));
     }
 }

@@ -1,19 +1,17 @@
 //! The napi edge for the client (`h3Fetch`, `createH3Client`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use crate::sync::lock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
+use super::client_heads::{HeadBatch, HeadCell, HEAD_FIELDS};
 use super::convert::{body_bytes, header_pairs, pem, request_id, to_js, JsBytes};
 use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::webtransport::NativeWt;
-use crate::client::{Client, ClientConfig, RequestSpec, ResponseHead, UploadCmd};
+use crate::client::{Client, ClientConfig, RequestSpec, UploadCmd};
 use crate::error::{H3Error, Result as H3Result};
 use crate::tls::{ClientTls, Identity, Trust};
 use crate::transport::body::BodyEvent;
@@ -42,16 +40,6 @@ pub struct NativeClientOptions {
     pub allow_0rtt: Option<bool>,
 }
 
-#[napi(object, object_from_js = false)]
-pub struct NativeResponseHead {
-    pub status: u32,
-    pub headers: Vec<String>,
-    /// Set when the whole body had arrived with the head (then `trailers` is set too).
-    #[napi(ts_type = "Buffer | undefined")]
-    pub body: Option<JsBytes>,
-    pub trailers: Option<Vec<String>>,
-}
-
 /// The answer to a WebTransport session request.
 #[napi(object, object_from_js = false)]
 pub struct NativeSessionOpen {
@@ -64,7 +52,7 @@ pub struct NativeSessionOpen {
 #[napi]
 pub struct NativeClient {
     pub(super) inner: Arc<Client>,
-    heads: Mutex<HashMap<i64, oneshot::Receiver<H3Result<ResponseHead>>>>,
+    heads: Arc<HeadBatch>,
 }
 
 fn seconds(v: Option<f64>, default: f64, name: &str) -> H3Result<Duration> {
@@ -156,8 +144,17 @@ impl NativeClient {
         NativeWt::new(self.inner.sessions.clone())
     }
 
+    /// Where response heads go: `cb(cells)` gets [`HEAD_FIELDS`] cells per request (see
+    /// `clientHeadFields()`), on the JS thread, for every head that arrived since its last call.
+    /// Set once, before the first `start`; `cb` must not throw.
+    #[napi]
+    pub fn listen(&self, cb: Function<'_, Vec<HeadCell>, ()>) -> Result<()> {
+        self.heads.listen(cb)
+    }
+
     /// Start a request. `body` is the whole body; `streamed` means chunks follow via `write`
-    /// and `endUpload`. Returns the request id; `head(id)` resolves with the response head.
+    /// and `endUpload`. Returns the request id; its head (with the whole body when it is small
+    /// and complete) reaches the `listen` callback.
     #[napi]
     pub fn start(
         &self,
@@ -178,34 +175,10 @@ impl NativeClient {
             body,
             streamed,
         };
-        let (id, head) =
-            napi::bindgen_prelude::within_runtime_if_available(|| self.inner.start(spec));
-        lock(&self.heads).insert(id.0 as i64, head);
+        let heads = self.heads.clone();
+        let id =
+            napi::bindgen_prelude::within_runtime_if_available(|| self.inner.start(spec, heads));
         Ok(id.0 as i64)
-    }
-
-    /// The response head of request `id`.
-    #[napi]
-    pub async fn head(&self, id: i64) -> Result<NativeResponseHead> {
-        let rx = lock(&self.heads)
-            .remove(&id)
-            .ok_or_else(|| to_js(H3Error::UnknownRequest(request_id(id))))?;
-        match rx.await {
-            Ok(Ok(h)) => {
-                let (body, trailers) = match h.complete {
-                    Some((pieces, trailers)) => (Some(JsBytes(pieces)), Some(trailers)),
-                    None => (None, None),
-                };
-                Ok(NativeResponseHead {
-                    status: h.status.into(),
-                    headers: h.headers,
-                    body,
-                    trailers,
-                })
-            }
-            Ok(Err(e)) => Err(to_js(e)),
-            Err(_) => Err(to_js(H3Error::StreamReset)),
-        }
     }
 
     /// Upload one chunk; resolves once QUIC took it (false when the stream is gone).
@@ -249,7 +222,6 @@ impl NativeClient {
     /// Abort request `id` at any stage: its streams are reset.
     #[napi]
     pub fn cancel(&self, id: i64) {
-        lock(&self.heads).remove(&id);
         self.inner.cancel(request_id(id))
     }
 
@@ -294,6 +266,12 @@ pub fn create_native_client(env: Env, options: NativeClientOptions) -> Result<Na
     stop_on_teardown(&env, &client, |client| async move { client.close().await })?;
     Ok(NativeClient {
         inner: client,
-        heads: Mutex::new(HashMap::new()),
+        heads: Arc::default(),
     })
+}
+
+/// Names of the cells of one response head in the batches `NativeClient.listen`'s callback gets.
+#[napi]
+pub fn client_head_fields() -> Vec<String> {
+    HEAD_FIELDS.iter().map(|s| s.to_string()).collect()
 }

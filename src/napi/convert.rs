@@ -14,7 +14,12 @@ use crate::tls::PemSource;
 /// Converts an internal error into a JS error whose message starts with `[CODE] `;
 /// index.js lifts that prefix into `err.code`. The only place errors cross into JS.
 pub fn to_js(e: H3Error) -> Error {
-    Error::new(Status::GenericFailure, format!("[{}] {e}", e.code()))
+    Error::new(Status::GenericFailure, error_message(&e))
+}
+
+/// The message of [`to_js`]'s error, for errors that reach JS as plain data (batches).
+pub fn error_message(e: &H3Error) -> String {
+    format!("[{}] {e}", e.code())
 }
 
 /// JS numbers name our ids; these are the only places they become typed again.

@@ -4,7 +4,9 @@
 pub mod batch;
 pub mod client;
 pub mod client_early;
+pub mod client_heads;
 pub mod convert;
+pub mod datagram_batch;
 pub mod server;
 pub mod server_options;
 pub mod server_tls;

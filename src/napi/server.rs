@@ -1,6 +1,5 @@
 //! The napi edge for the server: JS options in, threadsafe calls out, errors converted once.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
@@ -8,35 +7,37 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
-use super::batch::{datagram_cells, request_cells, Batch, Cell};
+use super::batch::{request_cells, Batch, Cell};
 use super::convert::{
-    body_bytes, connection_id, header_pairs, peer, request_id, stream_id, to_js, JsBytes,
-    PeerAddress,
+    body_bytes, connection_id, header_pairs, peer, request_id, to_js, JsBytes, PeerAddress,
 };
+use super::datagram_batch::{send_batch, DatagramPack, DatagramQueue};
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
 use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::tls_options::{current_hash, server_tls};
 use super::webtransport::NativeWt;
 use crate::config::ServerConfig;
 use crate::error::H3Error;
-use crate::ids::{ConnectionId, RequestId, StreamId};
+use crate::ids::{RequestId, StreamId};
 use crate::server::response::ResponseCmd;
 use crate::server::{datagrams, ActiveRoutes, Dispatcher, RequestHead, Server};
 use crate::tls::CertResolver;
 use crate::transport::body::BodyEvent;
-use crate::transport::datagram::{self, Datagram, MAX_PENDING_TO_JS};
+use crate::transport::datagram::Datagram;
 
 /// Weak (never keeps the process alive by itself; index.js holds a ref'able handle instead),
 /// not callee-handled, unbounded queue (bounded upstream by stream limits).
 type BatchTsfn = ThreadsafeFunction<(), (), Vec<Cell>, Status, false, true, 0>;
+/// Received datagrams, packed (see datagram_batch.rs).
+type DatagramTsfn = ThreadsafeFunction<(), (), DatagramPack, Status, false, true, 0>;
 type AbortTsfn = ThreadsafeFunction<i64, (), i64, Status, false, true, 0>;
 
 struct JsDispatcher {
     requests: Arc<Batch<RequestHead>>,
     on_batch: Arc<BatchTsfn>,
     on_abort: AbortTsfn,
-    datagrams: Arc<Batch<Datagram>>,
-    on_datagrams: Option<BatchTsfn>,
+    datagrams: Arc<DatagramQueue>,
+    on_datagrams: Option<DatagramTsfn>,
 }
 
 impl Dispatcher for JsDispatcher {
@@ -59,7 +60,7 @@ impl Dispatcher for JsDispatcher {
         let Some(tsfn) = &self.on_datagrams else {
             return false;
         };
-        match self.datagrams.push(d, MAX_PENDING_TO_JS) {
+        match self.datagrams.push(d) {
             None => false,
             Some(true) => tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok,
             Some(false) => true,
@@ -257,29 +258,13 @@ impl NativeServer {
         .map_err(to_js)
     }
 
-    /// Replies collected while JS handled a datagram batch, flat: `connId, streamId (-1: bare
-    /// QUIC datagram), payload` per datagram. JS checked the sizes; a datagram that no longer
-    /// fits, or whose connection is gone, is dropped and counted.
+    /// Replies collected while JS handled a datagram batch: `meta` holds `connId, streamId
+    /// (-1: bare QUIC datagram), length` per reply, `payloads` the payloads back to back. JS
+    /// checked the sizes; a datagram that no longer fits, or whose connection is gone, is
+    /// dropped and counted.
     #[napi]
-    pub fn send_datagrams(&self, batch: Vec<Unknown<'_>>) -> Result<()> {
-        let server = &self.inner.state;
-        let mut conn: Option<(ConnectionId, quinn::Connection)> = None;
-        let mut it = batch.into_iter();
-        while let (Some(c), Some(s), Some(p)) = (it.next(), it.next(), it.next()) {
-            let c = connection_id(c.coerce_to_number()?.get_int64()?);
-            let s = stream_id(s.coerce_to_number()?.get_int64()?);
-            let payload = unsafe { Buffer::from_napi_value(p.env(), p.raw())? };
-            if conn.as_ref().is_none_or(|(id, _)| *id != c) {
-                conn = server.conn(c).map(|q| (c, q));
-            }
-            let sent = conn.as_ref().is_some_and(|(_, quic)| {
-                datagram::send_on(quic, &server.stats, s, &payload).is_ok()
-            });
-            if !sent {
-                server.stats.datagrams_dropped.fetch_add(1, Relaxed);
-            }
-        }
-        Ok(())
+    pub fn send_datagrams(&self, meta: Float64Array, payloads: Buffer) {
+        send_batch(&self.inner.state, &meta, &payloads)
     }
 
     /// Largest datagram payload the connection accepts right now (null when it has none).
@@ -390,7 +375,7 @@ impl JsDispatcher {
     fn new(
         on_request: Function<'_, Vec<Cell>, ()>,
         on_abort: Function<'_, i64, ()>,
-        on_datagram: Option<Function<'_, Vec<Cell>, ()>>,
+        on_datagram: Option<Function<'_, DatagramPack, ()>>,
     ) -> Result<Self> {
         let requests = Arc::new(Batch::default());
         let drain = requests.clone();
@@ -399,14 +384,14 @@ impl JsDispatcher {
             .weak::<true>()
             .callee_handled::<false>()
             .build_callback(move |_| Ok(request_cells(drain.take())))?;
-        let datagrams = Arc::new(Batch::default());
+        let datagrams = Arc::new(DatagramQueue::default());
         let drain = datagrams.clone();
-        let on_datagrams: Option<BatchTsfn> = match on_datagram {
+        let on_datagrams: Option<DatagramTsfn> = match on_datagram {
             Some(f) => Some(
                 f.build_threadsafe_function::<()>()
                     .weak::<true>()
                     .callee_handled::<false>()
-                    .build_callback(move |_| Ok(datagram_cells(drain.take())))?,
+                    .build_callback(move |_| Ok(drain.take()))?,
             ),
             None => None,
         };
@@ -435,7 +420,7 @@ pub fn create_native_server(
     options: NativeServerOptions,
     on_request: Function<'_, Vec<Cell>, ()>,
     on_abort: Function<'_, i64, ()>,
-    on_datagram: Option<Function<'_, Vec<Cell>, ()>>,
+    on_datagram: Option<Function<'_, DatagramPack, ()>>,
 ) -> Result<NativeServer> {
     let raw = options.raw();
     let table = route_table(options.routes).map_err(to_js)?;

@@ -74,12 +74,35 @@ impl NativeWt {
             .map(|v| v.into_iter().map(|d| JsBytes(vec![d])).collect()))
     }
 
+    /// The datagrams waiting right now, or null when there are none (then `readDatagrams`
+    /// waits for the next one and reports the session's end).
+    #[napi(ts_return_type = "Buffer[] | null")]
+    pub fn take_datagrams(&self, session: i64) -> Option<Vec<JsBytes>> {
+        let s = self.table.session(session_handle(session)).ok()?;
+        let v = s.take_datagrams();
+        (!v.is_empty()).then(|| v.into_iter().map(|d| JsBytes(vec![d])).collect())
+    }
+
     /// Send a datagram; a full send buffer drops it (counted). Throws
     /// ERR_H3_DATAGRAM_TOO_LARGE, ERR_H3_SESSION_CLOSED.
     #[napi]
     pub fn send_datagram(&self, session: i64, payload: Buffer) -> Result<()> {
         self.table
             .send_datagram(session_handle(session), &payload)
+            .map_err(to_js)
+    }
+
+    /// Send the datagrams written in one JS turn: `payloads` back to back, cut at `lengths`.
+    /// One that no longer fits is dropped and counted. Throws ERR_H3_SESSION_CLOSED.
+    #[napi]
+    pub fn send_datagrams(
+        &self,
+        session: i64,
+        lengths: Float64Array,
+        payloads: Buffer,
+    ) -> Result<()> {
+        self.table
+            .send_datagrams(session_handle(session), &lengths, &payloads)
             .map_err(to_js)
     }
 

@@ -165,31 +165,48 @@ pub fn send_on(
     stream_id: Option<StreamId>,
     payload: &[u8],
 ) -> Result<()> {
-    let mut buf = BytesMut::with_capacity(payload.len() + 8);
-    if let Some(s) = stream_id {
-        write_prefix(&mut buf, s)?;
+    send_bytes_on(quic, stats, stream_id, Bytes::copy_from_slice(payload))
+}
+
+/// [`send_on`] for bytes we already own: a bare QUIC datagram goes out without another copy
+/// (a slice of a whole batch's payloads, say); an HTTP datagram is copied behind its prefix.
+pub fn send_bytes_on(
+    quic: &quinn::Connection,
+    stats: &Stats,
+    stream_id: Option<StreamId>,
+    payload: Bytes,
+) -> Result<()> {
+    let len = payload.len();
+    let data = match stream_id {
+        None => payload,
+        Some(s) => {
+            let mut buf = BytesMut::with_capacity(len + 8);
+            write_prefix(&mut buf, s)?;
+            buf.extend_from_slice(&payload);
+            buf.freeze()
+        }
+    };
+    let prefix = data.len() - len;
+    let too_large = |max: usize| H3Error::DatagramTooLarge(len, max.saturating_sub(prefix));
+    if data.len() > quic.datagram_send_buffer_space() {
+        // Full: drop and count, unless it could never have fitted (then say so, as before).
+        return match quic.max_datagram_size() {
+            None => Err(H3Error::DatagramUnsupported),
+            Some(max) if data.len() > max => Err(too_large(max)),
+            Some(_) => {
+                stats.datagrams_dropped.fetch_add(1, Relaxed);
+                Ok(())
+            }
+        };
     }
-    buf.extend_from_slice(payload);
-    let max = quic
-        .max_datagram_size()
-        .ok_or(H3Error::DatagramUnsupported)?;
-    if buf.len() > max {
-        return Err(H3Error::DatagramTooLarge(
-            payload.len(),
-            max.saturating_sub(buf.len() - payload.len()),
-        ));
-    }
-    if buf.len() > quic.datagram_send_buffer_space() {
-        stats.datagrams_dropped.fetch_add(1, Relaxed);
-        return Ok(());
-    }
-    match quic.send_datagram(buf.freeze()) {
+    // quinn checks the size against the path's current limit itself (one lock, not two).
+    match quic.send_datagram(data) {
         Ok(()) => {
             stats.datagrams_sent.fetch_add(1, Relaxed);
             Ok(())
         }
         Err(quinn::SendDatagramError::TooLarge) => {
-            Err(H3Error::DatagramTooLarge(payload.len(), max))
+            Err(too_large(quic.max_datagram_size().unwrap_or(0)))
         }
         Err(quinn::SendDatagramError::ConnectionLost(_)) => Err(H3Error::ConnectionLost),
         Err(_) => Err(H3Error::DatagramUnsupported),

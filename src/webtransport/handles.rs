@@ -283,6 +283,30 @@ impl HandleTable {
         )
     }
 
+    /// Send several datagrams on `session` in one go: `payloads` back to back, cut at
+    /// `lengths`. One that no longer fits is dropped and counted (the caller checked sizes).
+    pub fn send_datagrams(
+        &self,
+        session: SessionHandle,
+        lengths: &[f64],
+        payloads: &[u8],
+    ) -> Result<()> {
+        let s = self.session(session)?;
+        let all = Bytes::copy_from_slice(payloads);
+        let id = Some(StreamId::from(s.session_id));
+        let mut at = 0usize;
+        for &len in lengths {
+            let end = at.saturating_add(len as usize);
+            let sent = end <= all.len()
+                && datagram::send_bytes_on(&s.quic, &self.stats, id, all.slice(at..end)).is_ok();
+            if !sent {
+                self.stats.datagrams_dropped.fetch_add(1, Relaxed);
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
     pub fn max_datagram_size(&self, session: SessionHandle) -> Option<usize> {
         let s = self.session(session).ok()?;
         datagram::max_size_on(&s.quic, Some(StreamId::from(s.session_id)))

@@ -4,8 +4,8 @@
 //! quinn + h3 (extended CONNECT, HTTP datagrams and SETTINGS_ENABLE_WEBTRANSPORT on) +
 //! h3-webtransport. An extended CONNECT with `:protocol webtransport` (any path) is accepted with
 //! `WebTransportSession::accept`; every bidirectional stream the client opens in the session is
-//! echoed back (bytes in → same bytes out, FIN when the client's side ends). Anything else is
-//! answered 404.
+//! echoed back (bytes in → same bytes out, FIN when the client's side ends), and so is every
+//! datagram of the session. Anything else is answered 404.
 //!
 //! Prints exactly one line `LISTENING <port>` on stdout once bound, then serves until killed.
 
@@ -118,6 +118,18 @@ async fn not_found(_req: Request<()>, mut stream: ReqStream) {
 }
 
 async fn serve_session(session: WebTransportSession<h3_quinn::Connection, Bytes>) {
+    // The session's datagrams are echoed too (the WebTransport datagram row of the benchmark).
+    let mut reader = session.datagram_reader();
+    let mut sender = session.datagram_sender();
+    tokio::spawn(async move {
+        while let Ok(d) = reader.read_datagram().await {
+            // A full send buffer makes quinn drop the oldest queued datagram: loss, counted
+            // by the client.
+            if sender.send_datagram(d.into_payload()).is_err() {
+                return;
+            }
+        }
+    });
     loop {
         match session.accept_bi().await {
             Ok(Some(AcceptedBi::BidiStream(_, stream))) => {

@@ -49,7 +49,8 @@ const WT_BIDI: u64 = 0x41;
 const H3_NO_ERROR: u32 = 0x100;
 
 const USAGE: &str = "usage: wt-transfer --url https://127.0.0.1:PORT/echo [--bytes N (268435456)] \
-[--chunk BYTES (65536)] [--timeout SECS (120)] [--sni NAME]";
+[--chunk BYTES (65536)] [--timeout SECS (120)] [--sni NAME] \
+[--datagrams SECS (datagram echo instead of the stream) [--warmup SECS (1)] [--window W (256)] [--size BYTES (64)]]";
 
 struct Opts {
     addr: SocketAddr,
@@ -59,6 +60,11 @@ struct Opts {
     bytes: u64,
     chunk: usize,
     timeout: Duration,
+    /// Datagram mode: seconds measured (after `warmup`), datagrams in flight, payload bytes.
+    datagrams: Option<f64>,
+    warmup: f64,
+    window: usize,
+    size: usize,
 }
 
 fn parse() -> Result<Opts, String> {
@@ -67,7 +73,17 @@ fn parse() -> Result<Opts, String> {
         println!("{USAGE}");
         std::process::exit(0);
     }
-    const KNOWN: &[&str] = &["url", "bytes", "chunk", "timeout", "sni"];
+    const KNOWN: &[&str] = &[
+        "url",
+        "bytes",
+        "chunk",
+        "timeout",
+        "sni",
+        "datagrams",
+        "warmup",
+        "window",
+        "size",
+    ];
     if let Some(bad) = args.names().find(|n| !KNOWN.contains(n)) {
         return Err(format!("unknown option --{bad}"));
     }
@@ -81,7 +97,26 @@ fn parse() -> Result<Opts, String> {
     if chunk == 0 || chunk > 16 * 1024 * 1024 {
         return Err("--chunk must be in [1, 16 MiB]".into());
     }
+    let datagrams: Option<f64> = match args.str("datagrams") {
+        Some(v) => Some(v.parse().map_err(|_| "--datagrams must be seconds")?),
+        None => None,
+    };
+    if datagrams.is_some_and(|d| !(d > 0.0 && d <= 600.0)) {
+        return Err("--datagrams must be in (0, 600] seconds".into());
+    }
+    let size: usize = args.get_or("size", 64)?;
+    if !(16..=1100).contains(&size) {
+        return Err("--size must be in [16, 1100]".into());
+    }
+    let window: usize = args.get_or("window", 256)?;
+    if window == 0 || window > 65536 {
+        return Err("--window must be in [1, 65536]".into());
+    }
     Ok(Opts {
+        datagrams,
+        warmup: args.get_or("warmup", 1.0)?,
+        window,
+        size,
         addr: target.addr,
         authority: authority.as_str().to_string(),
         path: target
@@ -408,6 +443,17 @@ struct Report {
     transfer_ms: Option<f64>,
     server_settings: BTreeMap<u64, u64>,
     error: Option<String>,
+    dgram: Option<DgramReport>,
+}
+
+/// Datagram mode's counts, over the measurement window.
+#[derive(Default)]
+struct DgramReport {
+    echoes: u64,
+    sent: u64,
+    lost: u64,
+    corrupt: u64,
+    seconds: f64,
 }
 
 fn hex(d: &[u8]) -> String {
@@ -549,6 +595,21 @@ async fn session_and_transfer(
     });
     r.setup_ms = Some(t_setup.elapsed().as_secs_f64() * 1000.0);
 
+    if o.datagrams.is_some() {
+        let d = tokio::select! {
+            d = datagram_echo(o, conn, session_id) => d?,
+            why = &mut closed_rx => {
+                return Err(why.unwrap_or_else(|_| "CONNECT stream reader gone".into()));
+            }
+        };
+        if d.echoes == 0 {
+            r.dgram = Some(d);
+            return Err("no datagram came back".into());
+        }
+        r.dgram = Some(d);
+        return Ok(());
+    }
+
     // 3. One WebTransport bidirectional stream: header, N bytes, FIN; echo read concurrently.
     eprintln!("MEASURE_START");
     let t1 = Instant::now();
@@ -633,6 +694,96 @@ async fn session_and_transfer(
     Ok(())
 }
 
+/// The session's datagrams (draft-ietf-webtrans-http3-02 §4.4: an HTTP datagram whose quarter
+/// stream id names the CONNECT stream): `o.window` in flight, each carrying its sequence number
+/// and a pattern; a new one goes out for every echo, or for one declared lost after 250 ms.
+/// Counts echoes and losses between MEASURE_START and MEASURE_END.
+async fn datagram_echo(
+    o: &Opts,
+    conn: &quinn::Connection,
+    session_id: u64,
+) -> Result<DgramReport, String> {
+    const LOSS: Duration = Duration::from_millis(250);
+    let mut prefix = BytesMut::new();
+    put_varint(&mut prefix, session_id / 4);
+    let prefix = prefix.freeze();
+    let make = |seq: u64| {
+        let mut b = BytesMut::with_capacity(prefix.len() + o.size);
+        b.put_slice(&prefix);
+        b.put_u64(seq);
+        for i in 8..o.size {
+            b.put_u8((seq as usize).wrapping_add(i) as u8);
+        }
+        b.freeze()
+    };
+    let valid = |p: &[u8]| -> Option<u64> {
+        let p = p.strip_prefix(&prefix[..])?;
+        if p.len() != o.size {
+            return None;
+        }
+        let seq = u64::from_be_bytes(p[..8].try_into().ok()?);
+        let ok = (8..o.size).all(|i| p[i] == (seq as usize).wrapping_add(i) as u8);
+        ok.then_some(seq)
+    };
+    let mut out: std::collections::HashMap<u64, Instant> = Default::default();
+    let mut next = 0u64;
+    let send = |out: &mut std::collections::HashMap<u64, Instant>, next: &mut u64| {
+        let seq = *next;
+        *next += 1;
+        out.insert(seq, Instant::now());
+        conn.send_datagram(make(seq))
+            .map_err(|e| format!("send_datagram: {e}"))
+    };
+    for _ in 0..o.window {
+        send(&mut out, &mut next)?;
+    }
+    let start = Instant::now() + Duration::from_secs_f64(o.warmup);
+    let end = start + Duration::from_secs_f64(o.datagrams.unwrap_or(1.0));
+    let mut r = DgramReport::default();
+    let (mut measuring, mut first_seq) = (false, u64::MAX);
+    let mut sweep = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        let now = Instant::now();
+        if !measuring && now >= start {
+            measuring = true;
+            first_seq = next;
+            eprintln!("MEASURE_START");
+        }
+        if now >= end {
+            eprintln!("MEASURE_END");
+            break;
+        }
+        tokio::select! {
+            d = conn.read_datagram() => {
+                let d = d.map_err(|e| format!("read_datagram: {e}"))?;
+                match valid(&d) {
+                    Some(seq) if out.remove(&seq).is_some() => {
+                        if measuring {
+                            r.echoes += 1;
+                        }
+                        send(&mut out, &mut next)?;
+                    }
+                    Some(_) => {}
+                    None => r.corrupt += 1,
+                }
+            }
+            _ = sweep.tick() => {
+                let lost: Vec<u64> = out.iter().filter(|(_, t)| t.elapsed() > LOSS).map(|(s, _)| *s).collect();
+                for seq in lost {
+                    out.remove(&seq);
+                    if seq >= first_seq {
+                        r.lost += 1;
+                    }
+                    send(&mut out, &mut next)?;
+                }
+            }
+        }
+    }
+    r.sent = next.saturating_sub(first_seq);
+    r.seconds = o.datagrams.unwrap_or(1.0);
+    Ok(r)
+}
+
 fn main() {
     let o = parse().unwrap_or_else(|e| {
         eprintln!("wt-transfer: {e}\n{USAGE}");
@@ -665,8 +816,20 @@ fn main() {
         .map(|(k, v)| format!("\"{k:#x}\":{v}"))
         .collect();
     let num = |v: Option<f64>| v.map_or("null".into(), |v| format!("{v:.1}"));
+    let dgram = r.dgram.as_ref().map_or("null".into(), |d| {
+        format!(
+            "{{\"echoes\":{},\"eps\":{:.1},\"sent\":{},\"lost\":{},\"corrupt\":{},\"window\":{},\"size\":{}}}",
+            d.echoes,
+            d.echoes as f64 / d.seconds,
+            d.sent,
+            d.lost,
+            d.corrupt,
+            o.window,
+            o.size
+        )
+    });
     println!(
-        "{{\"status\":{},\"session_id\":{},\"sent\":{},\"received\":{},\"sha256_sent\":{},\"sha256_received\":{},\"ok\":{},\"mb_per_s\":{},\"transfer_ms\":{},\"setup_ms\":{},\"ms\":{:.1},\"chunk\":{},\"server_settings\":{{{}}},\"error\":{}}}",
+        "{{\"status\":{},\"session_id\":{},\"sent\":{},\"received\":{},\"sha256_sent\":{},\"sha256_received\":{},\"ok\":{},\"mb_per_s\":{},\"transfer_ms\":{},\"setup_ms\":{},\"ms\":{:.1},\"chunk\":{},\"server_settings\":{{{}}},\"datagrams\":{},\"error\":{}}}",
         r.status.map_or("null".into(), |s| s.to_string()),
         r.session_id.map_or("null".into(), |s| s.to_string()),
         r.sent,
@@ -680,6 +843,7 @@ fn main() {
         t0.elapsed().as_secs_f64() * 1000.0,
         o.chunk,
         settings.join(","),
+        dgram,
         r.error.as_deref().map_or("null".into(), napi_h3_bench::json_str),
     );
     std::process::exit(if ok { 0 } else { 1 });

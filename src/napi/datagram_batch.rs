@@ -1,0 +1,217 @@
+//! Datagrams to and from JS in packed batches. Received datagrams wait here until the JS thread
+//! runs; one threadsafe call then hands over all of them as two values: a `Float64Array` of
+//! [`DATAGRAM_BATCH_FIELDS`] numbers per datagram (`payload` is the payload's length) and one
+//! Buffer holding the payloads back to back. The replies JS sends while handling a batch come
+//! back the same way, in one call. A batch therefore costs a handful of N-API calls and two
+//! copies of its bytes, however many datagrams it holds.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::convert::{connection_id, stream_id, to_js};
+use crate::error::H3Error;
+use crate::ids::ConnectionId;
+use crate::server::ServerState;
+use crate::sync::lock;
+use crate::transport::datagram::{self, Datagram, Target, MAX_PENDING_TO_JS};
+
+/// JS names of the numbers of one received datagram, in order. requestId and streamId are -1
+/// for the server-level `quicDatagram` handler; payload is the byte length.
+pub const DATAGRAM_BATCH_FIELDS: &[&str] = &["connectionId", "requestId", "streamId", "payload"];
+const STRIDE: usize = DATAGRAM_BATCH_FIELDS.len();
+
+/// Numbers of one reply in a send batch: connection id, stream id (-1: a bare QUIC
+/// datagram), payload length.
+const SEND_STRIDE: usize = 3;
+
+/// Received datagrams, packed as JS will read them.
+#[derive(Default)]
+pub struct DatagramPack {
+    meta: Vec<f64>,
+    payloads: Vec<u8>,
+}
+
+impl DatagramPack {
+    fn len(&self) -> usize {
+        self.meta.len() / STRIDE
+    }
+
+    fn push(&mut self, d: Datagram) {
+        let (request_id, stream_id) = match d.target {
+            Target::H3 {
+                request_id,
+                stream_id,
+            } => (request_id.0 as f64, stream_id.0 as f64),
+            // Session datagrams go to the session's queue, never through this batch.
+            Target::Session(_) | Target::Quic => (-1.0, -1.0),
+        };
+        self.meta.extend([
+            d.conn_id.0 as f64,
+            request_id,
+            stream_id,
+            d.payload.len() as f64,
+        ]);
+        self.payloads.extend_from_slice(&d.payload);
+    }
+}
+
+/// A new `ArrayBuffer` holding a copy of `bytes`; `data` gets its memory.
+unsafe fn array_buffer(
+    env: napi::sys::napi_env,
+    bytes: &[u8],
+) -> Result<(napi::sys::napi_value, *mut u8)> {
+    let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+    let mut ab = std::ptr::null_mut();
+    // SAFETY: plain N-API call on the JS thread; checked below.
+    let status =
+        unsafe { napi::sys::napi_create_arraybuffer(env, bytes.len(), &mut data, &mut ab) };
+    if status != napi::sys::Status::napi_ok || (data.is_null() && !bytes.is_empty()) {
+        return Err(to_js(H3Error::BufferAlloc));
+    }
+    if !bytes.is_empty() {
+        // SAFETY: `data` points at `bytes.len()` writable bytes owned by the new ArrayBuffer.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), data as *mut u8, bytes.len()) };
+    }
+    Ok((ab, data as *mut u8))
+}
+
+impl ToNapiValue for DatagramPack {
+    /// `[Float64Array meta, Buffer payloads]`.
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        // SAFETY (whole block): N-API calls on the JS thread with values created just here.
+        unsafe {
+            let meta_bytes = std::slice::from_raw_parts(
+                val.meta.as_ptr() as *const u8,
+                val.meta.len() * std::mem::size_of::<f64>(),
+            );
+            let (ab, _) = array_buffer(env, meta_bytes)?;
+            let mut meta = std::ptr::null_mut();
+            check(napi::sys::napi_create_typedarray(
+                env,
+                napi::sys::TypedarrayType::float64_array,
+                val.meta.len(),
+                ab,
+                0,
+                &mut meta,
+            ))?;
+            let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+            let mut buf = std::ptr::null_mut();
+            let len = val.payloads.len();
+            check(napi::sys::napi_create_buffer(env, len, &mut data, &mut buf))?;
+            if len > 0 {
+                if data.is_null() {
+                    return Err(to_js(H3Error::BufferAlloc));
+                }
+                std::ptr::copy_nonoverlapping(val.payloads.as_ptr(), data as *mut u8, len);
+            }
+            let mut out = std::ptr::null_mut();
+            check(napi::sys::napi_create_array_with_length(env, 2, &mut out))?;
+            check(napi::sys::napi_set_element(env, out, 0, meta))?;
+            check(napi::sys::napi_set_element(env, out, 1, buf))?;
+            Ok(out)
+        }
+    }
+}
+
+fn check(status: napi::sys::napi_status) -> Result<()> {
+    if status == napi::sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(to_js(H3Error::BufferAlloc))
+    }
+}
+
+/// Datagrams waiting for the JS thread (at most [`MAX_PENDING_TO_JS`]).
+#[derive(Default)]
+pub struct DatagramQueue(Mutex<DatagramPack>);
+
+impl DatagramQueue {
+    /// `Some(true)` when the queue was empty (a JS call must be scheduled); `None` when full
+    /// (the datagram is dropped; the caller counts it).
+    pub fn push(&self, d: Datagram) -> Option<bool> {
+        let mut q = lock(&self.0);
+        if q.len() >= MAX_PENDING_TO_JS {
+            return None;
+        }
+        q.push(d);
+        Some(q.len() == 1)
+    }
+
+    pub fn take(&self) -> DatagramPack {
+        std::mem::take(&mut *lock(&self.0))
+    }
+}
+
+/// Send the replies of one JS batch: [`SEND_STRIDE`] numbers per reply in `meta`, the payloads
+/// back to back in `payloads`. JS checked the sizes; a reply that no longer fits, or whose
+/// connection is gone, is dropped and counted.
+pub fn send_batch(server: &ServerState, meta: &[f64], payloads: &[u8]) {
+    // One copy of all payloads; each bare datagram is then a slice of it.
+    let all = Bytes::copy_from_slice(payloads);
+    let mut conn: Option<(ConnectionId, quinn::Connection)> = None;
+    let mut at = 0usize;
+    for m in meta.chunks_exact(SEND_STRIDE) {
+        let (c, s, len) = (
+            connection_id(m[0] as i64),
+            stream_id(m[1] as i64),
+            m[2] as usize,
+        );
+        let Some(payload) = all
+            .get(at..at.saturating_add(len))
+            .map(|_| all.slice(at..at + len))
+        else {
+            server.stats.datagrams_dropped.fetch_add(1, Relaxed);
+            return;
+        };
+        at += len;
+        if conn.as_ref().is_none_or(|(id, _)| *id != c) {
+            conn = server.conn(c).map(|q| (c, q));
+        }
+        let sent = conn.as_ref().is_some_and(|(_, quic)| {
+            datagram::send_bytes_on(quic, &server.stats, s, payload).is_ok()
+        });
+        if !sent {
+            server.stats.datagrams_dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Names of the numbers of one datagram in the batches `createNativeServer`'s `onDatagram`
+/// gets (the first of its two values).
+#[napi]
+pub fn datagram_batch_fields() -> Vec<String> {
+    DATAGRAM_BATCH_FIELDS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{RequestId, StreamId};
+
+    #[test]
+    fn a_pack_follows_the_field_names() {
+        let q = DatagramQueue::default();
+        let d = |conn, target, p: &'static [u8]| Datagram {
+            conn_id: ConnectionId(conn),
+            target,
+            payload: Bytes::from_static(p),
+        };
+        assert_eq!(q.push(d(4, Target::Quic, b"ab")), Some(true));
+        let h3 = Target::H3 {
+            request_id: RequestId(6),
+            stream_id: StreamId(12),
+        };
+        assert_eq!(q.push(d(5, h3, b"xyz")), Some(false));
+        let p = q.take();
+        assert_eq!(p.meta, [4.0, -1.0, -1.0, 2.0, 5.0, 6.0, 12.0, 3.0]);
+        assert_eq!(p.payloads, b"abxyz");
+        assert_eq!(q.take().len(), 0);
+    }
+}
