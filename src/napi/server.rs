@@ -70,9 +70,10 @@ impl Dispatcher for JsDispatcher {
 
 /// Wake JS for a batch once the runtime has run what is ready now, not at once: requests that
 /// arrive in the same burst of packets then reach JS in one call, one JS wake-up (an eventfd
-/// write and an event-loop turn) instead of one each (strace, "hello" in Bun: 0.9 JS wake-ups
-/// per request before). `yield_now` puts the call behind every task already woken and the
-/// next look at the sockets; when nothing else is ready that is immediate.
+/// write and an event-loop turn) instead of one each (perf stat, "hello" in Bun: 0.068 -> 0.044
+/// wake-ups and 0.17 -> 0.12 context switches per request). `yield_now` puts the call behind
+/// every task already woken and the next look at the sockets; when nothing else is ready that
+/// is immediate.
 fn call_after_this_tick(tsfn: Arc<BatchTsfn>) {
     let call = move || {
         tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
