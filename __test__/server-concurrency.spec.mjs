@@ -1,6 +1,9 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { serve, aioquic, request, waitFor } from './helpers.mjs'
+import { createRequire } from 'node:module'
+import { serve, aioquic, request, waitFor, root } from './helpers.mjs'
+
+const { createH3Client } = createRequire(import.meta.url)(root)
 
 describe('concurrency and stats', () => {
   let server
@@ -37,6 +40,31 @@ describe('concurrency and stats', () => {
     const out = await aioquic(server, ['many-streams', '--count', '250'])
     assert.equal(out.ok, 250)
     assert.equal(out.peer_initial_max_streams_bidi, 100)
+  })
+  test('a burst of requests with many headers and params: every head reaches its handler whole', async () => {
+    // Heads reach JS as the arguments of one call, at most a few thousand per call: a burst of
+    // 60-header requests spans several calls, and no head may be lost, cut or shifted.
+    const s = serve({
+      routes: [{
+        method: 'GET',
+        pattern: '/item/:a/:b',
+        fetch: (req) => Response.json({ a: req.params.a, b: req.params.b, h0: req.headers.get('x-h-0'), h59: req.headers.get('x-h-59'), n: [...req.headers.keys()].filter((k) => k.startsWith('x-h-')).length })
+      }]
+    })
+    const client = createH3Client({ tls: { rejectUnauthorized: false } })
+    try {
+      const one = async (i) => {
+        const headers = {}
+        for (let k = 0; k < 60; k++) headers[`x-h-${k}`] = `${i}-${k}`
+        const res = await client.fetch(`https://127.0.0.1:${s.port}/item/${i}/b${i}`, { headers })
+        return res.json()
+      }
+      const out = await Promise.all(Array.from({ length: 300 }, (_, i) => one(i)))
+      out.forEach((r, i) => assert.deepEqual(r, { a: String(i), b: `b${i}`, h0: `${i}-0`, h59: `${i}-59`, n: 60 }))
+    } finally {
+      await client.close()
+      await s.stop(true)
+    }
   })
   test('pendingRequests counts in-flight requests', async () => {
     let release

@@ -5,10 +5,12 @@
 // so that a test can check the two sides agree.
 
 /**
- * One request head: bodyMode is 0 buffered, 1 streaming, 2 WebTransport session; routeIndex -1
- * when no route matched; params null or a flat name/value list; body null or a Buffer.
+ * One request head, as arguments of the batch call: bodyMode is 0 buffered, 1 streaming, 2
+ * WebTransport session; routeIndex -1 when no route matched; body null or a Buffer. The last
+ * two fields are lists, each spread as its length then its strings: headers (flat name/value)
+ * and params (flat name/value, length 0 when the route has none).
  */
-const REQUEST_FIELDS = Object.freeze(['requestId', 'method', 'url', 'headers', 'body', 'routeIndex', 'params', 'generation', 'bodyMode', 'connectionId', 'streamId'])
+const REQUEST_FIELDS = Object.freeze(['requestId', 'method', 'url', 'body', 'routeIndex', 'generation', 'bodyMode', 'connectionId', 'streamId', 'headers', 'params'])
 
 /**
  * One received HTTP or QUIC datagram, as numbers in the batch's Float64Array (lib/datagram.js):
@@ -33,8 +35,8 @@ module.exports = {
   REQUEST,
   /** Offsets of the datagram fields within one datagram's cells. */
   DATAGRAM,
-  /** Cells per request. */
-  REQUEST_STRIDE: REQUEST_FIELDS.length,
+  /** Cells before a request's lists (headers, then params). */
+  REQUEST_FIXED: REQUEST_FIELDS.indexOf('headers'),
   /** Cells per datagram. */
   DATAGRAM_STRIDE: DATAGRAM_FIELDS.length
 }

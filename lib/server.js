@@ -6,9 +6,9 @@
 const { closeOnExit, forget } = require('./exit.js')
 const native = require('../binding.js')
 const { liftError, throwLifted, configError, clientGoneError } = require('./errors.js')
-const { noop, asBytes, flatHeaders, headerPairs } = require('./convert.js')
+const { noop, asBytes, flatHeaders } = require('./convert.js')
 const { normaliseRoutes, nativeRoutes, validateHandlers } = require('./routes.js')
-const { REQUEST, REQUEST_STRIDE } = require('./batch.js')
+const { REQUEST, REQUEST_FIXED } = require('./batch.js')
 const { pulledBody } = require('./body.js')
 const { serverRequest, sessionRequest, requestId } = require('./request.js')
 const { kTrailers, pumpBody, bodyAtHand } = require('./response.js')
@@ -20,10 +20,8 @@ const {
   requestId: R_ID,
   method: R_METHOD,
   url: R_URL,
-  headers: R_HEADERS,
   body: R_BODY,
   routeIndex: R_ROUTE,
-  params: R_PARAMS,
   generation: R_GEN,
   bodyMode: R_MODE,
   connectionId: R_CONN,
@@ -96,7 +94,7 @@ class H3Server {
         hasFallback: typeof options.fetch === 'function',
         quicDatagram: typeof options.quicDatagram === 'function',
         qlogDir: options.qlogDir ?? undefined
-      }, this.#onBatch.bind(this), this.#onAbort.bind(this), this.#onDatagrams.bind(this))
+      }, (...cells) => this.#onBatch(cells), this.#onAbort.bind(this), this.#onDatagrams.bind(this))
     } catch (e) {
       throw liftError(e)
     }
@@ -239,10 +237,20 @@ class H3Server {
     }
   }
 
-  /** Requests arrive in batches: REQUEST_FIELDS per request (lib/batch.js). */
+  /**
+   * Requests arrive in batches, as the call's arguments: REQUEST_FIELDS per request, its
+   * headers and params spread behind their lengths (lib/batch.js).
+   */
   #onBatch (cells) {
-    for (let i = 0; i < cells.length; i += REQUEST_STRIDE) {
-      this.#onRequest(cells[i + R_ID], cells[i + R_METHOD], cells[i + R_URL], cells[i + R_HEADERS], cells[i + R_BODY], cells[i + R_ROUTE], cells[i + R_PARAMS], cells[i + R_GEN], cells[i + R_MODE], cells[i + R_CONN], cells[i + R_STREAM])
+    for (let i = 0; i < cells.length;) {
+      let j = i + REQUEST_FIXED
+      const nHeaders = cells[j++]
+      const pairs = []
+      for (let end = j + nHeaders; j < end; j += 2) pairs.push([cells[j], cells[j + 1]])
+      const nParams = cells[j++]
+      const params = nParams ? cells.slice(j, j + nParams) : null
+      this.#onRequest(cells[i + R_ID], cells[i + R_METHOD], cells[i + R_URL], pairs, cells[i + R_BODY], cells[i + R_ROUTE], params, cells[i + R_GEN], cells[i + R_MODE], cells[i + R_CONN], cells[i + R_STREAM])
+      i = j + nParams
     }
   }
 
@@ -274,11 +282,10 @@ class H3Server {
     try { this.#native.respondBatch(q) } catch {}
   }
 
-  #onRequest (id, method, url, headers, body, routeIdx, params, gen, bodyMode, connId, streamId) {
+  #onRequest (id, method, url, pairs, body, routeIdx, params, gen, bodyMode, connId, streamId) {
     try {
       const g = this.#gens.get(gen) || this.#gens.get(this.#gen)
       const route = routeIdx >= 0 ? g.routes[routeIdx] : undefined
-      const pairs = headerPairs(headers)
       if (bodyMode === SESSION) return this.#onSession(id, url, pairs, params, route, streamId)
       const st = { aborted: false, controller: null }
       this.#inflight.set(id, st)

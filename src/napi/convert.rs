@@ -161,6 +161,21 @@ pub fn body_bytes(body: Either<String, Buffer>) -> Bytes {
     }
 }
 
+/// A body cell of a batch: null/undefined, a string, or bytes. Dispatches on the value's type
+/// and borrows the bytes only for the copy: `Either<String, Buffer>` first tries a string (a
+/// failed try formats an error) and takes a reference on a Buffer, both per response (perf,
+/// Node 24: ~3 % of the JS thread).
+pub fn body_cell(body: Unknown<'_>) -> Result<Option<Bytes>> {
+    let (env, raw) = (body.env(), body.raw());
+    Ok(match body.get_type()? {
+        ValueType::Null | ValueType::Undefined => None,
+        ValueType::String => Some(Bytes::from(unsafe { String::from_napi_value(env, raw)? })),
+        _ => Some(Bytes::copy_from_slice(&unsafe {
+            BufferSlice::from_napi_value(env, raw)?
+        })),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

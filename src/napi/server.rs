@@ -1,15 +1,17 @@
 //! The napi edge for the server: JS options in, threadsafe calls out, errors converted once.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
+use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
-use super::batch::{request_cells, Batch, Cell};
+use super::batch::{request_args, request_cells, Batch, Spread, MAX_ARGS};
 use super::convert::{
-    body_bytes, connection_id, header_pairs, peer, request_id, to_js, JsBytes, PeerAddress,
+    body_bytes, body_cell, connection_id, header_pairs, peer, request_id, to_js, JsBytes,
+    PeerAddress,
 };
 use super::datagram_batch::{send_batch, DatagramPack, DatagramQueue};
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
@@ -27,7 +29,7 @@ use crate::transport::datagram::Datagram;
 
 /// Weak (never keeps the process alive by itself; index.js holds a ref'able handle instead),
 /// not callee-handled, unbounded queue (bounded upstream by stream limits).
-type BatchTsfn = ThreadsafeFunction<(), (), Vec<Cell>, Status, false, true, 0>;
+type BatchTsfn = ThreadsafeFunction<(), (), Spread, Status, false, true, 0>;
 /// Received datagrams, packed (see datagram_batch.rs).
 type DatagramTsfn = ThreadsafeFunction<(), (), DatagramPack, Status, false, true, 0>;
 type AbortTsfn = ThreadsafeFunction<i64, (), i64, Status, false, true, 0>;
@@ -156,10 +158,14 @@ impl NativeServer {
         headers: Vec<String>,
         body: Option<Either<String, Buffer>>,
     ) -> bool {
+        self.complete(id, status, headers, body.map(body_bytes))
+    }
+
+    fn complete(&self, id: i64, status: u32, headers: Vec<String>, body: Option<Bytes>) -> bool {
         let cmd = ResponseCmd::Head {
             status: status.min(999) as u16,
             headers: header_pairs(headers),
-            body: body.map(body_bytes),
+            body,
             end: true,
         };
         self.inner.state.command(request_id(id), cmd).is_ok()
@@ -178,8 +184,8 @@ impl NativeServer {
                 continue;
             };
             match response_row(status, headers, body) {
-                Ok((status, headers, body)) => self.respond(id, status, headers, body),
-                Err(_) => self.respond(id, 500, Vec::new(), None),
+                Ok((status, headers, body)) => self.complete(id, status, headers, body),
+                Err(_) => self.complete(id, 500, Vec::new(), None),
             };
         }
         Ok(())
@@ -352,10 +358,10 @@ impl NativeServer {
 }
 
 /// Status, flat headers and body of a complete response, as `respond` takes them.
-type ResponseRow = (u32, Vec<String>, Option<Either<String, Buffer>>);
+type ResponseRow = (u32, Vec<String>, Option<Bytes>);
 
 /// The status, headers and body cells of one `respondBatch` row, each type-checked by its
-/// FromNapiValue conversion.
+/// conversion.
 fn response_row(
     status: Unknown<'_>,
     headers: Unknown<'_>,
@@ -364,27 +370,34 @@ fn response_row(
     let status: u32 = status.coerce_to_number()?.get_uint32()?;
     let headers: Vec<String> =
         unsafe { Vec::<String>::from_napi_value(headers.env(), headers.raw())? };
-    let body = match body.get_type()? {
-        ValueType::Null | ValueType::Undefined => None,
-        _ => Some(unsafe { Either::<String, Buffer>::from_napi_value(body.env(), body.raw())? }),
-    };
-    Ok((status, headers, body))
+    Ok((status, headers, body_cell(body)?))
 }
 
 impl JsDispatcher {
     /// Threadsafe functions over the JS callbacks; each drains its batch when it runs.
     fn new(
-        on_request: Function<'_, Vec<Cell>, ()>,
+        on_request: Function<'_, Spread, ()>,
         on_abort: Function<'_, i64, ()>,
         on_datagram: Option<Function<'_, DatagramPack, ()>>,
     ) -> Result<Self> {
         let requests = Arc::new(Batch::default());
         let drain = requests.clone();
+        // A batch over MAX_ARGS is delivered in several calls: the callback asks for the next.
+        let again: Arc<OnceLock<Weak<BatchTsfn>>> = Arc::default();
+        let next = again.clone();
         let on_batch: BatchTsfn = on_request
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(move |_| Ok(request_cells(drain.take())))?;
+            .build_callback(move |_| {
+                let (heads, more) = drain.take_within(MAX_ARGS, request_args);
+                if let Some(tsfn) = more.then(|| next.get().and_then(Weak::upgrade)).flatten() {
+                    tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                }
+                Ok(request_cells(heads))
+            })?;
+        let on_batch = Arc::new(on_batch);
+        let _ = again.set(Arc::downgrade(&on_batch));
         let datagrams = Arc::new(DatagramQueue::default());
         let drain = datagrams.clone();
         let on_datagrams: Option<DatagramTsfn> = match on_datagram {
@@ -403,7 +416,7 @@ impl JsDispatcher {
             .build()?;
         Ok(JsDispatcher {
             requests,
-            on_batch: Arc::new(on_batch),
+            on_batch,
             on_abort,
             datagrams,
             on_datagrams,
@@ -411,15 +424,15 @@ impl JsDispatcher {
     }
 }
 
-/// Create and bind a server. `on_request(batch)` gets a flat array, the cells named by
-/// `requestBatchFields()` per request; `on_datagram(batch)` the cells named by
+/// Create and bind a server. `on_request(...cells)` gets a batch as its arguments, the cells
+/// named by `requestBatchFields()` per request (lists spread behind their length); `on_datagram(batch)` the cells named by
 /// `datagramBatchFields()` per datagram; `on_abort(id)` the id of a request the peer gave up
 /// on. All run on the JS thread; none may throw (index.js guards them).
 #[napi]
 pub fn create_native_server(
     env: Env,
     options: NativeServerOptions,
-    on_request: Function<'_, Vec<Cell>, ()>,
+    #[napi(ts_arg_type = "(...cells: unknown[]) => void")] on_request: Function<'_, Spread, ()>,
     on_abort: Function<'_, i64, ()>,
     on_datagram: Option<Function<'_, DatagramPack, ()>>,
 ) -> Result<NativeServer> {
