@@ -162,12 +162,7 @@ impl NativeServer {
     }
 
     fn complete(&self, id: i64, status: u32, headers: Vec<String>, body: Option<Bytes>) -> bool {
-        let cmd = ResponseCmd::Head {
-            status: status.min(999) as u16,
-            headers: header_pairs(headers),
-            body,
-            end: true,
-        };
+        let cmd = complete_cmd(status, headers, body);
         self.inner.state.command(request_id(id), cmd).is_ok()
     }
 
@@ -175,6 +170,7 @@ impl NativeServer {
     /// (`id, status, headers, body`). index.js collects a tick's responses into one call.
     #[napi]
     pub fn respond_batch(&self, batch: Vec<Unknown<'_>>) -> Result<()> {
+        let mut answers = Vec::with_capacity(batch.len() / 4);
         let mut it = batch.into_iter();
         while let (Some(id), Some(status), Some(headers), Some(body)) =
             (it.next(), it.next(), it.next(), it.next())
@@ -183,11 +179,11 @@ impl NativeServer {
             let Ok(id) = id.coerce_to_number().and_then(|n| n.get_int64()) else {
                 continue;
             };
-            match response_row(status, headers, body) {
-                Ok((status, headers, body)) => self.complete(id, status, headers, body),
-                Err(_) => self.complete(id, 500, Vec::new(), None),
-            };
+            let (status, headers, body) =
+                response_row(status, headers, body).unwrap_or((500, Vec::new(), None));
+            answers.push((request_id(id), complete_cmd(status, headers, body)));
         }
+        self.inner.answers.send(answers);
         Ok(())
     }
 
@@ -354,6 +350,16 @@ impl NativeServer {
         tokio::spawn(async move { server.stop(force).await })
             .await
             .map_err(|e| to_js(H3Error::Internal(format!("stop failed: {e}"))))
+    }
+}
+
+/// A whole response as its request task takes it.
+fn complete_cmd(status: u32, headers: Vec<String>, body: Option<Bytes>) -> ResponseCmd {
+    ResponseCmd::Head {
+        status: status.min(999) as u16,
+        headers: header_pairs(headers),
+        body,
+        end: true,
     }
 }
 

@@ -4,6 +4,7 @@
 //! spawns one [`request::handle`] per request stream; a WebTransport CONNECT becomes a
 //! [`session::serve`] task.
 
+pub mod answers;
 mod conn_ctx;
 pub mod conn_info;
 mod connection;
@@ -38,6 +39,8 @@ pub use state::{ActiveRoutes, Dispatcher, RequestHead, RequestKind, RunState, Se
 /// A running server: the endpoint plus the server state its tasks use.
 pub struct Server {
     pub state: Arc<ServerState>,
+    /// Complete responses from JS, routed to their requests on the runtime.
+    pub answers: answers::Answers,
     /// Taken by `stop()`, so the UDP socket is released as soon as the server is stopped
     /// rather than when JS garbage-collects the server object.
     endpoint: Mutex<Option<quinn::Endpoint>>,
@@ -125,6 +128,7 @@ impl Server {
         ));
         tokio::spawn(accept_loop(endpoint.clone(), state.clone(), qlog));
         Ok(Server {
+            answers: answers::Answers::start(state.clone()),
             state,
             endpoint: Mutex::new(Some(endpoint)),
             local_addr,
