@@ -164,6 +164,19 @@ describe('WebTransport newer drafts: our server', () => {
     const got = out.uni.recv_bytes + (out.server_bidi.text?.length ?? 0)
     assert.ok(out.uni.recv_bytes > 0 && got <= 1000, JSON.stringify({ uni: out.uni, serverBidi: out.server_bidi }))
     assert.equal(out.uni.fin, false)
+    // §5.6.5: held back, we say so, once, with the limit: WT_DATA_BLOCKED(1000).
+    const blocked = out.capsules.filter((c) => c.name === 'WT_DATA_BLOCKED')
+    assert.deepEqual(blocked.map((c) => c.value), [1000], JSON.stringify(out.capsules))
+  })
+
+  test('draft-15: held at the peer\'s WT_MAX_STREAMS, we send WT_STREAMS_BLOCKED', async () => {
+    // The peer allows 1 uni stream from us and never raises it; /wt/echo answers each of its two
+    // uni streams with one of ours: the second waits, and we say so (§5.6.3).
+    const out = await aioquic(server, ['wt', '--draft15', '--initial-max-streams-uni', '1', '--path', '/wt/echo',
+      '--flood-uni', '2', '--timeout', '1'])
+    assert.equal(out.status, 200, JSON.stringify(out).slice(0, 800))
+    const blocked = out.capsules.filter((c) => c.name?.startsWith('WT_STREAMS_BLOCKED'))
+    assert.deepEqual(blocked.map((c) => [c.name, c.value]), [['WT_STREAMS_BLOCKED_UNI', 1]], JSON.stringify(out.capsules))
   })
 
   test('draft-13 dialect from an independent peer (pywebtransport): echoes, server streams, clean close', { skip: !hasPywt && 'pywebtransport missing' }, async () => {
