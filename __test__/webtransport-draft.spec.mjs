@@ -11,7 +11,7 @@ import { execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
-import { serve, aioquic, waitFor, root, makeCert, python, readAll, each } from './helpers.mjs'
+import { serve, aioquic, waitFor, root, makeCert, python, readAll, each, spawnServer } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { createH3Client } = require(root)
@@ -373,6 +373,37 @@ describe('WebTransport draft-15: our client against shiguredo_http3 (wt-peer ser
       assert.deepEqual(lines.filter((l) => l.event === 'error' || l.event === 'reset'), [])
     } finally {
       await client.close()
+    }
+  })
+})
+
+describe('WebTransport: a failed application protocol negotiation', () => {
+  test('a WT-Protocol malformed or not offered: ERR_H3_WT_PROTOCOL, and the CONNECT stream reset with WT_ALPN_ERROR', async () => {
+    const cert = await makeCert()
+    const srv = await spawnServer(python, [path.join(root, '__test__', 'py', 'h3server.py'), '--port', '0', '--cert', cert.cert, '--key', cert.key, '--webtransport'])
+    const c = createH3Client({ tls: { ca: cert.certPem } })
+    try {
+      const base = `https://127.0.0.1:${srv.port}`
+      // h3server.py answers ?answer=X with the String "X": one not offered, then one that breaks
+      // out of its quotes ("x" junk: not a String).
+      for (const answer of ['moq-01', 'x" junk']) {
+        await assert.rejects(c.webtransport(`${base}/wt/echo?answer=${encodeURIComponent(answer)}`, { protocols: ['moq-00'] }),
+          { name: 'WebTransportError', code: 'ERR_H3_WT_PROTOCOL' }, answer)
+      }
+      // An offered answer still works on the same connection.
+      const ok = await c.webtransport(`${base}/wt/echo?answer=moq-00`, { protocols: ['moq-00'] })
+      assert.equal(ok.protocol, 'moq-00')
+      ok.close()
+      // draft-16 §3.3: the failed ones were closed with WT_ALPN_ERROR.
+      const resets = await waitFor(async () => {
+        const log = await (await c.fetch(`${base}/wt/log`)).json()
+        const r = log.filter((e) => e.event === 'session_reset')
+        return r.length >= 2 && r
+      })
+      assert.deepEqual(resets.map((e) => e.code), [0x0817b3dd, 0x0817b3dd])
+    } finally {
+      await c.close()
+      await srv.kill()
     }
   })
 })
