@@ -223,6 +223,18 @@ describe('WebTransport newer drafts: our server', () => {
     assert.deepEqual(entry.events.filter((e) => /Error/.test(Object.keys(e)[0])), [])
   })
 
+  test('draft-15 flow control with shiguredo_http3: its 1000-byte WT_MAX_DATA, raised as it reads, carries our 105 KB; we say where we are blocked', { skip: !hasWtPeer && 'wt-peer not built' }, async () => {
+    const out = await wtPeerClient(server.port, ['--path', '/wt/echo', '--bidi-bytes', '100000', '--uni-bytes', '5000',
+      '--initial-max-data', '1000', '--close-code', '4', '--close-reason', 'fc'])
+    assert.deepEqual(out.errors, [])
+    assert.deepEqual(out.bidi, { sent: 100000, received: 100000, equal: true, fin: true })
+    assert.deepEqual(out.uni, { sent: 5000, received: 5000, equal: true, fin: true })
+    // WT_DATA_BLOCKED at each limit it set, first at its initial 1000, never twice at one (§5.6.5).
+    const limits = out.capsules.map((c) => Number(/^DataBlocked \{ maximum: (\d+) \}$/.exec(c)?.[1]))
+    assert.equal(limits[0], 1000, JSON.stringify(out.capsules.slice(0, 5)))
+    assert.ok(limits.every((l, i) => l > (limits[i - 1] ?? 0)), JSON.stringify(out.capsules))
+  })
+
   test('draft-15, shiguredo_http3: our CLOSE capsule is the last thing on the CONNECT stream (§6)', { skip: !hasWtPeer && 'wt-peer not built' }, async () => {
     // Twice: the first session of a connection is its first request stream, the one h3 would
     // end with a reserved frame after our capsule (which the peer must refuse, §6).

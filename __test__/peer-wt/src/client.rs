@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use shiguredo_http3::webtransport::{ConnectRequest, DraftVersion, ServerSettingsParams};
-use shiguredo_http3::{ClientConnection, Event, Settings, WebTransportEvent as Wt};
+use shiguredo_http3::{ClientConnection, Event, Settings, VarInt, WebTransportEvent as Wt};
 
 use crate::json::{arr, obj, opt, s};
 use crate::peer::{Peer, H3};
@@ -26,6 +26,8 @@ struct Got {
     server_bidi_text: Option<String>,
     closed: Option<(u32, String, u64)>,
     resets: Vec<String>,
+    /// The session capsules the library passed up (flow control: WT_*_BLOCKED from the server).
+    capsules: Vec<String>,
 }
 
 pub async fn run(args: &Args) -> Result<(), String> {
@@ -41,7 +43,19 @@ pub async fn run(args: &Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("connect: {e}"))?;
 
-    let wt = DraftVersion::Draft15.build_client_settings(&ServerSettingsParams::default());
+    // Our initial limits on what the server may send (draft-15 §3.1 / §5.5); the library raises
+    // them with WT_MAX_DATA / WT_MAX_STREAMS as we consume.
+    let defaults = ServerSettingsParams::default();
+    let limit = |name: &str, d: VarInt| VarInt::new(args.num(name, d.get())).unwrap_or(d);
+    let params = ServerSettingsParams {
+        initial_max_data: limit("--initial-max-data", defaults.initial_max_data),
+        initial_max_streams_uni: limit(
+            "--initial-max-streams-uni",
+            defaults.initial_max_streams_uni,
+        ),
+        ..defaults
+    };
+    let wt = DraftVersion::Draft15.build_client_settings(&params);
     let h3 = H3::Client(ClientConnection::new(
         Settings::new().enable_webtransport_client(wt),
     ));
@@ -231,6 +245,10 @@ pub async fn run(args: &Args) -> Result<(), String> {
             "resets",
             arr(&g.resets.iter().map(|r| s(r)).collect::<Vec<_>>()),
         ),
+        (
+            "capsules",
+            arr(&g.capsules.iter().map(|c| s(c)).collect::<Vec<_>>()),
+        ),
         ("gone", opt(p.gone.as_ref().map(|r| s(r)))),
         (
             "errors",
@@ -291,6 +309,7 @@ fn on_event(p: &mut Peer, g: &mut Got, sid: u64, ev: Event) {
             } if session_id == sid => {
                 g.closed = Some((close_error_code, close_message, error_code));
             }
+            Wt::Capsule { capsule, .. } => g.capsules.push(format!("{capsule:?}")),
             Wt::StreamReset {
                 stream_id,
                 error_code,

@@ -4,7 +4,8 @@
 //!
 //! `wt-peer client --port P [--path /p] [--datagrams N] [--bidi-bytes N] [--uni-bytes N]
 //!   [--server-bidi] [--close-code C --close-reason R] [--expect-close] [--protocols a,b]
-//!   [--timeout S] [--split-connect]` prints one JSON object with what happened.
+//!   [--timeout S] [--split-connect] [--initial-max-data B] [--initial-max-streams-uni N]` prints
+//!   one JSON object with what happened.
 //! `wt-peer server` prints `{"port":…,"certHash":…}`, then one JSON line per session event; it
 //! echoes datagrams and streams, opens a bidi stream of its own, and on path `/close` closes the
 //! session with code 7, reason "server-bye".
