@@ -235,7 +235,8 @@ export declare class WebTransportError extends Error {
   readonly streamErrorCode: number | null
   /**
    * `ERR_H3_WT_REJECTED` when a client session was refused (then `status` is set);
-   * `ERR_H3_WT_PROTOCOL` when the server answered with a protocol the client did not offer.
+   * `ERR_H3_WT_PROTOCOL` when the server answered with a protocol the client did not offer, or a
+   * malformed `WT-Protocol` (the session is then closed with `WT_ALPN_ERROR`).
    */
   code?: H3ErrorCode
   status?: number
@@ -792,7 +793,7 @@ export declare class H3Client {
    * digests) trusts the server's certificate by its SHA-256, as browsers do. `protocols` (W3C):
    * application protocols to offer in `WT-Available-Protocols`, most preferred first (distinct,
    * non-empty, printable ASCII; else `ERR_H3_INVALID_ARG`); the server's pick is the session's
-   * `protocol`, and a pick that was not offered rejects with `ERR_H3_WT_PROTOCOL`.
+   * `protocol`, and a pick that was not offered (or malformed) rejects with `ERR_H3_WT_PROTOCOL`.
    */
   webtransport(url: string | URL, options?: {
     headers?: ConstructorParameters<typeof Headers>[0]

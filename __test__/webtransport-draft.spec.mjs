@@ -1,15 +1,17 @@
 // The newer WebTransport drafts beside draft-02 on the same port (README "Browsers and
 // drafts"): draft-15/16 (`webtransport-h3`, SETTINGS_WT_ENABLED) and the draft-13 dialect, with
 // their session flow control. Peers: pywebtransport 0.8.1 (an independent implementation of the
-// draft-13 dialect, __test__/py/pywt_peer.py), aioquic driven by h3client.py --draft15 (written
-// here from the draft text), and our own client.
+// draft-13 dialect, __test__/py/pywt_peer.py), shiguredo_http3 (an independent draft-15/16
+// implementation, as the `wt-peer` binary of __test__/peer-wt/, built by scripts/test.js), aioquic
+// driven by h3client.py --draft15 (written here from the draft text), and our own client.
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
-import { serve, aioquic, waitFor, root, makeCert, python, readAll, each } from './helpers.mjs'
+import { serve, aioquic, waitFor, root, makeCert, python, readAll, each, spawnServer } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { createH3Client } = require(root)
@@ -23,6 +25,19 @@ const hasPywt = await new Promise((resolve) => {
   execFile(python, ['-c', 'import pywebtransport'], (err) => resolve(!err))
 })
 if (!hasPywt) console.error('webtransport-draft: pywebtransport missing from the venv; its cases skip (pip install -r __test__/py/requirements.txt)')
+
+/** The shiguredo_http3 peer (`cargo build --release -p napi-h3-wt-peer`, done by scripts/test.js). */
+const wtPeer = path.join(process.env.CARGO_TARGET_DIR || path.join(root, 'target'), 'release', 'wt-peer')
+const hasWtPeer = existsSync(wtPeer)
+if (!hasWtPeer) console.error(`webtransport-draft: ${wtPeer} missing; the independent draft-15 peer's cases SKIP (cargo build --release -p napi-h3-wt-peer --bin wt-peer)`)
+
+function wtPeerClient (port, args = []) {
+  return new Promise((resolve, reject) => {
+    execFile(wtPeer, ['client', '--port', String(port), ...args], { timeout: 30000 }, (err, stdout, stderr) => {
+      try { resolve(JSON.parse(stdout)) } catch { reject(new Error(`wt-peer client failed: ${err?.message}\n${stderr}\n${stdout}`)) }
+    })
+  })
+}
 
 function pywtClient (port, args = []) {
   return new Promise((resolve, reject) => {
@@ -149,6 +164,19 @@ describe('WebTransport newer drafts: our server', () => {
     const got = out.uni.recv_bytes + (out.server_bidi.text?.length ?? 0)
     assert.ok(out.uni.recv_bytes > 0 && got <= 1000, JSON.stringify({ uni: out.uni, serverBidi: out.server_bidi }))
     assert.equal(out.uni.fin, false)
+    // §5.6.5: held back, we say so, once, with the limit: WT_DATA_BLOCKED(1000).
+    const blocked = out.capsules.filter((c) => c.name === 'WT_DATA_BLOCKED')
+    assert.deepEqual(blocked.map((c) => c.value), [1000], JSON.stringify(out.capsules))
+  })
+
+  test('draft-15: held at the peer\'s WT_MAX_STREAMS, we send WT_STREAMS_BLOCKED', async () => {
+    // The peer allows 1 uni stream from us and never raises it; /wt/echo answers each of its two
+    // uni streams with one of ours: the second waits, and we say so (§5.6.3).
+    const out = await aioquic(server, ['wt', '--draft15', '--initial-max-streams-uni', '1', '--path', '/wt/echo',
+      '--flood-uni', '2', '--timeout', '1'])
+    assert.equal(out.status, 200, JSON.stringify(out).slice(0, 800))
+    const blocked = out.capsules.filter((c) => c.name?.startsWith('WT_STREAMS_BLOCKED'))
+    assert.deepEqual(blocked.map((c) => [c.name, c.value]), [['WT_STREAMS_BLOCKED_UNI', 1]], JSON.stringify(out.capsules))
   })
 
   test('draft-13 dialect from an independent peer (pywebtransport): echoes, server streams, clean close', { skip: !hasPywt && 'pywebtransport missing' }, async () => {
@@ -168,6 +196,54 @@ describe('WebTransport newer drafts: our server', () => {
     // skips it as an unknown frame type and the FIN alone ends the session, cleanly, code 0.
     assert.deepEqual(entry.closed, { closeCode: 0, reason: '' })
     await waitFor(() => entry.events.some((e) => e.serverBidiReply === 'reply:hello from server'))
+  })
+
+  test('draft-15 from an independent implementation (shiguredo_http3 wt-peer): echoes, server-opened stream, its close code', { skip: !hasWtPeer && 'wt-peer not built' }, async () => {
+    const before = log.length
+    const out = await wtPeerClient(server.port, ['--path', '/wt/echo', '--datagrams', '10', '--bidi-bytes', '100000',
+      '--uni-bytes', '5000', '--server-bidi', '--close-code', '21', '--close-reason', 'wt-peer bye'])
+    assert.equal(out.status, '200', JSON.stringify(out).slice(0, 800))
+    assert.deepEqual(out.errors, [])
+    // It read our SETTINGS as draft-15 (SETTINGS_WT_ENABLED = 1) with the initial limits.
+    assert.equal(out.serverDraft, 'Some(Draft15)')
+    assert.equal(out.serverWtEnabled, 1)
+    assert.equal(out.serverInitialMaxData, 16 * 1024 * 1024)
+    assert.equal(out.serverInitialMaxStreamsUni, 64)
+    assert.equal(out.serverInitialMaxStreamsBidi, 64)
+    assert.ok(out.datagrams.received >= 8, JSON.stringify(out.datagrams))
+    assert.deepEqual(out.bidi, { sent: 100000, received: 100000, equal: true, fin: true })
+    assert.deepEqual(out.uni, { sent: 5000, received: 5000, equal: true, fin: true })
+    assert.equal(out.serverBidi, 'hello from server')
+    const entry = log.slice(before).find((e) => e.request)
+    assert.equal(entry?.draft, 'draft15', JSON.stringify(log.slice(before)))
+    assert.equal(entry.request.headers.get('origin'), `https://localhost:${server.port}`)
+    await waitFor(() => entry.closed !== undefined || entry.closedError !== undefined)
+    assert.deepEqual(entry.closed, { closeCode: 21, reason: 'wt-peer bye' })
+    await waitFor(() => entry.events.some((e) => e.serverBidiReply === 'hello from wt-peer'))
+    assert.deepEqual(entry.events.filter((e) => /Error/.test(Object.keys(e)[0])), [])
+  })
+
+  test('draft-15 flow control with shiguredo_http3: its 1000-byte WT_MAX_DATA, raised as it reads, carries our 105 KB; we say where we are blocked', { skip: !hasWtPeer && 'wt-peer not built' }, async () => {
+    const out = await wtPeerClient(server.port, ['--path', '/wt/echo', '--bidi-bytes', '100000', '--uni-bytes', '5000',
+      '--initial-max-data', '1000', '--close-code', '4', '--close-reason', 'fc'])
+    assert.deepEqual(out.errors, [])
+    assert.deepEqual(out.bidi, { sent: 100000, received: 100000, equal: true, fin: true })
+    assert.deepEqual(out.uni, { sent: 5000, received: 5000, equal: true, fin: true })
+    // WT_DATA_BLOCKED at each limit it set, first at its initial 1000, never twice at one (§5.6.5).
+    const limits = out.capsules.map((c) => Number(/^DataBlocked \{ maximum: (\d+) \}$/.exec(c)?.[1]))
+    assert.equal(limits[0], 1000, JSON.stringify(out.capsules.slice(0, 5)))
+    assert.ok(limits.every((l, i) => l > (limits[i - 1] ?? 0)), JSON.stringify(out.capsules))
+  })
+
+  test('draft-15, shiguredo_http3: our CLOSE capsule is the last thing on the CONNECT stream (§6)', { skip: !hasWtPeer && 'wt-peer not built' }, async () => {
+    // Twice: the first session of a connection is its first request stream, the one h3 would
+    // end with a reserved frame after our capsule (which the peer must refuse, §6).
+    for (let i = 0; i < 2; i++) {
+      const out = await wtPeerClient(server.port, ['--path', '/wt/close', '--expect-close', '--split-connect'])
+      assert.equal(out.status, '200', JSON.stringify(out).slice(0, 800))
+      assert.deepEqual(out.closed, { code: 7, reason: 'server-bye', streamErrorCode: 0x170d7b68 })
+      assert.deepEqual(out.errors, [])
+    }
   })
 
   test('our client picks draft-15 from our SETTINGS; WT_MAX_STREAMS keeps 150 streams going past the window of 64', async () => {
@@ -238,6 +314,108 @@ describe('WebTransport newer drafts: our client against pywebtransport', { skip:
       await waitFor(() => lines.some((l) => l.stream === 'bidi' && l.len === 200000) && lines.some((l) => l.stream === 'uni'))
     } finally {
       await client.close()
+    }
+  })
+})
+
+describe('WebTransport draft-15: our client against shiguredo_http3 (wt-peer server)', { skip: !hasWtPeer && 'wt-peer not built' }, () => {
+  let peer, port, hash
+  const lines = []
+  before(async () => {
+    peer = spawn(wtPeer, ['server'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const rl = createInterface({ input: peer.stdout })
+    rl.on('line', (l) => { try { lines.push(JSON.parse(l)) } catch {} })
+    await waitFor(() => lines.some((l) => l.port), { timeout: 20000 })
+    const first = lines.find((l) => l.port)
+    port = first.port
+    hash = Buffer.from(first.certHash, 'hex')
+  })
+  after(() => { peer?.kill() })
+
+  test('draft-15 and WT-Protocol chosen; datagram, bidi, uni echo; its stream; close codes both ways', async () => {
+    const client = createH3Client({ tls: { serverCertificateHashes: [hash] } })
+    try {
+      const s = await client.webtransport(`https://127.0.0.1:${port}/echo`, { protocols: ['chat-v2', 'chat-v1'] })
+      assert.equal(s.draft, 'draft15')
+      assert.equal(s.protocol, 'chat-v2')
+      await waitFor(() => lines.some((l) => l.event === 'session' && l.path === '/echo'))
+      const opened = lines.find((l) => l.event === 'session' && l.path === '/echo')
+      assert.equal(opened.protocol, 'webtransport-h3')
+      assert.deepEqual(opened.offered, ['chat-v2', 'chat-v1'])
+
+      const dw = s.datagrams.writable.getWriter()
+      const dr = s.datagrams.readable.getReader()
+      await dw.write(enc.encode('ping'))
+      assert.equal(dec.decode((await dr.read()).value), 'ping')
+
+      const bidi = await s.createBidirectionalStream()
+      const body = new Uint8Array(200000).map((_, i) => i % 251)
+      const bw = bidi.writable.getWriter()
+      await bw.write(body)
+      await bw.close()
+      assert.deepEqual(await readAll(bidi.readable), body)
+
+      const uw = (await s.createUnidirectionalStream()).getWriter()
+      await uw.write(enc.encode('uni to wt-peer'))
+      await uw.close()
+      const back = await s.incomingUnidirectionalStreams.getReader().read()
+      assert.equal(dec.decode(await readAll(back.value)), 'uni to wt-peer')
+
+      // The stream it opened when the session began.
+      const { value: theirs } = await s.incomingBidirectionalStreams.getReader().read()
+      assert.equal(dec.decode(await readAll(theirs.readable)), 'hello from wt-peer server')
+      const tw = theirs.writable.getWriter()
+      await tw.write(enc.encode('reply from napi-h3'))
+      await tw.close()
+      await waitFor(() => lines.some((l) => l.event === 'serverBidiReply'))
+      assert.equal(lines.find((l) => l.event === 'serverBidiReply').text, 'reply from napi-h3')
+
+      s.close({ closeCode: 5, reason: 'node bye' })
+      assert.deepEqual(await s.closed, { closeCode: 5, reason: 'node bye' })
+      await waitFor(() => lines.some((l) => l.event === 'closed' && l.path === '/echo'))
+      const closed = lines.find((l) => l.event === 'closed' && l.path === '/echo')
+      assert.equal(closed.code, 5)
+      assert.equal(closed.reason, 'node bye')
+
+      // Its close reaches us, on a second session of the same connection.
+      const c = await client.webtransport(`https://127.0.0.1:${port}/close`)
+      assert.equal(c.draft, 'draft15')
+      assert.equal(c.protocol, '')
+      assert.deepEqual(await c.closed, { closeCode: 7, reason: 'server-bye' })
+      assert.deepEqual(lines.filter((l) => l.event === 'error' || l.event === 'reset'), [])
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('WebTransport: a failed application protocol negotiation', () => {
+  test('a WT-Protocol malformed or not offered: ERR_H3_WT_PROTOCOL, and the CONNECT stream reset with WT_ALPN_ERROR', async () => {
+    const cert = await makeCert()
+    const srv = await spawnServer(python, [path.join(root, '__test__', 'py', 'h3server.py'), '--port', '0', '--cert', cert.cert, '--key', cert.key, '--webtransport'])
+    const c = createH3Client({ tls: { ca: cert.certPem } })
+    try {
+      const base = `https://127.0.0.1:${srv.port}`
+      // h3server.py answers ?answer=X with the String "X": one not offered, then one that breaks
+      // out of its quotes ("x" junk: not a String).
+      for (const answer of ['moq-01', 'x" junk']) {
+        await assert.rejects(c.webtransport(`${base}/wt/echo?answer=${encodeURIComponent(answer)}`, { protocols: ['moq-00'] }),
+          { name: 'WebTransportError', code: 'ERR_H3_WT_PROTOCOL' }, answer)
+      }
+      // An offered answer still works on the same connection.
+      const ok = await c.webtransport(`${base}/wt/echo?answer=moq-00`, { protocols: ['moq-00'] })
+      assert.equal(ok.protocol, 'moq-00')
+      ok.close()
+      // draft-16 §3.3: the failed ones were closed with WT_ALPN_ERROR.
+      const resets = await waitFor(async () => {
+        const log = await (await c.fetch(`${base}/wt/log`)).json()
+        const r = log.filter((e) => e.event === 'session_reset')
+        return r.length >= 2 && r
+      })
+      assert.deepEqual(resets.map((e) => e.code), [0x0817b3dd, 0x0817b3dd])
+    } finally {
+      await c.close()
+      await srv.kill()
     }
   })
 })

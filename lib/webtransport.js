@@ -152,6 +152,9 @@ class WebTransportSession {
     this.#onReject = onReject
     this.#ready = new Promise((resolve, reject) => { this.#settleReady = { resolve, reject } })
     this.#ready.catch(noop)
+    // Before wt.closed(): a session already over is released by it (on the native runtime,
+    // possibly before the next line runs), and its dialect with it.
+    this.#draft = wt.draft(id) ?? 'draft02'
     this.#closed = wt.closed(id).then((info) => {
       const wasPending = this.#state === 'pending'
       this.#state = 'closed'
@@ -167,7 +170,6 @@ class WebTransportSession {
     this.#closed.catch(noop)
     this.#draining = wt.draining(id).then((d) => { if (!d) return new Promise(noop) })
     this.#protocol = protocol
-    this.#draft = wt.draft(id) ?? 'draft02'
     this.request = request
     this.sessionId = sessionId
     if (request) {

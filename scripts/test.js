@@ -15,8 +15,10 @@ const timeoutMs = Number(process.env.H3_TEST_TIMEOUT_MS || 20 * 60 * 1000)
 const built = spawnSync(process.execPath, [path.join(__dirname, 'ensure-built.js')], { cwd: root, stdio: 'inherit' })
 if (built.status !== 0) process.exit(1)
 
-// The native transfer client (bench/, quinn + h3 client) drives the large streaming tests.
-const tool = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'napi-h3-bench', '--bin', 'h3-transfer', '--bin', 'udp-relay'], { cwd: root, stdio: 'inherit' })
+// The native transfer client (bench/, quinn + h3 client) drives the large streaming tests; wt-peer
+// (__test__/peer-wt/, shiguredo_http3 over quinn) is the independent draft-15 WebTransport peer.
+// One build, so both share quinn/tokio/rustls.
+const tool = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'napi-h3-bench', '--bin', 'h3-transfer', '--bin', 'udp-relay', '-p', 'napi-h3-wt-peer', '--bin', 'wt-peer'], { cwd: root, stdio: 'inherit' })
 if (tool.status !== 0) process.exit(1)
 
 // aioquic, the independent HTTP/3 peer, and pywebtransport, the independent newer-draft

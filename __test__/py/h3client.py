@@ -43,7 +43,7 @@ import traceback
 from typing import Any
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.buffer import encode_uint_var
+from aioquic.buffer import Buffer, encode_uint_var
 from aioquic.h3.connection import H3_ALPN, ErrorCode as H3ErrorCode, H3Connection, Setting
 from aioquic.h3.events import (DataReceived, DatagramReceived, HeadersReceived,
                                WebTransportStreamDataReceived)
@@ -1230,6 +1230,15 @@ async def cmd_h3_datagram(args: argparse.Namespace) -> dict[str, Any]:
 #  uni stream type 0x54 + varint session id; session datagrams: varint(session_id/4) + payload)
 CAPSULE_CLOSE_WT_SESSION = 0x2843  # u32 error code + UTF-8 reason
 CAPSULE_DRAIN_WT_SESSION = 0x78AE  # later drafts; reported if seen
+# draft-15 §5.6 (§9.6): the session flow-control capsules.
+FLOW_CAPSULES = {
+    0x190B4D3D: "WT_MAX_DATA",
+    0x190B4D3F: "WT_MAX_STREAMS_BIDI",
+    0x190B4D40: "WT_MAX_STREAMS_UNI",
+    0x190B4D41: "WT_DATA_BLOCKED",
+    0x190B4D43: "WT_STREAMS_BLOCKED_BIDI",
+    0x190B4D44: "WT_STREAMS_BLOCKED_UNI",
+}
 WT_ERROR_FIRST = 0x52E4A40FA8DB  # WT application code n -> first + n + n // 0x1e
 WT_ERROR_LAST = WT_ERROR_FIRST + 0xFFFFFFFF + 0xFFFFFFFF // 0x1E
 WT_NAMED_ERRORS = {0x3994BD84: "WT_BUFFERED_STREAM_REJECTED", 0x170D7B68: "WT_SESSION_GONE"}
@@ -1312,6 +1321,13 @@ def describe_capsule(ctype: int, value: bytes) -> dict[str, Any]:
             d["malformed"] = True
     elif ctype == CAPSULE_DRAIN_WT_SESSION:
         d["name"] = "DRAIN_WEBTRANSPORT_SESSION"
+    elif ctype in FLOW_CAPSULES:
+        # draft-15 §5.6: each carries one varint, a limit.
+        d["name"] = FLOW_CAPSULES[ctype]
+        try:
+            d["value"] = Buffer(data=value).pull_uint_var()
+        except Exception:  # noqa: BLE001 - a malformed one is reported as such
+            d["malformed"] = True
     return d
 
 
@@ -1992,6 +2008,9 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--initial-max-data", type=int, default=None, metavar="B",
                     help="with --draft15: our SETTINGS_WT_INITIAL_MAX_DATA (default 1 MiB); "
                          "we never raise it with WT_MAX_DATA")
+    wt.add_argument("--initial-max-streams-uni", type=int, default=None, metavar="N",
+                    help="with --draft15: our SETTINGS_WT_INITIAL_MAX_STREAMS_UNI (default 100); "
+                         "we never raise it with WT_MAX_STREAMS")
     wt.add_argument("--flood-uni", type=int, default=0, metavar="N",
                     help="after the response, open N uni streams ignoring WT_MAX_STREAMS and "
                          "report how the CONNECT stream ended")
@@ -2091,6 +2110,8 @@ def emit(obj: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "initial_max_streams_uni", None) is not None:
+        DRAFT15_CLIENT_SETTINGS[WT_INITIAL_MAX_STREAMS_UNI] = args.initial_max_streams_uni
     logging.basicConfig(stream=sys.stderr,
                         level=logging.INFO if args.verbose else logging.CRITICAL)
     hard = args.hard_timeout or default_hard_timeout(args)

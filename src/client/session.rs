@@ -12,6 +12,7 @@ use crate::error::{H3Error, Result};
 use crate::ids::{SessionHandle, SessionId, StreamId};
 use crate::proto::headers::{flat_headers, header_map};
 use crate::proto::wt_draft::Draft;
+use crate::proto::wt_protocols;
 use crate::transport::datagram;
 use crate::webtransport::{run_session, CloseInfo};
 
@@ -68,6 +69,10 @@ impl Client {
         if draft == Draft::Draft15 {
             sessions.use_h3_token();
         }
+        let offer = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(wt_protocols::OFFER_HEADER))
+            .map(|(_, v)| v.clone());
         let req = connect_request(uri, &headers, draft)?;
         let mut stream = send_request
             .send_request(req)
@@ -107,6 +112,18 @@ impl Client {
             stream.stop_stream(Code::H3_NO_ERROR);
             return Ok(SessionOpen {
                 session: None,
+                status,
+                headers,
+            });
+        }
+        let answer = resp.headers().get(wt_protocols::ANSWER_HEADER);
+        if wt_protocols::answer_fails(offer.as_deref(), answer.map(|v| v.to_str().unwrap_or(""))) {
+            // The session JS gets is over; lib/client.js throws ERR_H3_WT_PROTOCOL for it.
+            sessions.end_session(&session, not_clean());
+            stream.stop_sending(Code::from(wt_protocols::ALPN_ERROR));
+            stream.stop_stream(Code::from(wt_protocols::ALPN_ERROR));
+            return Ok(SessionOpen {
+                session: Some(handle),
                 status,
                 headers,
             });

@@ -8,6 +8,7 @@ pub mod request_rules;
 pub mod safe_method;
 pub mod varint;
 pub mod wt_draft;
+pub mod wt_protocols;
 pub mod wt_settings;
 pub mod wt_token;
 pub mod wt_wire;

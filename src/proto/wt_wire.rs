@@ -59,6 +59,17 @@ pub fn from_http_code(h: u64) -> Option<u32> {
     u32::try_from(shifted - shifted / 0x1f).ok()
 }
 
+/// Whether `frame` (the start of one HTTP/3 frame) has a reserved type (RFC 9114 §7.2.8: "Frame
+/// types of the format 0x1f * N + 0x21 ... are reserved"). h3 ends the first request stream of
+/// each connection with one; on a CONNECT stream it would follow our WT_CLOSE_SESSION, which
+/// draft-ietf-webtrans-http3-15 §6 forbids: "An endpoint that sends a WT_CLOSE_SESSION capsule
+/// MUST immediately send a FIN", and "If any additional stream data is received on the CONNECT
+/// stream after receiving a WT_CLOSE_SESSION capsule, the stream MUST be reset with code
+/// H3_MESSAGE_ERROR". So our QUIC adapter leaves these out of request streams.
+pub fn is_reserved_frame(mut frame: &[u8]) -> bool {
+    varint::read(&mut frame).is_some_and(|ty| ty >= 0x21 && (ty - 0x21).is_multiple_of(0x1f))
+}
+
 /// The header a stream we open starts with.
 /// draft-ietf-webtrans-http3-02 §4.1 (unidirectional: 0x54, session id) and §4.2
 /// (bidirectional: 0x41, session id).
@@ -261,6 +272,27 @@ impl CapsuleReader {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reserved_frame_types() {
+        use super::is_reserved_frame;
+        // 0x21 (one byte), 0x21 + 0x1f * 7 (two bytes), and h3's 8-byte grease type.
+        assert!(is_reserved_frame(&[0x21, 0x00]));
+        assert!(is_reserved_frame(&[0x40, 0xfa, 0x00]));
+        assert!(is_reserved_frame(&[
+            0xf3, 0x1e, 0x47, 0xc3, 0x04, 0xd7, 0x2f, 0xe9, 0x06
+        ]));
+        // DATA, HEADERS, SETTINGS, a reserved type's neighbour, nothing.
+        for f in [
+            &[0x00, 0x01][..],
+            &[0x01, 0x00],
+            &[0x04, 0x00],
+            &[0x22, 0x00],
+            &[],
+        ] {
+            assert!(!is_reserved_frame(f), "{f:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

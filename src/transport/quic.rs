@@ -26,6 +26,7 @@ use crate::proto::frame_guard::{FrameGuard, H3_EXCESSIVE_LOAD};
 use crate::proto::request_rules::{RequestRules, H3_MESSAGE_ERROR};
 use crate::proto::wt_settings::{append_to_control, SettingsSniffer};
 use crate::proto::wt_token::{self, FirstFrame, H3_TOKEN, TOKEN};
+use crate::proto::wt_wire;
 
 fn conn_error(e: quinn::ConnectionError) -> ConnectionErrorIncoming {
     match e {
@@ -232,6 +233,9 @@ pub struct SendStream<B: Buf> {
     /// Client request streams with WebTransport on: asked on the first write whether a
     /// `webtransport` token must become draft-15's `webtransport-h3`.
     token: Option<Arc<dyn StreamClassifier>>,
+    /// Request streams with WebTransport on: h3's reserved frame is left out (it would follow a
+    /// CLOSE capsule, `wt_wire::is_reserved_frame`).
+    no_reserved: bool,
 }
 
 impl<B: Buf> SendStream<B> {
@@ -242,6 +246,7 @@ impl<B: Buf> SendStream<B> {
             settings_extra: None,
             raw: None,
             token: None,
+            no_reserved: false,
         }
     }
 }
@@ -299,7 +304,11 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
                 ),
             });
         }
-        self.writing = Some(data.into());
+        let data: WriteBuf<B> = data.into();
+        if self.no_reserved && wt_wire::is_reserved_frame(data.chunk()) {
+            return Ok(());
+        }
+        self.writing = Some(data);
         Ok(())
     }
 
@@ -466,6 +475,7 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
             Box::pin(async move { c.open_bi().await })
         }))?;
         let mut stream = BidiStream::new(send, recv, self.local_bidi.clone(), None);
+        stream.send.no_reserved = self.token.is_some();
         stream.send.token = self.token.clone();
         Poll::Ready(Ok(stream))
     }
@@ -622,6 +632,7 @@ impl QuicConn {
         }
         let mut stream = BidiStream::new(send, recv, FrameGuard::request(self.limit), prefix);
         if !self.is_client {
+            stream.send.no_reserved = self.classifier.is_some();
             stream.recv.rules = Some(RequestRules::new(self.limit));
             stream.recv.token = self.classifier.clone().map(|classifier| TokenGate {
                 buf: bytes::BytesMut::new(),

@@ -67,6 +67,8 @@ impl RecvCredit {
 struct SendCredit {
     limit: u64,
     opened: u64,
+    /// The limit our last WT_STREAMS_BLOCKED named (one capsule per limit value).
+    blocked_at: Option<u64>,
 }
 
 impl SendCredit {
@@ -89,6 +91,20 @@ pub enum Grant {
     MaxStreams(Dir, u64),
 }
 
+/// What being held back by the peer's limit asks the session to send: the limit at which we
+/// are blocked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// draft-15 §5.6.5: "A sender SHOULD send a WT_DATA_BLOCKED capsule (type=0x190B4D41) when
+    /// it wishes to send data but is unable to do so due to WebTransport session-level flow
+    /// control."
+    Data(u64),
+    /// draft-15 §5.6.3: "A sender SHOULD send a WT_STREAMS_BLOCKED capsule (type=0x190B4D43 or
+    /// 0x190B4D44) when it wishes to open a stream but is unable to do so due to the maximum
+    /// stream limit set by its peer."
+    Streams(Dir, u64),
+}
+
 /// The flow-control state of one session.
 #[derive(Debug)]
 pub struct Flow {
@@ -100,6 +116,16 @@ pub struct Flow {
     /// The peer's data limit on us (§5.6.4), and what we sent against it.
     peer_max_data: u64,
     sent_data: u64,
+    /// The data limit our last WT_DATA_BLOCKED named.
+    data_blocked_at: Option<u64>,
+}
+
+/// Once per limit value: a sender blocked again at the same limit has said so already.
+fn once_at(sent: &mut Option<u64>, limit: u64) -> Option<u64> {
+    (*sent != Some(limit)).then(|| {
+        *sent = Some(limit);
+        limit
+    })
 }
 
 impl Flow {
@@ -111,13 +137,16 @@ impl Flow {
             send_bidi: SendCredit {
                 limit: peer.max_streams_bidi,
                 opened: 0,
+                blocked_at: None,
             },
             send_uni: SendCredit {
                 limit: peer.max_streams_uni,
                 opened: 0,
+                blocked_at: None,
             },
             peer_max_data: peer.max_data,
             sent_data: 0,
+            data_blocked_at: None,
         }
     }
 
@@ -155,24 +184,29 @@ impl Flow {
         Ok(self.data.consume(n).map(Grant::MaxData))
     }
 
-    /// Take credit to open a stream; false when the peer's limit is reached.
-    pub fn try_open(&mut self, dir: Dir) -> bool {
+    /// Take credit to open a stream: `Err` when the peer's limit is reached, with the
+    /// WT_STREAMS_BLOCKED to send (`None` when one was sent for this limit already).
+    pub fn try_open(&mut self, dir: Dir) -> Result<(), Option<Blocked>> {
         let c = self.send(dir);
         if c.opened < c.limit {
             c.opened += 1;
-            true
+            Ok(())
         } else {
-            false
+            Err(once_at(&mut c.blocked_at, c.limit).map(|max| Blocked::Streams(dir, max)))
         }
     }
 
     /// Take up to `want` bytes of the peer's data credit (§5.6.4: "The sum of the lengths of
     /// Stream Body data sent on all streams associated with this session MUST NOT exceed the
-    /// Maximum Data value advertised by a receiver"); 0 when there is none left.
-    pub fn take_data(&mut self, want: u64) -> u64 {
+    /// Maximum Data value advertised by a receiver"). `Err` when there is none left and `want`
+    /// is not 0, with the WT_DATA_BLOCKED to send (once per limit).
+    pub fn take_data(&mut self, want: u64) -> Result<u64, Option<Blocked>> {
         let n = want.min(self.peer_max_data.saturating_sub(self.sent_data));
+        if n == 0 && want > 0 {
+            return Err(once_at(&mut self.data_blocked_at, self.peer_max_data).map(Blocked::Data));
+        }
         self.sent_data += n;
-        n
+        Ok(n)
     }
 
     /// The peer sent WT_MAX_STREAMS.
@@ -249,15 +283,29 @@ mod tests {
     #[test]
     fn our_streams_wait_for_the_peers_credit() {
         let mut f = flow();
-        assert!(f.try_open(Dir::Uni));
-        assert!(!f.try_open(Dir::Uni));
+        assert_eq!(f.try_open(Dir::Uni), Ok(()));
+        // Blocked at the peer's limit of 1: WT_STREAMS_BLOCKED(1), once.
+        assert_eq!(
+            f.try_open(Dir::Uni),
+            Err(Some(Blocked::Streams(Dir::Uni, 1)))
+        );
+        assert_eq!(f.try_open(Dir::Uni), Err(None));
         assert!(f.peer_max_streams(Dir::Uni, 1).is_err());
         assert_eq!(f.peer_max_streams(Dir::Uni, 3), Ok(()));
-        assert!(f.try_open(Dir::Uni));
-        assert!(f.try_open(Dir::Uni));
-        assert!(!f.try_open(Dir::Uni));
+        assert_eq!(f.try_open(Dir::Uni), Ok(()));
+        assert_eq!(f.try_open(Dir::Uni), Ok(()));
+        // A new limit, a new capsule.
+        assert_eq!(
+            f.try_open(Dir::Uni),
+            Err(Some(Blocked::Streams(Dir::Uni, 3)))
+        );
         assert!(f.peer_max_streams(Dir::Uni, (1 << 60) + 1).is_err());
-        assert!(f.try_open(Dir::Bidi) && f.try_open(Dir::Bidi) && !f.try_open(Dir::Bidi));
+        assert_eq!(f.try_open(Dir::Bidi), Ok(()));
+        assert_eq!(f.try_open(Dir::Bidi), Ok(()));
+        assert_eq!(
+            f.try_open(Dir::Bidi),
+            Err(Some(Blocked::Streams(Dir::Bidi, 2)))
+        );
     }
 
     #[test]
@@ -270,11 +318,15 @@ mod tests {
     #[test]
     fn our_data_stays_within_the_peers_credit() {
         let mut f = flow();
-        assert_eq!(f.take_data(60), 60);
-        assert_eq!(f.take_data(60), 40);
-        assert_eq!(f.take_data(1), 0);
+        assert_eq!(f.take_data(60), Ok(60));
+        assert_eq!(f.take_data(60), Ok(40));
+        // Blocked at 100: WT_DATA_BLOCKED(100), once.
+        assert_eq!(f.take_data(1), Err(Some(Blocked::Data(100))));
+        assert_eq!(f.take_data(1), Err(None));
+        assert_eq!(f.take_data(0), Ok(0));
         f.peer_max_data(150).unwrap();
-        assert_eq!(f.take_data(1000), 50);
-        assert_eq!(f.take_data(0), 0);
+        assert_eq!(f.take_data(1000), Ok(50));
+        assert_eq!(f.take_data(0), Ok(0));
+        assert_eq!(f.take_data(1), Err(Some(Blocked::Data(150))));
     }
 }

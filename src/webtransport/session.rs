@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::flow::{Flow, FlowError, Grant};
+use super::flow::{Blocked, Flow, FlowError, Grant};
 use crate::ids::{SessionHandle, SessionId, StreamHandle};
 use crate::proto::wt_draft::Draft;
 use crate::proto::wt_wire::{
-    flow_capsule, FLOW_CONTROL_ERROR, MAX_DATA_CAPSULE, MAX_STREAMS_BIDI_CAPSULE,
-    MAX_STREAMS_UNI_CAPSULE,
+    flow_capsule, DATA_BLOCKED_CAPSULE, FLOW_CONTROL_ERROR, MAX_DATA_CAPSULE,
+    MAX_STREAMS_BIDI_CAPSULE, MAX_STREAMS_UNI_CAPSULE, STREAMS_BLOCKED_BIDI_CAPSULE,
+    STREAMS_BLOCKED_UNI_CAPSULE,
 };
 use crate::sync::lock;
 use crate::transport::classify::Dir;
@@ -296,6 +297,21 @@ impl Session {
         }
     }
 
+    /// Tell the peer what limit holds us back (WT_DATA_BLOCKED / WT_STREAMS_BLOCKED).
+    fn blocked(&self, blocked: Option<Blocked>) {
+        let capsule = match blocked {
+            Some(Blocked::Data(max)) => flow_capsule(DATA_BLOCKED_CAPSULE, max),
+            Some(Blocked::Streams(Dir::Bidi, max)) => {
+                flow_capsule(STREAMS_BLOCKED_BIDI_CAPSULE, max)
+            }
+            Some(Blocked::Streams(Dir::Uni, max)) => flow_capsule(STREAMS_BLOCKED_UNI_CAPSULE, max),
+            None => return,
+        };
+        if let Ok(c) = capsule {
+            let _ = self.ctl.send(Ctl::Capsule(c));
+        }
+    }
+
     /// The peer broke a flow-control rule: end the session with WT_FLOW_CONTROL_ERROR.
     pub(super) fn flow_error(&self, _e: FlowError) {
         let _ = self.ctl.send(Ctl::Abort(FLOW_CONTROL_ERROR));
@@ -343,8 +359,9 @@ impl Session {
             let woken = self.credit.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if self.with_flow(|f| f.try_open(dir)).unwrap_or(true) {
-                return;
+            match self.with_flow(|f| f.try_open(dir)) {
+                None | Some(Ok(())) => return,
+                Some(Err(blocked)) => self.blocked(blocked),
             }
             woken.await;
         }
@@ -359,9 +376,10 @@ impl Session {
             woken.as_mut().enable();
             match self.with_flow(|f| f.take_data(want as u64)) {
                 None => return want,
-                Some(n) if n > 0 || want == 0 => return n as usize,
-                Some(_) => woken.await,
+                Some(Ok(n)) => return n as usize,
+                Some(Err(blocked)) => self.blocked(blocked),
             }
+            woken.await;
         }
     }
 
