@@ -4,6 +4,7 @@
 //! spawns one [`request::handle`] per request stream; a WebTransport CONNECT becomes a
 //! [`session::serve`] task.
 
+mod body_reader;
 mod conn_ctx;
 pub mod conn_info;
 mod connection;
