@@ -212,3 +212,73 @@ async fn wait_for_room(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn chunk(b: &'static [u8]) -> BodyEvent {
+        BodyEvent::Chunk(vec![Bytes::from_static(b)])
+    }
+
+    #[test]
+    fn a_chunk_read_ahead_waits_in_the_slot_and_is_taken_without_a_round_trip() {
+        let (tap, mut feed) = channel();
+        assert!(tap.take_ready().is_none());
+        deliver(&feed.shared, &mut feed.pulls, None, chunk(b"a"));
+        // Full slot: the reader waits for room.
+        assert!(wait_for_room(&feed.shared, &mut feed.pulls)
+            .now_or_never()
+            .is_none());
+        assert_eq!(tap.take_ready(), Some(vec![Bytes::from_static(b"a")]));
+        assert!(matches!(
+            wait_for_room(&feed.shared, &mut feed.pulls).now_or_never(),
+            Some(Some(Wait::Room))
+        ));
+    }
+
+    #[test]
+    fn a_pull_takes_a_full_slot_at_once_and_else_waits_for_the_reader() {
+        let (tap, mut feed) = channel();
+        deliver(&feed.shared, &mut feed.pulls, None, chunk(b"a"));
+        let got = tap.pull().and_then(|rx| rx.now_or_never());
+        assert!(matches!(got, Some(Ok(BodyEvent::Chunk(_)))));
+        // Empty slot: the pull queues, and the next delivery goes to it, not the slot.
+        let mut rx = tap.pull().expect("reader alive");
+        assert!((&mut rx).now_or_never().is_none());
+        deliver(
+            &feed.shared,
+            &mut feed.pulls,
+            None,
+            BodyEvent::End(Vec::new()),
+        );
+        assert!(matches!(rx.now_or_never(), Some(Ok(BodyEvent::End(_)))));
+        assert!(lock(&feed.shared.ready).is_none());
+    }
+
+    #[test]
+    fn the_end_and_errors_are_not_taken_synchronously() {
+        let (tap, mut feed) = channel();
+        deliver(
+            &feed.shared,
+            &mut feed.pulls,
+            None,
+            BodyEvent::End(Vec::new()),
+        );
+        assert!(tap.take_ready().is_none());
+        let got = tap.pull().and_then(|rx| rx.now_or_never());
+        assert!(matches!(got, Some(Ok(BodyEvent::End(_)))));
+    }
+
+    #[test]
+    fn dropping_the_tap_lets_the_reader_go() {
+        let (tap, mut feed) = channel();
+        deliver(&feed.shared, &mut feed.pulls, None, chunk(b"a"));
+        drop(tap);
+        assert!(matches!(
+            wait_for_room(&feed.shared, &mut feed.pulls).now_or_never(),
+            Some(None)
+        ));
+    }
+}
