@@ -13,6 +13,8 @@ describe('streaming bodies', () => {
   const seen = {}
   let releaseStall
   const stallGate = new Promise((resolve) => { releaseStall = resolve })
+  let releaseStall2
+  const stallGate2 = new Promise((resolve) => { releaseStall2 = resolve })
   before(() => {
     server = serve({
       maxRequestBodySize: 1024 * MiB,
@@ -33,6 +35,20 @@ describe('streaming bodies', () => {
         { method: 'GET', pattern: '/download', fetch: (req) => new Response(patternStream(Number(new URL(req.url).searchParams.get('n')))) },
         { method: 'POST', pattern: '/early', mode: 'streaming', fetch: () => new Response('early') },
         { method: 'POST', pattern: '/stall', mode: 'streaming', fetch: async () => { seen.stalled = true; await stallGate; return new Response('released') } },
+        {
+          method: 'POST',
+          pattern: '/stall-after-one',
+          mode: 'streaming',
+          fetch: async (req) => {
+            const reader = req.body.getReader()
+            const first = await reader.read()
+            seen.stalledAfter = first.value.byteLength
+            await stallGate2
+            let n = first.value.byteLength
+            for (;;) { const { done, value } = await reader.read(); if (done) break; n += value.byteLength }
+            return new Response(String(n))
+          }
+        },
         {
           method: 'POST',
           pattern: '/abort-up',
@@ -60,7 +76,7 @@ describe('streaming bodies', () => {
       ]
     })
   })
-  after(async () => { releaseStall(); await server.stop(true) })
+  after(async () => { releaseStall(); releaseStall2(); await server.stop(true) })
 
   test('5 MiB in 64 KiB chunks arrives in order: SHA-256 of what JS read equals what was sent', async () => {
     const r = await transfer(server, '/hash', { upload: 5 * MiB, chunk: 64 * 1024 })
@@ -135,6 +151,20 @@ describe('streaming bodies', () => {
     const r = await p
     assert.equal(r.status, 200)
     assert.ok(r.sent < 64 * MiB, `sender was never held: sent ${r.sent}`)
+    assert.ok(growth < 16 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MiB while stalled`)
+  })
+
+  test('a handler that reads once then stalls: one chunk read ahead, the sender is held', async () => {
+    const w = rssWatch()
+    const p = transfer(server, '/stall-after-one', { upload: 64 * MiB, timeout: 20 })
+    await waitFor(() => seen.stalledAfter, { timeout: 5000 })
+    await sleep(1000)
+    const growth = w.stop()
+    releaseStall2()
+    const r = await p
+    assert.equal(r.status, 200)
+    assert.equal(r.body, String(64 * MiB), 'every byte reached the handler, in one piece')
+    // Sent while stalled: the first read, at most one chunk (512 KiB) read ahead, and the windows.
     assert.ok(growth < 16 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MiB while stalled`)
   })
 

@@ -6,16 +6,24 @@ const { liftError } = require('./errors.js')
 const { noop, asBytes, asUint8, headersFromFlat } = require('./convert.js')
 
 /**
- * A body pulled from Rust: each pull is one QUIC read there, so nothing is read from the
- * network before JS asks for it. `read()` resolves a Buffer, or at the end an array of trailer
- * name/value pairs; `trailers` settles with those as Headers. Used for streaming request bodies
- * (server) and response bodies (client).
+ * A body pulled from Rust: each pull is one gathered QUIC read there, so nothing is read from
+ * the network before JS asks for it (beyond, with `ready`, one chunk Rust reads ahead once JS
+ * has pulled). `read()` resolves a Buffer, or at the end an array of trailer name/value pairs;
+ * `ready()`, when given, returns a chunk already read ahead (or null) synchronously. `trailers`
+ * settles with those as Headers. Used for streaming request bodies (server) and response
+ * bodies (client).
  */
-function pulledBody (read, { mapError = (e) => e, onCancel = noop, onDone = noop } = {}) {
+function pulledBody (read, { ready = null, mapError = (e) => e, onCancel = noop, onDone = noop } = {}) {
   let settle
   const trailers = new Promise((resolve) => { settle = resolve })
   const stream = new ReadableStream({
     pull (controller) {
+      // A chunk Rust already read ahead: enqueued at once, without a promise.
+      const now = ready && ready()
+      if (now) {
+        controller.enqueue(asUint8(now))
+        return
+      }
       return read().then((v) => {
         if (Array.isArray(v)) {
           settle(headersFromFlat(v))

@@ -310,6 +310,7 @@ class H3Server {
   /** A streamed request body: pulled from Rust as the handler reads it. */
   #streamedBody (id) {
     return pulledBody(() => this.#native.readBody(id), {
+      ready: () => this.#native.readBodyReady(id),
       // Abort the signal before the body errors, so a handler catching the error sees both.
       mapError: (err) => {
         if (err.code === 'ERR_H3_STREAM_RESET' || err.code === 'ERR_H3_CONNECTION_LOST') this.#onAbort(id)

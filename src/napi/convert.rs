@@ -49,21 +49,6 @@ pub fn stream_handle(v: i64) -> StreamHandle {
 /// up garbage buffers faster than they are collected.
 pub struct JsBytes(pub Vec<Bytes>);
 
-/// Chunks smaller than this are not worth a finalizer.
-const GC_HINT_MIN_BYTES: usize = 16 * 1024;
-/// Extra external memory reported per chunk byte (see `JsBytes`).
-const GC_HINT_FACTOR: usize = 2;
-
-unsafe extern "C" fn release_gc_hint(
-    env: napi::sys::napi_env,
-    data: *mut std::ffi::c_void,
-    _hint: *mut std::ffi::c_void,
-) {
-    let mut adjusted = 0i64;
-    // SAFETY: called by the runtime on the JS thread; `data` carries the reported byte count.
-    unsafe { napi::sys::napi_adjust_external_memory(env, -(data as usize as i64), &mut adjusted) };
-}
-
 impl ToNapiValue for JsBytes {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         let len: usize = val.0.iter().map(|b| b.len()).sum();
@@ -85,29 +70,8 @@ impl ToNapiValue for JsBytes {
             };
             at += piece.len();
         }
-        // Body chunks are garbage as soon as JS has consumed them, and V8 only collects
-        // Buffer memory after ~64 MiB of it has accumulated. Report each chunk twice more as
-        // external memory (undone when it is collected) so GC comes at about a third of that,
-        // which keeps a streaming transfer's footprint well under 64 MiB.
-        if len >= GC_HINT_MIN_BYTES {
-            let mut adjusted = 0i64;
-            let hint = (len * GC_HINT_FACTOR) as i64;
-            // SAFETY: plain N-API calls on the JS thread with a live env and value.
-            unsafe {
-                if napi::sys::napi_adjust_external_memory(env, hint, &mut adjusted)
-                    == napi::sys::Status::napi_ok
-                {
-                    napi::sys::napi_add_finalizer(
-                        env,
-                        out,
-                        hint as usize as *mut std::ffi::c_void,
-                        Some(release_gc_hint),
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                    );
-                }
-            }
-        }
+        // SAFETY: on the JS thread (a conversion), `out` was just created.
+        unsafe { super::gc_hint::hint_garbage(env, out, len) };
         Ok(out)
     }
 }

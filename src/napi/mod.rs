@@ -7,6 +7,7 @@ pub mod client_early;
 pub mod client_heads;
 pub mod convert;
 pub mod datagram_batch;
+pub mod gc_hint;
 pub mod server;
 pub mod server_options;
 pub mod server_tls;

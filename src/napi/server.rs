@@ -14,6 +14,7 @@ use super::convert::{
     PeerAddress,
 };
 use super::datagram_batch::{send_batch, DatagramPack, DatagramQueue};
+use super::gc_hint::hint_garbage;
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
 use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::tls_options::{current_hash, server_tls};
@@ -200,18 +201,35 @@ impl NativeServer {
     }
 
     /// Queue one chunk; the promise settles when QUIC accepted it (that is the backpressure).
-    /// Resolves false when the peer stopped reading or the request is gone.
-    #[napi]
-    pub async fn write(&self, id: i64, chunk: Either<String, Buffer>) -> Result<bool> {
+    /// Resolves false when the peer stopped reading or the request is gone. The chunk is copied
+    /// and queued before this returns, so chunks go out in call order even when JS does not
+    /// wait for each promise.
+    #[napi(
+        ts_args_type = "id: number, chunk: string | Buffer",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn write<'env>(
+        &self,
+        env: &'env Env,
+        id: i64,
+        chunk: Unknown<'env>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        // SAFETY: `chunk` is a live argument of this call, on the JS thread.
+        let bytes =
+            match unsafe { Either::<String, &[u8]>::from_napi_value(env.raw(), chunk.raw())? } {
+                Either::A(s) => Bytes::from(s),
+                Either::B(b) => {
+                    let copy = Bytes::copy_from_slice(b);
+                    // The caller's chunk is garbage now; see gc_hint.
+                    // SAFETY: as above.
+                    unsafe { hint_garbage(env.raw(), chunk.raw(), copy.len()) };
+                    copy
+                }
+            };
         let (ack, done) = oneshot::channel();
-        let cmd = ResponseCmd::Data {
-            chunk: body_bytes(chunk),
-            ack,
-        };
-        if self.inner.state.command(request_id(id), cmd).is_err() {
-            return Ok(false);
-        }
-        Ok(matches!(done.await, Ok(Ok(()))))
+        let cmd = ResponseCmd::Data { chunk: bytes, ack };
+        let queued = self.inner.state.command(request_id(id), cmd).is_ok();
+        env.spawn_future(async move { Ok(queued && matches!(done.await, Ok(Ok(())))) })
     }
 
     /// End a streamed response, with optional trailers (flat name/value list).
@@ -235,6 +253,13 @@ impl NativeServer {
             Ok(BodyEvent::Error(e)) => Err(to_js(e)),
             Err(_) => Err(to_js(H3Error::UnknownRequest(request_id(id)))),
         }
+    }
+
+    /// The next chunk of a streaming request body if Rust already read it ahead, else null (then
+    /// `readBody`): no promise and no wait for the runtime thread.
+    #[napi]
+    pub fn read_body_ready(&self, id: i64) -> Option<JsBytes> {
+        self.inner.state.ready_body(request_id(id)).map(JsBytes)
     }
 
     /// The handler gave up on a streaming body: stop reading it (the peer gets STOP_SENDING).

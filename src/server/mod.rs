@@ -5,6 +5,7 @@
 //! [`session::serve`] task.
 
 pub mod answers;
+mod body_reader;
 mod conn_ctx;
 pub mod conn_info;
 mod connection;

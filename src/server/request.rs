@@ -6,24 +6,24 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use h3::error::Code;
-use h3::server::{RequestResolver, RequestStream};
+use h3::server::RequestResolver;
 use tokio::sync::mpsc;
 
+use super::body_reader::{self, read_streaming_body, BodyOutcome};
 use super::conn_ctx::{ConnCtx, InflightGuard};
 use super::early_data;
 use super::responder;
-use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
+use super::response::{send_full, send_plain, H3Stream};
 use super::router::{BodyMode, RouteSpec};
 use super::session;
 use super::state::{ActiveRoutes, PendingRequest, RequestHead, RequestKind, ServerState};
 use crate::config::ServerConfig;
-use crate::error::H3Error;
 use crate::ids::StreamId;
 use crate::proto::headers::{authority, flat_headers, path_and_query};
 use crate::stats::GaugeGuard;
-use crate::transport::body::{self, append, BodyEvent, BodyPull};
+use crate::transport::body::append;
 use crate::transport::datagram::DatagramRoutes;
-use crate::transport::quic::{QuicConn, RecvStream};
+use crate::transport::quic::QuicConn;
 use crate::transport::stops::StopFuture;
 
 type Resolver = RequestResolver<QuicConn, Bytes>;
@@ -229,15 +229,15 @@ async fn hand_to_js(
     let (mut send, recv) = stream.split();
     let mut body_reader = None;
     let body_pulls = if head.kind == RequestKind::Streaming {
-        let (pull_tx, pull_rx) = mpsc::unbounded_channel();
+        let (tap, feed) = body_reader::channel();
         body_reader = Some(read_streaming_body(
             recv,
-            pull_rx,
+            feed,
             limit,
             tx.clone(),
             ctx.quic.clone(),
         ));
-        Some(pull_tx)
+        Some(tap)
     } else {
         // Whatever follows the body (trailers, nothing) is of no use: release the receive side.
         drop(recv);
@@ -275,64 +275,6 @@ async fn hand_to_js(
         }
         None => responder::respond(server, ctx, id, send, rx, head_only, stopped).await,
     }
-}
-
-/// The receiving half of a request stream, once the response half is split off.
-type RequestBodyStream = RequestStream<RecvStream, Bytes>;
-
-#[derive(Debug, PartialEq, Eq)]
-enum BodyOutcome {
-    Complete,
-    /// JS stopped pulling (responded or cancelled) before the end: the peer was told to stop.
-    Abandoned,
-    PeerReset,
-    TooLarge,
-}
-
-/// Serves JS's pulls on a streaming body: one QUIC read per pull, so the QUIC receive window
-/// (not our memory) absorbs a sender that is faster than the handler.
-async fn read_streaming_body(
-    mut recv: RequestBodyStream,
-    mut pulls: mpsc::UnboundedReceiver<BodyPull>,
-    limit: Option<u64>,
-    responder: mpsc::UnboundedSender<ResponseCmd>,
-    quic: quinn::Connection,
-) -> BodyOutcome {
-    let mut total: u64 = 0;
-    let closed = quic.closed();
-    tokio::pin!(closed);
-    while let Some(reply) = pulls.recv().await {
-        let event = tokio::select! {
-            r = body::next_chunk(&mut recv) => r,
-            _ = &mut closed => {
-                let _ = reply.send(BodyEvent::Error(H3Error::ConnectionLost));
-                return BodyOutcome::PeerReset;
-            }
-        };
-        match event {
-            Ok(Some(pieces)) => {
-                total += pieces.iter().map(|p| p.len() as u64).sum::<u64>();
-                if let Some(l) = limit.filter(|l| total > *l) {
-                    recv.stop_sending(Code::H3_REQUEST_REJECTED);
-                    let _ = responder.send(ResponseCmd::BodyTooLarge);
-                    let _ = reply.send(BodyEvent::Error(H3Error::BodyTooLarge(l)));
-                    return BodyOutcome::TooLarge;
-                }
-                let _ = reply.send(BodyEvent::Chunk(pieces));
-            }
-            Ok(None) => {
-                let _ = reply.send(BodyEvent::End(body::end_trailers(&mut recv).await));
-                return BodyOutcome::Complete;
-            }
-            Err(_) => {
-                let _ = reply.send(BodyEvent::Error(H3Error::StreamReset));
-                return BodyOutcome::PeerReset;
-            }
-        }
-    }
-    // RFC 9114 §4.1.1: a response may complete before the request; ask the peer to stop.
-    recv.stop_sending(Code::H3_NO_ERROR);
-    BodyOutcome::Abandoned
 }
 
 /// Stop reading a body we will not use (RFC 9114 §4.1.1: a complete response may precede the

@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
+use super::body_reader::BodyTap;
 use super::response::ResponseCmd;
 use super::router::{RouteMatch, RouteTable};
 use crate::config::ServerConfig;
@@ -15,7 +17,7 @@ use crate::error::{H3Error, Result};
 use crate::ids::{ConnectionId, RequestId, StreamId};
 use crate::stats::Stats;
 use crate::sync::{self, lock};
-use crate::transport::body::{BodyEvent, BodyPull};
+use crate::transport::body::BodyEvent;
 use crate::transport::datagram::Datagram;
 use crate::webtransport::HandleTable;
 
@@ -87,7 +89,7 @@ pub(crate) struct PendingRequest {
     pub conn_id: ConnectionId,
     /// Streaming routes: where JS asks for the next body chunk. Dropping it tells the body
     /// reader that JS is done with the body (STOP_SENDING goes to the peer if it was not read).
-    pub body: Option<mpsc::UnboundedSender<BodyPull>>,
+    pub body: Option<BodyTap>,
 }
 
 /// Removes a request from the pending table however its task ends.
@@ -200,14 +202,17 @@ impl ServerState {
 
     /// Ask for the next chunk of a streaming request body.
     pub fn pull_body(&self, id: RequestId) -> Result<oneshot::Receiver<BodyEvent>> {
-        let (tx, rx) = oneshot::channel();
         let pending = self.lock_pending();
         let body = pending
             .get(&id)
             .and_then(|p| p.body.as_ref())
             .ok_or(H3Error::UnknownRequest(id))?;
-        body.send(tx).map_err(|_| H3Error::UnknownRequest(id))?;
-        Ok(rx)
+        body.pull().ok_or(H3Error::UnknownRequest(id))
+    }
+
+    /// The next chunk of a streaming request body if it was already read ahead (`None`: pull).
+    pub fn ready_body(&self, id: RequestId) -> Option<Vec<Bytes>> {
+        self.lock_pending().get(&id)?.body.as_ref()?.take_ready()
     }
 
     /// JS cancelled the body stream: stop reading, tell the peer to stop sending.
