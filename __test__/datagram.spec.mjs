@@ -4,14 +4,18 @@ import { serve, aioquic, waitFor } from './helpers.mjs'
 
 describe('QUIC datagrams (server level)', () => {
   let server
-  const seen = { ids: new Set() }
+  const seen = { ids: new Set(), n: 0, buffers: 0, held: [] }
   before(() => {
     server = serve({
       fetch: () => new Response('plain requests still work'),
       quicDatagram (payload, ctx) {
         seen.ids.add(ctx.connectionIdHex)
         seen.max = ctx.maxDatagramSize
-        ctx.sendReply(payload)
+        // Payloads are Buffers (views of their batch); replies take any byte shape.
+        if (Buffer.isBuffer(payload)) seen.buffers++
+        if (seen.held.length < 5) seen.held.push([payload, Buffer.from(payload)])
+        const n = seen.n++
+        ctx.sendReply(n % 3 === 0 ? payload : n % 3 === 1 ? new Uint8Array(payload) : new Uint8Array(payload).buffer)
       }
     })
   })
@@ -25,6 +29,9 @@ describe('QUIC datagrams (server level)', () => {
     assert.equal(seen.ids.size, 1)
     assert.match([...seen.ids][0], /^[0-9a-f]{16}$/)
     assert.ok(seen.max > 1000 && seen.max < 65536, `maxDatagramSize ${seen.max}`)
+    assert.equal(seen.buffers, seen.n)
+    // A payload kept past its batch still holds its own bytes.
+    for (const [view, copy] of seen.held) assert.deepEqual(view, copy)
     const s1 = server.getStats()
     assert.ok(s1.datagramsReceived - s0.datagramsReceived >= out.echo_ok)
     assert.ok(s1.datagramsSent - s0.datagramsSent >= out.echo_ok)

@@ -4,13 +4,14 @@
 //! trailers come in one row, so a small fetch costs one native call (`start`) and a share of
 //! one threadsafe call.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use super::convert::{error_message, JsBytes};
+use super::server::call_after_this_tick;
 use crate::client::{HeadSink, ResponseHead};
 use crate::error::Result as H3Result;
 use crate::ids::RequestId;
@@ -49,12 +50,12 @@ type HeadTsfn = ThreadsafeFunction<(), (), Vec<HeadCell>, Status, false, true, 0
 #[derive(Default)]
 pub struct HeadBatch {
     queue: Mutex<Vec<(RequestId, H3Result<ResponseHead>)>>,
-    tsfn: OnceLock<HeadTsfn>,
+    tsfn: OnceLock<Arc<HeadTsfn>>,
 }
 
 impl HeadBatch {
     /// Route heads to `f` (once per client).
-    pub fn listen(self: &std::sync::Arc<Self>, f: Function<'_, Vec<HeadCell>, ()>) -> Result<()> {
+    pub fn listen(self: &Arc<Self>, f: Function<'_, Vec<HeadCell>, ()>) -> Result<()> {
         let drain = self.clone();
         let tsfn: HeadTsfn = f
             .build_threadsafe_function::<()>()
@@ -62,7 +63,7 @@ impl HeadBatch {
             .callee_handled::<false>()
             .build_callback(move |_| Ok(head_cells(drain.take())))?;
         self.tsfn
-            .set(tsfn)
+            .set(Arc::new(tsfn))
             .map_err(|_| Error::new(Status::InvalidArg, "heads are already delivered elsewhere"))
     }
 
@@ -78,12 +79,14 @@ impl HeadSink for HeadBatch {
             q.push((id, head));
             q.len() == 1
         };
-        // The queue was empty: nothing is scheduled yet. A failed call means the environment
-        // is going away; nobody is left to answer.
-        if first {
-            if let Some(tsfn) = self.tsfn.get() {
+        // The queue was empty: nothing is scheduled yet. The call waits until the runtime has
+        // run what is ready, so heads that come in one burst of packets share one JS wake-up.
+        // A failed call means the environment is going away; nobody is left to answer.
+        if let (true, Some(tsfn)) = (first, self.tsfn.get()) {
+            let tsfn = tsfn.clone();
+            call_after_this_tick(move || {
                 let _ = tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
-            }
+            });
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::error::H3Error;
 use crate::ids::ConnectionId;
 use crate::server::ServerState;
 use crate::sync::lock;
-use crate::transport::datagram::{self, Datagram, Target, MAX_PENDING_TO_JS};
+use crate::transport::datagram::{BatchSender, Datagram, Target, MAX_PENDING_TO_JS};
 
 /// JS names of the numbers of one received datagram, in order. requestId and streamId are -1
 /// for the server-level `quicDatagram` handler; payload is the byte length.
@@ -153,6 +153,7 @@ pub fn send_batch(server: &ServerState, meta: &[f64], payloads: &[u8]) {
     // One copy of all payloads; each bare datagram is then a slice of it.
     let all = Bytes::copy_from_slice(payloads);
     let mut conn: Option<(ConnectionId, quinn::Connection)> = None;
+    let mut sender: Option<BatchSender<'_>> = None;
     let mut at = 0usize;
     for m in meta.chunks_exact(SEND_STRIDE) {
         let (c, s, len) = (
@@ -169,12 +170,15 @@ pub fn send_batch(server: &ServerState, meta: &[f64], payloads: &[u8]) {
         };
         at += len;
         if conn.as_ref().is_none_or(|(id, _)| *id != c) {
+            sender = None;
             conn = server.conn(c).map(|q| (c, q));
         }
-        let sent = conn.as_ref().is_some_and(|(_, quic)| {
-            datagram::send_bytes_on(quic, &server.stats, s, payload).is_ok()
-        });
-        if !sent {
+        let Some((_, quic)) = &conn else {
+            server.stats.datagrams_dropped.fetch_add(1, Relaxed);
+            continue;
+        };
+        let sender = sender.get_or_insert_with(|| BatchSender::new(quic, &server.stats));
+        if sender.send(s, payload).is_err() {
             server.stats.datagrams_dropped.fetch_add(1, Relaxed);
         }
     }

@@ -176,40 +176,71 @@ pub fn send_bytes_on(
     stream_id: Option<StreamId>,
     payload: Bytes,
 ) -> Result<()> {
-    let len = payload.len();
-    let data = match stream_id {
-        None => payload,
-        Some(s) => {
-            let mut buf = BytesMut::with_capacity(len + 8);
-            write_prefix(&mut buf, s)?;
-            buf.extend_from_slice(&payload);
-            buf.freeze()
-        }
-    };
-    let prefix = data.len() - len;
-    let too_large = |max: usize| H3Error::DatagramTooLarge(len, max.saturating_sub(prefix));
-    if data.len() > quic.datagram_send_buffer_space() {
-        // Full: drop and count, unless it could never have fitted (then say so, as before).
-        return match quic.max_datagram_size() {
-            None => Err(H3Error::DatagramUnsupported),
-            Some(max) if data.len() > max => Err(too_large(max)),
-            Some(_) => {
-                stats.datagrams_dropped.fetch_add(1, Relaxed);
-                Ok(())
+    BatchSender::new(quic, stats).send(stream_id, payload)
+}
+
+/// Sends datagrams on one connection, looking at the send buffer's free room once and then
+/// counting it down, instead of once per datagram (each look takes quinn's connection lock):
+/// a batch of replies then costs one lock per datagram. quinn's `send_datagram` would make
+/// room by dropping the *oldest* queued datagram; we drop (and count) the new one instead.
+pub struct BatchSender<'a> {
+    quic: &'a quinn::Connection,
+    stats: &'a Stats,
+    /// Free bytes in quinn's datagram send buffer, as last seen minus what we queued since
+    /// (the connection's driver only ever frees more meanwhile).
+    room: usize,
+}
+
+impl<'a> BatchSender<'a> {
+    pub fn new(quic: &'a quinn::Connection, stats: &'a Stats) -> Self {
+        let room = quic.datagram_send_buffer_space();
+        BatchSender { quic, stats, room }
+    }
+
+    /// Send one datagram, as an HTTP datagram of `stream_id` when given. A full send buffer
+    /// drops it (counted).
+    pub fn send(&mut self, stream_id: Option<StreamId>, payload: Bytes) -> Result<()> {
+        let len = payload.len();
+        let data = match stream_id {
+            None => payload,
+            Some(s) => {
+                let mut buf = BytesMut::with_capacity(len + 8);
+                write_prefix(&mut buf, s)?;
+                buf.extend_from_slice(&payload);
+                buf.freeze()
             }
         };
-    }
-    // quinn checks the size against the path's current limit itself (one lock, not two).
-    match quic.send_datagram(data) {
-        Ok(()) => {
-            stats.datagrams_sent.fetch_add(1, Relaxed);
-            Ok(())
+        let prefix = data.len() - len;
+        let too_large = |max: usize| H3Error::DatagramTooLarge(len, max.saturating_sub(prefix));
+        if data.len() > self.room {
+            // Our count says full: look again (the driver may have sent some since).
+            self.room = self.quic.datagram_send_buffer_space();
         }
-        Err(quinn::SendDatagramError::TooLarge) => {
-            Err(too_large(quic.max_datagram_size().unwrap_or(0)))
+        if data.len() > self.room {
+            // Full: drop and count, unless it could never have fitted (then say so, as before).
+            return match self.quic.max_datagram_size() {
+                None => Err(H3Error::DatagramUnsupported),
+                Some(max) if data.len() > max => Err(too_large(max)),
+                Some(_) => {
+                    self.stats.datagrams_dropped.fetch_add(1, Relaxed);
+                    Ok(())
+                }
+            };
         }
-        Err(quinn::SendDatagramError::ConnectionLost(_)) => Err(H3Error::ConnectionLost),
-        Err(_) => Err(H3Error::DatagramUnsupported),
+        let size = data.len();
+        // quinn checks the size against the path's current limit itself (one lock, not two).
+        match self.quic.send_datagram(data) {
+            Ok(()) => {
+                self.room -= size;
+                self.stats.datagrams_sent.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Err(quinn::SendDatagramError::TooLarge) => {
+                Err(too_large(self.quic.max_datagram_size().unwrap_or(0)))
+            }
+            Err(quinn::SendDatagramError::ConnectionLost(_)) => Err(H3Error::ConnectionLost),
+            Err(_) => Err(H3Error::DatagramUnsupported),
+        }
     }
 }
 
