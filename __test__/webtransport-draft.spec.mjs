@@ -70,6 +70,28 @@ function echoSession (session, log) {
   session.closed.then((info) => { entry.closed = info }, (e) => { entry.closedError = e })
 }
 
+/**
+ * Our client's half of an echo session: a datagram, a 200 kB bidirectional stream and a
+ * unidirectional stream (`uniText`), each checked when it comes back.
+ */
+async function clientEchoes (s, uniText) {
+  const dw = s.datagrams.writable.getWriter()
+  const dr = s.datagrams.readable.getReader()
+  await dw.write(enc.encode('ping'))
+  assert.equal(dec.decode((await dr.read()).value), 'ping')
+  const bidi = await s.createBidirectionalStream()
+  const body = new Uint8Array(200000).map((_, i) => i % 251)
+  const bw = bidi.writable.getWriter()
+  await bw.write(body)
+  await bw.close()
+  assert.deepEqual(await readAll(bidi.readable), body)
+  const uw = (await s.createUnidirectionalStream()).getWriter()
+  await uw.write(enc.encode(uniText))
+  await uw.close()
+  const back = await s.incomingUnidirectionalStreams.getReader().read()
+  assert.equal(dec.decode(await readAll(back.value)), uniText)
+}
+
 function routes (log) {
   return [
     { pattern: '/wt/echo', webtransport: (s) => echoSession(s, log) },
@@ -294,21 +316,7 @@ describe('WebTransport newer drafts: our client against pywebtransport', { skip:
 
       const s = await client.webtransport(`https://127.0.0.1:${port}/echo`)
       assert.equal(s.draft, 'draft13')
-      const dw = s.datagrams.writable.getWriter()
-      const dr = s.datagrams.readable.getReader()
-      await dw.write(enc.encode('ping'))
-      assert.equal(dec.decode((await dr.read()).value), 'ping')
-      const bidi = await s.createBidirectionalStream()
-      const body = new Uint8Array(200000).map((_, i) => i % 251)
-      const bw = bidi.writable.getWriter()
-      await bw.write(body)
-      await bw.close()
-      assert.deepEqual(await readAll(bidi.readable), body)
-      const uw = (await s.createUnidirectionalStream()).getWriter()
-      await uw.write(enc.encode('uni to py'))
-      await uw.close()
-      const back = await s.incomingUnidirectionalStreams.getReader().read()
-      assert.equal(dec.decode(await readAll(back.value)), 'uni to py')
+      await clientEchoes(s, 'uni to py')
       s.close({ closeCode: 5, reason: 'node bye' })
       await s.closed
       await waitFor(() => lines.some((l) => l.stream === 'bidi' && l.len === 200000) && lines.some((l) => l.stream === 'uni'))
@@ -343,23 +351,7 @@ describe('WebTransport draft-15: our client against shiguredo_http3 (wt-peer ser
       assert.equal(opened.protocol, 'webtransport-h3')
       assert.deepEqual(opened.offered, ['chat-v2', 'chat-v1'])
 
-      const dw = s.datagrams.writable.getWriter()
-      const dr = s.datagrams.readable.getReader()
-      await dw.write(enc.encode('ping'))
-      assert.equal(dec.decode((await dr.read()).value), 'ping')
-
-      const bidi = await s.createBidirectionalStream()
-      const body = new Uint8Array(200000).map((_, i) => i % 251)
-      const bw = bidi.writable.getWriter()
-      await bw.write(body)
-      await bw.close()
-      assert.deepEqual(await readAll(bidi.readable), body)
-
-      const uw = (await s.createUnidirectionalStream()).getWriter()
-      await uw.write(enc.encode('uni to wt-peer'))
-      await uw.close()
-      const back = await s.incomingUnidirectionalStreams.getReader().read()
-      assert.equal(dec.decode(await readAll(back.value)), 'uni to wt-peer')
+      await clientEchoes(s, 'uni to wt-peer')
 
       // The stream it opened when the session began.
       const { value: theirs } = await s.incomingBidirectionalStreams.getReader().read()
