@@ -20,6 +20,17 @@ function toBuffer (chunk) {
   return typeof chunk === 'string' ? Buffer.from(chunk) : asBytes(chunk)
 }
 
+/**
+ * `buf` when it has room for `need` more bytes after its first `used`, else a Buffer at least
+ * twice as large holding those `used` bytes (for packs that grow as they fill).
+ */
+function withRoom (buf, used, need) {
+  if (used + need <= buf.length) return buf
+  const bigger = Buffer.allocUnsafe(Math.max(buf.length * 2, used + need))
+  buf.copy(bigger, 0, 0, used)
+  return bigger
+}
+
 /** A Buffer-from-Rust as a plain Uint8Array view (no copy). */
 function asUint8 (v) {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
@@ -54,4 +65,4 @@ function headersFromFlat (flat) {
   return new Headers(headerPairs(flat))
 }
 
-module.exports = { noop, asBytes, toBuffer, asUint8, toPem, flatHeaders, headerPairs, headersFromFlat }
+module.exports = { noop, asBytes, toBuffer, withRoom, asUint8, toPem, flatHeaders, headerPairs, headersFromFlat }

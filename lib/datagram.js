@@ -5,7 +5,7 @@
 // payloads back to back in one Buffer, so a batch costs a few native calls however big it is.
 
 const { liftError, configError } = require('./errors.js')
-const { toBuffer } = require('./convert.js')
+const { toBuffer, withRoom } = require('./convert.js')
 const { DATAGRAM, DATAGRAM_STRIDE } = require('./batch.js')
 
 /** Offsets in the numbers of one received datagram; `payload` holds its length. */
@@ -31,11 +31,7 @@ class ReplyPack {
       m.set(this.meta)
       this.meta = m
     }
-    if (this.used + len > this.bytes.length) {
-      const b = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + len))
-      this.bytes.copy(b, 0, 0, this.used)
-      this.bytes = b
-    }
+    this.bytes = withRoom(this.bytes, this.used, len)
     this.meta[at] = conn
     this.meta[at + 1] = stream
     this.meta[at + 2] = len

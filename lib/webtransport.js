@@ -3,7 +3,7 @@
 // this code; the natives are NativeWt methods).
 
 const { liftError, throwLifted, configError, WebTransportError } = require('./errors.js')
-const { noop, toBuffer, asUint8 } = require('./convert.js')
+const { noop, toBuffer, withRoom, asUint8 } = require('./convert.js')
 const { ANSWER_HEADER, parseOffer, serializeString } = require('./wt-protocols.js')
 
 const MAX_WT_CODE = 0xffffffff
@@ -90,11 +90,7 @@ function datagramWriter (wt, id, send) {
       setImmediate(flush)
     }
     if (b.length > max) throw configError(`datagram of ${b.length} bytes exceeds the current maximum of ${max}`, 'ERR_H3_DATAGRAM_TOO_LARGE')
-    if (used + b.length > bytes.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(bytes.length * 2, used + b.length))
-      bytes.copy(bigger, 0, 0, used)
-      bytes = bigger
-    }
+    bytes = withRoom(bytes, used, b.length)
     bytes.set(b, used)
     used += b.length
     lengths.push(b.length)

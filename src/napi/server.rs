@@ -10,11 +10,10 @@ use tokio::sync::oneshot;
 
 use super::batch::{request_args, request_cells, Batch, Spread, MAX_ARGS};
 use super::convert::{
-    body_bytes, body_cell, connection_id, header_pairs, peer, request_id, to_js, JsBytes,
-    PeerAddress,
+    body_bytes, body_cell, connection_id, copy_bytes, header_pairs, peer, request_id, to_js,
+    JsBytes, PeerAddress,
 };
 use super::datagram_batch::{send_batch, DatagramPack, DatagramQueue};
-use super::gc_hint::hint_garbage;
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
 use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::tls_options::{current_hash, server_tls};
@@ -224,18 +223,7 @@ impl NativeServer {
         id: i64,
         chunk: Unknown<'env>,
     ) -> Result<PromiseRaw<'env, bool>> {
-        // SAFETY: `chunk` is a live argument of this call, on the JS thread.
-        let bytes =
-            match unsafe { Either::<String, &[u8]>::from_napi_value(env.raw(), chunk.raw())? } {
-                Either::A(s) => Bytes::from(s),
-                Either::B(b) => {
-                    let copy = Bytes::copy_from_slice(b);
-                    // The caller's chunk is garbage now; see gc_hint.
-                    // SAFETY: as above.
-                    unsafe { hint_garbage(env.raw(), chunk.raw(), copy.len()) };
-                    copy
-                }
-            };
+        let bytes = copy_bytes(chunk)?;
         let (ack, done) = oneshot::channel();
         let cmd = ResponseCmd::Data { chunk: bytes, ack };
         let queued = self.inner.state.command(request_id(id), cmd).is_ok();
