@@ -512,6 +512,8 @@ function rateTargets (ctx) {
     // Weaker configurations, kept because they show what the tuning is worth.
     { name: 'rust (multi-thread, defaults)', cmd: [BIN('h3-hello')] },
     { name: 'rust (multi-thread x1, tuned)', cmd: [BIN('h3-hello'), '--tuned', '--runtime', 'multi', '--threads', '1'] },
+    // Where cores are to spare (≥ 8), what the stack does with 4 threads beside the 1-thread row.
+    ...(os.cpus().length >= 8 ? [{ name: 'rust (multi-thread x4, tuned)', cmd: [BIN('h3-hello'), '--tuned', '--runtime', 'multi', '--threads', '4'] }] : []),
     { name: 'napi-h3 (node)', cmd: [ctx.node, hello], addon: true, runtime: ctx.node },
     { name: 'napi-h3 (node24)', cmd: [node24, hello], addon: true, runtime: node24, need: [node24, 'node_modules/node24 not installed'] },
     { name: 'napi-h3 (bun)', cmd: [bun, hello], addon: true, runtime: bun, need: [bun, 'node_modules/.bin/bun not installed'] },
