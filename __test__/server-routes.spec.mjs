@@ -170,3 +170,67 @@ describe('requests and responses', () => {
     assert.equal(r.body_len, 0)
   })
 })
+
+describe("the handler's Request is a whole WHATWG Request", () => {
+  let server, upstream
+  before(async () => {
+    // An HTTP/1.1 upstream for `fetch(new Request(url, req))`: echoes method, a header and the body.
+    const http = await import('node:http')
+    upstream = http.createServer((req, res) => {
+      const parts = []
+      req.on('data', (d) => parts.push(d))
+      req.on('end', () => res.end(JSON.stringify({ m: req.method, t: req.headers['x-t'] ?? null, body: Buffer.concat(parts).toString() })))
+    })
+    await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const upstreamUrl = `http://127.0.0.1:${upstream.address().port}/echo`
+    server = serve({
+      routes: {
+        '/inspect': async (req) => {
+          const seen = {
+            instance: req instanceof Request,
+            method: req.method,
+            url: req.url,
+            header: req.headers.get('x-t'),
+            signal: req.signal instanceof AbortSignal && !req.signal.aborted
+          }
+          const cloneBody = await req.clone().text()
+          // new Request(req) takes the body over (Fetch: "creating a proxy" of input's body).
+          const copy = new Request(req)
+          return Response.json({ ...seen, cloneBody, copy: [copy.method, copy.url, copy.headers.get('x-t'), await copy.text()] })
+        },
+        '/proxy': (req) => fetch(new Request(upstreamUrl, req))
+      },
+      fetch: (req) => new Response(`${req.method} ${req.url}`)
+    })
+  })
+  after(async () => {
+    await server.stop(true)
+    await new Promise((resolve) => upstream.close(resolve))
+  })
+
+  test('read, copied with new Request(req), cloned, body read once', async () => {
+    const r = await request(server, { method: 'POST', path: '/inspect?q=1', headers: { 'x-t': 'v' }, body: 'payload' })
+    const seen = JSON.parse(r.body_text)
+    assert.match(seen.url, /^https:\/\/[^/]+:\d+\/inspect\?q=1$/)
+    assert.deepEqual(seen, {
+      instance: true,
+      method: 'POST',
+      url: seen.url,
+      header: 'v',
+      signal: true,
+      cloneBody: 'payload',
+      copy: ['POST', seen.url, 'v', 'payload']
+    })
+  })
+  test('passed to fetch as the init of an upstream Request (method, headers, streamed body)', async () => {
+    const r = await request(server, { method: 'PUT', path: '/proxy', headers: { 'x-t': 'up' }, body: 'to upstream' })
+    assert.equal(r.status, 200)
+    assert.deepEqual(JSON.parse(r.body_text), { m: 'PUT', t: 'up', body: 'to upstream' })
+  })
+  test('url is the parsed URL (dot segments resolved), other methods kept', async () => {
+    const get = await request(server, { path: '/a/../b/./c?x=1' })
+    assert.match(get.body_text, /^GET https:\/\/[^/]+:\d+\/b\/c\?x=1$/)
+    const other = await request(server, { method: 'PROPFIND', path: '/dav' })
+    assert.match(other.body_text, /^PROPFIND https:\/\/[^/]+:\d+\/dav$/)
+  })
+})

@@ -26,18 +26,111 @@ function requestInit (method, pairs, body) {
   return init
 }
 
+/** Request head fields a handler may read without the whole undici Request being built. */
+const kHead = Symbol('napi-h3.requestHead')
+const kReal = Symbol('napi-h3.request')
+const kHref = Symbol('napi-h3.href')
+
+/** Methods undici keeps as given (no case folding, not forbidden). */
+const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'])
+
+/** A value undici's Headers takes as is: a ByteString (no code point above U+00FF). */
+const NOT_BYTES = /[^\x00-\xff]/ // eslint-disable-line no-control-regex
+
+/** The undici Request behind a deferred one, built on first need. */
+function realRequest (req) {
+  let real = req[kReal]
+  if (real === undefined) {
+    const h = req[kHead]
+    const init = requestInit(h.method, h.pairs, h.body)
+    // Built now, it still follows the client going away (fetch(req) to an upstream aborts).
+    init.signal = req.signal
+    real = req[kReal] = new Request(h.url, init)
+    req[kHead] = null
+  }
+  return real
+}
+
+/**
+ * Node 20 and 22 (undici 6) keep a Request's state under symbol-keyed properties; building one
+ * costs 3.5–7.5 µs (an AbortController, webidl conversions, a URL parse, a header list). There a
+ * handler gets a deferred Request instead: an object whose prototype chain holds
+ * Request.prototype (so `instanceof Request` holds and every method and getter is undici's own)
+ * and whose undici state properties build the real Request on first read. `method`, `url` and
+ * `signal` are answered without building it. Where the state is private (undici 7, Node 24) or
+ * elsewhere (Bun, Deno), or the self-check below fails, requests are built at once.
+ */
+const deferredProto = (() => {
+  let undiciKeys
+  try {
+    undiciKeys = Object.getOwnPropertySymbols(new Request('https://probe.invalid/'))
+  } catch {
+    return null
+  }
+  if (!undiciKeys.some((s) => s.description === 'state')) return null
+  const props = {
+    method: { get () { return this[kHead] ? this[kHead].method : this[kReal].method }, configurable: true },
+    url: { get () { return this[kHref] ?? (this[kHref] = this[kHead] ? new URL(this[kHead].url).href : this[kReal].url) }, configurable: true },
+    signal: signalProperty
+  }
+  for (const k of undiciKeys) {
+    props[k] = {
+      get () { return realRequest(this)[k] },
+      set (v) { realRequest(this)[k] = v },
+      configurable: true
+    }
+  }
+  const proto = Object.create(Request.prototype, props)
+  return selfCheck(proto) ? proto : null
+})()
+
+/** The deferred Request works with this undici: read, rebuilt, cloned, with a body. */
+function selfCheck (proto) {
+  try {
+    const st = { aborted: false, controller: null }
+    const mk = () => deferred(proto, 'POST', 'https://a.invalid:8443/p?q', [['x-a', '1']], Buffer.from('body'), st)
+    const req = mk()
+    if (!(req instanceof Request) || req.method !== 'POST' || req.url !== 'https://a.invalid:8443/p?q') return false
+    const copy = new Request(mk())
+    if (copy.headers.get('x-a') !== '1' || copy.method !== 'POST' || !copy.body) return false
+    const c = mk().clone()
+    return c.headers.get('x-a') === '1' && req.headers.get('x-a') === '1' && req.signal instanceof AbortSignal
+  } catch {
+    return false
+  }
+}
+
+function deferred (proto, method, url, pairs, body, st) {
+  const req = Object.create(proto)
+  req[kHead] = { method, url, pairs, body }
+  req[kState] = st
+  return req
+}
+
+/** Whether undici would take this head as is, so building it later cannot throw. */
+function deferrable (method, url, pairs) {
+  if (!PLAIN_METHODS.has(method) || !URL.canParse(url)) return false
+  for (let i = 0; i < pairs.length; i++) if (NOT_BYTES.test(pairs[i][1])) return false
+  return true
+}
+
 /**
  * The Request for request `id`. `st` is its JS-side state ({ aborted, controller }): `signal`
  * reads it. `trailers` (a promise of Headers) is set for streamed bodies only.
  */
 function serverRequest (id, method, url, pairs, body, trailers, params, st) {
-  const req = new Request(url, requestInit(method, pairs, body))
+  let req
+  if (deferredProto !== null && deferrable(method, url, pairs)) {
+    req = deferred(deferredProto, method, url, pairs, body, st)
+  } else {
+    req = new Request(url, requestInit(method, pairs, body))
+    req[kState] = st
+    // An AbortController per request is the most expensive part of a Request in Node, so
+    // `signal` is created on first access (an own getter shadowing Request.prototype.signal).
+    Object.defineProperty(req, 'signal', signalProperty)
+  }
   req[kId] = id
   if (trailers) req.trailers = trailers
-  req[kState] = st
-  // An AbortController per request is the most expensive part of a Request in Node, so
-  // `signal` is created on first access (an own getter shadowing Request.prototype.signal).
-  Object.defineProperty(req, 'signal', signalProperty)
   req.params = routeParams(params)
   return req
 }
@@ -57,4 +150,4 @@ function requestId (req) {
   return req && req[kId]
 }
 
-module.exports = { serverRequest, sessionRequest, requestId }
+module.exports = { serverRequest, sessionRequest, requestId, deferredRequests: deferredProto !== null }
