@@ -41,14 +41,19 @@ describe('concurrency and stats', () => {
     assert.equal(out.ok, 250)
     assert.equal(out.peer_initial_max_streams_bidi, 100)
   })
-  test('a burst of requests with many headers and params: every head reaches its handler whole', async () => {
+  test('a burst of requests with many headers and params: every head reaches its handler whole, every response head its client', async () => {
     // Heads reach JS as the arguments of one call, at most a few thousand per call: a burst of
-    // 60-header requests spans several calls, and no head may be lost, cut or shifted.
+    // 60-header requests spans several calls, and no head may be lost, cut or shifted. The
+    // responses go back the same way (70 headers each, so one tick's answers span several calls).
     const s = serve({
       routes: [{
         method: 'GET',
         pattern: '/item/:a/:b',
-        fetch: (req) => Response.json({ a: req.params.a, b: req.params.b, h0: req.headers.get('x-h-0'), h59: req.headers.get('x-h-59'), n: [...req.headers.keys()].filter((k) => k.startsWith('x-h-')).length })
+        fetch: (req) => {
+          const headers = {}
+          for (let k = 0; k < 70; k++) headers[`x-r-${k}`] = `${req.params.a}-${k}`
+          return Response.json({ a: req.params.a, b: req.params.b, h0: req.headers.get('x-h-0'), h59: req.headers.get('x-h-59'), n: [...req.headers.keys()].filter((k) => k.startsWith('x-h-')).length }, { headers })
+        }
       }]
     })
     const client = createH3Client({ tls: { rejectUnauthorized: false } })
@@ -57,6 +62,9 @@ describe('concurrency and stats', () => {
         const headers = {}
         for (let k = 0; k < 60; k++) headers[`x-h-${k}`] = `${i}-${k}`
         const res = await client.fetch(`https://127.0.0.1:${s.port}/item/${i}/b${i}`, { headers })
+        const back = [...res.headers].filter(([k]) => k.startsWith('x-r-'))
+        assert.equal(back.length, 70)
+        for (const [k, v] of back) assert.equal(v, `${i}-${k.slice(4)}`)
         return res.json()
       }
       const out = await Promise.all(Array.from({ length: 300 }, (_, i) => one(i)))

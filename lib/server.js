@@ -28,6 +28,9 @@ const {
   streamId: R_STREAM
 } = REQUEST
 
+/** Arguments of one respondBatch call, at most (a batch call's, src/napi/batch.rs MAX_ARGS). */
+const MAX_RESPOND_ARGS = 4096
+
 /** `bodyMode` of a request head. */
 const STREAMING = 1
 const SESSION = 2
@@ -101,6 +104,7 @@ class H3Server {
     closeOnExit(this.#native)
     this.#datagrams = new DatagramDispatcher(this.#native, this, options.quicDatagram)
     this.#wt = this.#native.wt()
+    this.#respondBatch = this.#native.respondBatchFn()
     // Native callbacks are weak; this handle is what keeps the process alive while serving.
     this.#keepAlive = setInterval(noop, 0x7fffffff)
     this.#materialiseStatic(1, routes)
@@ -265,21 +269,31 @@ class H3Server {
     this.#datagrams.forget(id)
   }
 
-  /** Complete responses are queued and handed to Rust once per tick, in one call. */
+  /**
+   * Complete responses are queued and handed to Rust once per tick, in one call whose arguments
+   * are, per response, `id, status, body, headers.length, ...headers` (src/napi/answer_batch.rs).
+   */
   #respond (id, status, headers, body) {
+    // A head too long to spread goes alone, as an array.
+    if (headers.length > MAX_RESPOND_ARGS / 2) return this.#native.respond(id, status, headers, body)
     const q = this.#outbox
-    q.push(id, status, headers, body)
-    if (q.length === 4) queueMicrotask(this.#flush)
+    if (q.length === 0) queueMicrotask(this.#flush)
+    q.push(id, status, body, headers.length)
+    for (let i = 0; i < headers.length; i++) q.push(headers[i])
+    // Engines bound a call's argument count; a huge tick goes out in several calls.
+    if (q.length >= MAX_RESPOND_ARGS) this.#flush()
   }
 
   #outbox = []
+  #respondBatch = null
   #respondFn = (id, status, headers, body) => this.#respond(id, status, headers, body)
   #flush = () => {
     const q = this.#outbox
+    if (q.length === 0) return
     this.#outbox = []
     // Rows are checked one by one natively (a bad one is answered 500); this only guards a
     // native side already torn down.
-    try { this.#native.respondBatch(q) } catch {}
+    try { this.#respondBatch(...q) } catch {}
   }
 
   #onRequest (id, method, url, pairs, body, routeIdx, params, gen, bodyMode, connId, streamId) {

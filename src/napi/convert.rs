@@ -125,6 +125,31 @@ pub fn body_bytes(body: Either<String, Buffer>) -> Bytes {
     }
 }
 
+/// A JS string, converted with one N-API call when it is short (header names and values
+/// mostly are): napi-rs's `String` asks for the length first, then copies, two calls each.
+pub fn short_string(value: Unknown<'_>) -> Result<String> {
+    const ROOM: usize = 128;
+    let (env, raw) = (value.env(), value.raw());
+    let mut buf = [0u8; ROOM];
+    let mut len = 0usize;
+    // SAFETY: `value` is a live argument of the current call, on the JS thread; the call writes
+    // at most ROOM bytes (NUL included) into `buf`.
+    let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(env, raw, buf.as_mut_ptr().cast(), ROOM, &mut len)
+    };
+    if status != napi::sys::Status::napi_ok {
+        return Err(Error::new(Status::StringExpected, "expected a string"));
+    }
+    // Filled to the brim, it may have been cut (at a character boundary): convert it whole.
+    if len + 1 < ROOM {
+        if let Ok(s) = std::str::from_utf8(&buf[..len]) {
+            return Ok(s.to_owned());
+        }
+    }
+    // SAFETY: as above.
+    unsafe { String::from_napi_value(env, raw) }
+}
+
 /// A body cell of a batch: null/undefined, else as [`copy_bytes`].
 pub fn body_cell(body: Unknown<'_>) -> Result<Option<Bytes>> {
     Ok(match body.get_type()? {

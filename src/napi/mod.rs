@@ -1,6 +1,7 @@
 //! The napi edge: the only module with napi types. Everything below it is plain Rust that
 //! `cargo test` covers; ids, bytes and errors become JS values here and nowhere else.
 
+pub mod answer_batch;
 pub mod batch;
 pub mod client;
 pub mod client_early;

@@ -8,10 +8,11 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use tokio::sync::oneshot;
 
+use super::answer_batch::{complete_cmd, respond_batch_fn};
 use super::batch::{request_args, request_cells, Batch, Spread, MAX_ARGS};
 use super::convert::{
-    body_bytes, body_cell, connection_id, copy_bytes, header_pairs, peer, request_id, to_js,
-    JsBytes, PeerAddress,
+    body_bytes, connection_id, copy_bytes, header_pairs, peer, request_id, to_js, JsBytes,
+    PeerAddress,
 };
 use super::datagram_batch::{send_batch, DatagramPack, DatagramQueue};
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
@@ -176,25 +177,11 @@ impl NativeServer {
         self.inner.state.command(request_id(id), cmd).is_ok()
     }
 
-    /// Many complete responses at once: `batch` is flat, 4 cells per response
-    /// (`id, status, headers, body`). index.js collects a tick's responses into one call.
-    #[napi]
-    pub fn respond_batch(&self, batch: Vec<Unknown<'_>>) -> Result<()> {
-        let mut answers = Vec::with_capacity(batch.len() / 4);
-        let mut it = batch.into_iter();
-        while let (Some(id), Some(status), Some(headers), Some(body)) =
-            (it.next(), it.next(), it.next(), it.next())
-        {
-            // One bad row must not cost the others their answers: it gets a 500 instead.
-            let Ok(id) = id.coerce_to_number().and_then(|n| n.get_int64()) else {
-                continue;
-            };
-            let (status, headers, body) =
-                response_row(status, headers, body).unwrap_or((500, Vec::new(), None));
-            answers.push((request_id(id), complete_cmd(status, headers, body)));
-        }
-        self.inner.answers.send(answers);
-        Ok(())
+    /// The function that takes many complete responses in one call (answer_batch.rs); JS
+    /// fetches it once per server.
+    #[napi(ts_return_type = "(...cells: unknown[]) => void")]
+    pub fn respond_batch_fn<'env>(&self, env: &'env Env) -> Result<Function<'env, (), ()>> {
+        respond_batch_fn(env, Arc::downgrade(&self.inner))
     }
 
     /// Status and headers of a streamed response; body chunks follow with `write`.
@@ -374,32 +361,6 @@ impl NativeServer {
             .await
             .map_err(|e| to_js(H3Error::Internal(format!("stop failed: {e}"))))
     }
-}
-
-/// A whole response as its request task takes it.
-fn complete_cmd(status: u32, headers: Vec<String>, body: Option<Bytes>) -> ResponseCmd {
-    ResponseCmd::Head {
-        status: status.min(999) as u16,
-        headers: header_pairs(headers),
-        body,
-        end: true,
-    }
-}
-
-/// Status, flat headers and body of a complete response, as `respond` takes them.
-type ResponseRow = (u32, Vec<String>, Option<Bytes>);
-
-/// The status, headers and body cells of one `respondBatch` row, each type-checked by its
-/// conversion.
-fn response_row(
-    status: Unknown<'_>,
-    headers: Unknown<'_>,
-    body: Unknown<'_>,
-) -> Result<ResponseRow> {
-    let status: u32 = status.coerce_to_number()?.get_uint32()?;
-    let headers: Vec<String> =
-        unsafe { Vec::<String>::from_napi_value(headers.env(), headers.raw())? };
-    Ok((status, headers, body_cell(body)?))
 }
 
 impl JsDispatcher {
