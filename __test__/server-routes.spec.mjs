@@ -77,6 +77,15 @@ describe('object-map routes (Bun style) and 404', () => {
   })
 })
 
+const LONG_HEADERS = {
+  'x-short': 'v',
+  'x-edge-1': 'a'.repeat(122) + 'é',
+  'x-edge-2': 'a'.repeat(124) + 'é',
+  'x-edge-3': 'a'.repeat(126) + 'é',
+  'x-edge-4': 'a'.repeat(127),
+  'x-long': 'b'.repeat(300) + 'é'
+}
+
 describe('requests and responses', () => {
   let server
   let seen
@@ -108,12 +117,21 @@ describe('requests and responses', () => {
           if (k === 'big') return new Response(new Uint8Array(3 * 1024 * 1024).fill(7))
           return new Response('?', { status: 400 })
         },
-        '/head': () => new Response('body that HEAD must not carry', { headers: { 'x-h': '1' } })
+        '/head': () => new Response('body that HEAD must not carry', { headers: { 'x-h': '1' } }),
+        // Header strings reach Rust through a 128-byte buffer first (src/napi/convert.rs
+        // short_string): values around and past its edge, with a two-byte character at the cut.
+        '/long-headers': () => new Response('ok', { headers: LONG_HEADERS })
       }
     })
   })
   after(() => server.stop(true))
 
+  test('response header values of any length arrive whole (UTF-8 at the conversion buffer edge)', async () => {
+    const r = await request(server, { path: '/long-headers' })
+    assert.equal(r.status, 200)
+    // h3client.py reads header bytes as Latin-1; the server sent UTF-8.
+    for (const [k, v] of Object.entries(LONG_HEADERS)) assert.equal(Buffer.from(r.header(k), 'latin1').toString('utf8'), v, k)
+  })
   test('request head: url, method, lowercase headers, no pseudo-headers, requestIP', async () => {
     const r = await request(server, { method: 'POST', path: '/echo?q=1', headers: { 'X-Custom': 'Value' }, body: 'abc' })
     assert.equal(r.status, 200)

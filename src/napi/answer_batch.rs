@@ -1,8 +1,8 @@
 //! Complete responses handed back from JS as the arguments of one call (lib/server.js
 //! `#flush`): per response `id, status, body, headerCount`, then its header names and values.
 //! An argument list reaches native code in one step, where reading the same cells out of a JS
-//! array costs a generic property get per cell (perf, Node 24 "hello": the array form of this
-//! call was ~15 % of the JS thread).
+//! array costs a generic property get per cell (a micro-benchmark of 16 rows with two headers
+//! each: Node 20 1647 → 767, Node 24 1163 → 776 ns per row).
 
 use std::sync::Weak;
 

@@ -140,8 +140,10 @@ pub fn short_string(value: Unknown<'_>) -> Result<String> {
     if status != napi::sys::Status::napi_ok {
         return Err(Error::new(Status::StringExpected, "expected a string"));
     }
-    // Filled to the brim, it may have been cut (at a character boundary): convert it whole.
-    if len + 1 < ROOM {
+    // The engine cuts a string too long for `buf` before the first character that does not
+    // fit, which leaves up to 3 bytes of room unused: only a string that left 4 or more bytes
+    // (at most 4 per character, NUL aside) is known whole. Longer ones are converted whole.
+    if len + 4 < ROOM {
         if let Ok(s) = std::str::from_utf8(&buf[..len]) {
             return Ok(s.to_owned());
         }
