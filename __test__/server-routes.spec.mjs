@@ -1,6 +1,6 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { serve, request, sha256, patternBytes } from './helpers.mjs'
+import { serve, request, aioquic, sha256, patternBytes } from './helpers.mjs'
 
 describe('routing, params, methods, fallback', () => {
   let server
@@ -126,6 +126,12 @@ describe('requests and responses', () => {
   })
   after(() => server.stop(true))
 
+  test('cookie field lines a client split are joined with "; " (RFC 9114 §4.2.1)', async () => {
+    const out = await aioquic(server, ['request', '--method', 'POST', '--path', '/echo', '--header', 'cookie: a=1', '--header', 'x-c: 1', '--header', 'cookie: b=2; c=3', '--body', 'x'])
+    assert.equal(out.results[0].status, 200)
+    assert.equal(seen.headers.cookie, 'a=1; b=2; c=3')
+    assert.equal(seen.headers['x-c'], '1')
+  })
   test('response header values of any length arrive whole (UTF-8 at the conversion buffer edge)', async () => {
     const r = await request(server, { path: '/long-headers' })
     assert.equal(r.status, 200)

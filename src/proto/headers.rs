@@ -53,10 +53,34 @@ pub fn build_head(
 
 /// Flat `[name, value, ...]` as JS takes headers (names lower-case, values lossy UTF-8).
 pub fn flat_headers(map: &HeaderMap) -> Vec<String> {
+    flatten(map, false)
+}
+
+/// A request's headers as JS takes them: as [`flat_headers`], with the `cookie` field lines
+/// joined. RFC 9114 §4.2.1: a client may split the Cookie field into separate field lines (for
+/// compression), and "if there are multiple field lines with cookie ... they MUST be
+/// concatenated into a single byte string using the two-byte delimiter of "; " before being
+/// passed into a context other than HTTP/2 or HTTP/3, such as ... a generic HTTP server
+/// application". (A WHATWG `Headers` would join them with ", ", which cookie parsers misread.)
+pub fn request_headers(map: &HeaderMap) -> Vec<String> {
+    flatten(map, true)
+}
+
+fn flatten(map: &HeaderMap, join_cookies: bool) -> Vec<String> {
+    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
     let mut flat = Vec::with_capacity(map.len() * 2);
-    for (k, v) in map.iter() {
-        flat.push(k.as_str().to_owned());
-        flat.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // Names in first-seen order, each with all of its values (as HeaderMap::iter visits them).
+    for name in map.keys() {
+        let values = map.get_all(name);
+        if join_cookies && name == http::header::COOKIE {
+            flat.push(name.as_str().to_owned());
+            flat.push(values.iter().map(text).collect::<Vec<_>>().join("; "));
+            continue;
+        }
+        for v in values {
+            flat.push(name.as_str().to_owned());
+            flat.push(text(v));
+        }
     }
     flat
 }
@@ -88,6 +112,28 @@ pub fn path_and_query(parts: &http::request::Parts) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_headers_join_cookie_crumbs_only() {
+        let mut map = HeaderMap::new();
+        for (k, v) in [
+            ("cookie", "a=1"),
+            ("x-a", "1"),
+            ("cookie", "b=2"),
+            ("x-a", "2"),
+            ("cookie", "c=3"),
+        ] {
+            map.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        assert_eq!(
+            request_headers(&map),
+            ["cookie", "a=1; b=2; c=3", "x-a", "1", "x-a", "2"]
+        );
+        assert_eq!(
+            flat_headers(&map),
+            ["cookie", "a=1", "cookie", "b=2", "cookie", "c=3", "x-a", "1", "x-a", "2"]
+        );
+    }
 
     #[test]
     fn head_filters_and_sets_length() {

@@ -19,7 +19,7 @@ use super::session;
 use super::state::{ActiveRoutes, PendingRequest, RequestHead, RequestKind, ServerState};
 use crate::config::ServerConfig;
 use crate::ids::StreamId;
-use crate::proto::headers::{authority, flat_headers, path_and_query};
+use crate::proto::headers::{authority, path_and_query, request_headers};
 use crate::stats::GaugeGuard;
 use crate::transport::body::append;
 use crate::transport::datagram::DatagramRoutes;
@@ -140,7 +140,7 @@ async fn serve_request(
         conn_id: ctx.id,
         method: parts.method.as_str().to_owned(),
         url: format!("https://{}{path}", authority(&parts)),
-        headers: flat_headers(&parts.headers),
+        headers: request_headers(&parts.headers),
         route: matched,
         generation: routes.generation,
         body,

@@ -12,7 +12,7 @@ use super::conn_ctx::ConnCtx;
 use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
 use super::state::{wait_state, PendingRequest, RequestHead, RequestKind, RunState, ServerState};
 use crate::ids::{RequestId, SessionHandle, SessionId, StreamId};
-use crate::proto::headers::{authority, build_head, flat_headers, path_and_query};
+use crate::proto::headers::{authority, build_head, path_and_query, request_headers};
 use crate::proto::wt_draft::Draft;
 use crate::transport::stops::StopFuture;
 use crate::webtransport::{run_session, CloseInfo, ConnSessions, Session, SessionRx};
@@ -64,7 +64,7 @@ pub(super) async fn serve(
         conn_id: ctx.id,
         method: "CONNECT".into(),
         url: format!("https://{}{path}", authority(&parts)),
-        headers: flat_headers(&parts.headers),
+        headers: request_headers(&parts.headers),
         route: Some(matched),
         generation: routes.generation,
         body: None,
