@@ -5,7 +5,7 @@
 const { closeOnExit, forget } = require('./exit.js')
 const native = require('../binding.js')
 const { liftError, throwLifted, configError, abortError, timeoutError, WebTransportError } = require('./errors.js')
-const { noop, asBytes, toPem, flatHeaders, headersFromFlat } = require('./convert.js')
+const { noop, asBytes, toPem, flatHeaders, headerPairs, headersFromFlat, flatGet } = require('./convert.js')
 const { pulledBody, prepareBody, pumpUpload } = require('./body.js')
 const { WebTransportSession } = require('./webtransport.js')
 const { OFFER_HEADER, ANSWER_HEADER, offerHeader, parseAnswer } = require('./wt-protocols.js')
@@ -306,13 +306,14 @@ async function clientFetch (nat, heads, input, init = {}) {
       id = startRequest(nat, req)
       if (ctl) ctl.id = id
       const head = await heads.wait(id)
-      const headers = headersFromFlat(head.headers)
-      if (REDIRECTS.has(head.status) && req.redirect !== 'manual' && headers.has('location')) {
+      const location = REDIRECTS.has(head.status) && req.redirect !== 'manual' ? flatGet(head.headers, 'location') : null
+      if (location !== null) {
         nat.cancel(id)
-        redirectTo(req, head.status, headers.get('location'), hop)
+        redirectTo(req, head.status, location, hop)
         continue
       }
-      return responseFor(nat, id, req, head, headers, hop, ctl)
+      // The Response builds its Headers from the pairs: one Headers per response, not two.
+      return responseFor(nat, id, req, head, headerPairs(head.headers), hop, ctl)
     }
   } catch (e) {
     ctl?.cleanup()
@@ -327,7 +328,7 @@ function finishResponse (body, status, headers, url, hops, trailers) {
     const init = { status: status < 200 ? 200 : status, headers }
     res = body === null || body instanceof ReadableStream ? new Response(body, init) : bufferedResponse(body, init)
   } catch (e) {
-    throw new TypeError(`h3Fetch: unusable response status ${status}: ${e.message}`)
+    throw new TypeError(`h3Fetch: unusable response (status ${status}): ${e.message}`)
   }
   Object.defineProperty(res, 'url', { value: url.href, enumerable: true })
   Object.defineProperty(res, 'redirected', { value: hops > 0, enumerable: true })

@@ -60,9 +60,18 @@ function headerPairs (flat) {
   return pairs
 }
 
+/** The value of header `name` (lower-case) in a flat list from Rust, as Headers.get gives it. */
+function flatGet (flat, name) {
+  let out = null
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i] === name) out = out === null ? flat[i + 1] : `${out}, ${flat[i + 1]}`
+  }
+  return out
+}
+
 /** A flat list from Rust as Headers. */
 function headersFromFlat (flat) {
   return new Headers(headerPairs(flat))
 }
 
-module.exports = { noop, asBytes, toBuffer, withRoom, asUint8, toPem, flatHeaders, headerPairs, headersFromFlat }
+module.exports = { noop, asBytes, toBuffer, withRoom, asUint8, toPem, flatHeaders, headerPairs, headersFromFlat, flatGet }
