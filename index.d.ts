@@ -37,7 +37,7 @@ export type H3Request = Request & {
    * Streaming routes only (`undefined` on buffered routes): settles with the request trailers
    * once the body stream has ended — an empty `Headers` when there were none, or when the body
    * errored or was cancelled. It settles only after the body was read to its end or cancelled
-   * (for `GET`/`HEAD`, which have no body stream, it currently never settles).
+   * (for `GET`/`HEAD`, which have no body stream, it is an empty `Headers` at once).
    */
   trailers?: Promise<Headers>
 }

@@ -32,6 +32,8 @@ describe('streaming bodies', () => {
           }
         },
         { method: 'POST', pattern: '/echo', mode: 'streaming', fetch: (req) => new Response(req.body) },
+        // GET has no body stream: its trailers promise is an empty Headers at once.
+        { method: 'GET', pattern: '/get-trailers', mode: 'streaming', fetch: async (req) => Response.json({ body: req.body, trailers: [...await req.trailers] }) },
         { method: 'GET', pattern: '/download', fetch: (req) => new Response(patternStream(Number(new URL(req.url).searchParams.get('n')))) },
         { method: 'POST', pattern: '/early', mode: 'streaming', fetch: () => new Response('early') },
         { method: 'POST', pattern: '/stall', mode: 'streaming', fetch: async () => { seen.stalled = true; await stallGate; return new Response('released') } },
@@ -87,6 +89,11 @@ describe('streaming bodies', () => {
     assert.ok(j.chunks > 1, 'the body was delivered in pieces')
   })
 
+  test('a streaming GET has no body and empty trailers at once', async () => {
+    const r = await request(server, { path: '/get-trailers' })
+    assert.equal(r.status, 200)
+    assert.deepEqual(JSON.parse(r.body_text), { body: null, trailers: [] })
+  })
   test('hash route with aioquic as the client', async () => {
     const r = await request(server, { method: 'POST', path: '/hash', bodySize: 300000 })
     const j = JSON.parse(r.body_text)
