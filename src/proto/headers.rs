@@ -67,20 +67,24 @@ pub fn request_headers(map: &HeaderMap) -> Vec<String> {
 }
 
 fn flatten(map: &HeaderMap, join_cookies: bool) -> Vec<String> {
-    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
-    let mut flat = Vec::with_capacity(map.len() * 2);
-    // Names in first-seen order, each with all of its values (as HeaderMap::iter visits them).
-    for name in map.keys() {
-        let values = map.get_all(name);
-        if join_cookies && name == http::header::COOKIE {
-            flat.push(name.as_str().to_owned());
-            flat.push(values.iter().map(text).collect::<Vec<_>>().join("; "));
-            continue;
+    let mut flat: Vec<String> = Vec::with_capacity(map.len() * 2);
+    // HeaderMap::iter yields all values of a name one after another, so a second cookie value
+    // always finds the first one's entry last in the list.
+    let mut last_was_cookie = false;
+    for (name, v) in map.iter() {
+        let value = String::from_utf8_lossy(v.as_bytes());
+        let cookie = join_cookies && name == http::header::COOKIE;
+        match flat.last_mut() {
+            Some(joined) if cookie && last_was_cookie => {
+                joined.push_str("; ");
+                joined.push_str(&value);
+            }
+            _ => {
+                flat.push(name.as_str().to_owned());
+                flat.push(value.into_owned());
+            }
         }
-        for v in values {
-            flat.push(name.as_str().to_owned());
-            flat.push(text(v));
-        }
+        last_was_cookie = cookie;
     }
     flat
 }
