@@ -230,13 +230,15 @@ async fn hand_to_js(
     let mut body_reader = None;
     let body_pulls = if head.kind == RequestKind::Streaming {
         let (tap, feed) = body_reader::channel();
-        body_reader = Some(read_streaming_body(
+        // Boxed: the reader's state (~3.5 KB) would otherwise sit in every request's future,
+        // buffered ones included, and be copied with it (the request future: 16.9 → 8.4 KB).
+        body_reader = Some(Box::pin(read_streaming_body(
             recv,
             feed,
             limit,
             tx.clone(),
             ctx.quic.clone(),
-        ));
+        )));
         Some(tap)
     } else {
         // Whatever follows the body (trailers, nothing) is of no use: release the receive side.
