@@ -1,6 +1,7 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { serve, request, aioquic, sha256, patternBytes } from './helpers.mjs'
+import { createRequire } from 'node:module'
+import { serve, request, aioquic, sha256, patternBytes, waitFor, root } from './helpers.mjs'
 
 describe('routing, params, methods, fallback', () => {
   let server
@@ -197,10 +198,17 @@ describe('requests and responses', () => {
 
 describe("the handler's Request is a whole WHATWG Request", () => {
   let server, upstream
+  const held = { started: false, closed: false }
   before(async () => {
     // An HTTP/1.1 upstream for `fetch(new Request(url, req))`: echoes method, a header and the body.
     const http = await import('node:http')
     upstream = http.createServer((req, res) => {
+      if (req.url === '/hold') {
+        // Never answers: the test aborts the client and expects this request to go away too.
+        held.started = true
+        res.on('close', () => { held.closed = true })
+        return
+      }
       const parts = []
       req.on('data', (d) => parts.push(d))
       req.on('end', () => res.end(JSON.stringify({ m: req.method, t: req.headers['x-t'] ?? null, body: Buffer.concat(parts).toString() })))
@@ -222,7 +230,8 @@ describe("the handler's Request is a whole WHATWG Request", () => {
           const copy = new Request(req)
           return Response.json({ ...seen, cloneBody, copy: [copy.method, copy.url, copy.headers.get('x-t'), await copy.text()] })
         },
-        '/proxy': (req) => fetch(new Request(upstreamUrl, req))
+        '/proxy': (req) => fetch(new Request(upstreamUrl, req)),
+        '/proxy-hold': (req) => fetch(new Request(upstreamUrl.replace('/echo', '/hold'), req))
       },
       fetch: (req) => new Response(`${req.method} ${req.url}`)
     })
@@ -250,6 +259,20 @@ describe("the handler's Request is a whole WHATWG Request", () => {
     const r = await request(server, { method: 'PUT', path: '/proxy', headers: { 'x-t': 'up' }, body: 'to upstream' })
     assert.equal(r.status, 200)
     assert.deepEqual(JSON.parse(r.body_text), { m: 'PUT', t: 'up', body: 'to upstream' })
+  })
+  test('an upstream fetch made with req as its init is aborted when the client goes away', async () => {
+    const { createH3Client } = createRequire(import.meta.url)(root)
+    const client = createH3Client({ tls: { rejectUnauthorized: false } })
+    const ac = new AbortController()
+    try {
+      const p = client.fetch(`https://127.0.0.1:${server.port}/proxy-hold`, { signal: ac.signal })
+      await waitFor(() => held.started)
+      ac.abort()
+      await assert.rejects(p, { name: 'AbortError' })
+      await waitFor(() => held.closed, { timeout: 5000 })
+    } finally {
+      await client.close()
+    }
   })
   test('url is the parsed URL (dot segments resolved), other methods kept', async () => {
     const get = await request(server, { path: '/a/../b/./c?x=1' })
