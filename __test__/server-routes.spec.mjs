@@ -121,7 +121,9 @@ describe('requests and responses', () => {
         '/head': () => new Response('body that HEAD must not carry', { headers: { 'x-h': '1' } }),
         // Header strings reach Rust through a 128-byte buffer first (src/napi/convert.rs
         // short_string): values around and past its edge, with a two-byte character at the cut.
-        '/long-headers': () => new Response('ok', { headers: LONG_HEADERS })
+        '/long-headers': () => new Response('ok', { headers: LONG_HEADERS }),
+        // More header strings than one respondBatch call spreads: this answer goes on its own.
+        '/many-headers': () => new Response('many', { headers: Array.from({ length: 1100 }, (_, i) => [`x-m-${i}`, String(i)]) })
       }
     })
   })
@@ -132,6 +134,14 @@ describe('requests and responses', () => {
     assert.equal(out.results[0].status, 200)
     assert.equal(seen.headers.cookie, 'a=1; b=2; c=3')
     assert.equal(seen.headers['x-c'], '1')
+  })
+  test('a response with 1100 headers arrives whole', async () => {
+    const r = await request(server, { path: '/many-headers' })
+    assert.equal(r.status, 200)
+    assert.equal(r.body_text, 'many')
+    const got = r.headers.filter(([k]) => k.startsWith('x-m-'))
+    assert.equal(got.length, 1100)
+    got.forEach(([k, v]) => assert.equal(k, `x-m-${v}`))
   })
   test('response header values of any length arrive whole (UTF-8 at the conversion buffer edge)', async () => {
     const r = await request(server, { path: '/long-headers' })

@@ -150,4 +150,4 @@ function requestId (req) {
   return req && req[kId]
 }
 
-module.exports = { serverRequest, sessionRequest, requestId, deferredRequests: deferredProto !== null }
+module.exports = { serverRequest, sessionRequest, requestId }

@@ -274,8 +274,12 @@ class H3Server {
    * are, per response, `id, status, body, headers.length, ...headers` (src/napi/answer_batch.rs).
    */
   #respond (id, status, headers, body) {
-    // A head too long to spread goes alone, as an array.
-    if (headers.length > MAX_RESPOND_ARGS / 2) return this.#native.respond(id, status, headers, body)
+    // A head too long to spread goes alone, as an array (guarded like #flush: a throw here
+    // would reject the handler's promise chain instead of answering).
+    if (headers.length > MAX_RESPOND_ARGS / 2) {
+      try { this.#native.respond(id, status, headers, body) } catch {}
+      return
+    }
     const q = this.#outbox
     if (q.length === 0) queueMicrotask(this.#flush)
     q.push(id, status, body, headers.length)
