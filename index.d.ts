@@ -188,7 +188,8 @@ export interface WebTransportSession {
   readonly draining: Promise<void>
   /** Datagrams of this session (RFC 9297 datagrams on the CONNECT stream). */
   readonly datagrams: {
-    /** Incoming datagrams; those arriving while JS is 1024 behind are dropped (counted). */
+    /** Incoming datagrams, each a Uint8Array over an ArrayBuffer of its own; those arriving
+     * while JS is 1024 behind are dropped (counted). */
     readonly readable: ReadableStream<Uint8Array>
     /** Each write sends one datagram (see `sendDatagram`). */
     readonly writable: WritableStream<Uint8Array | ArrayBufferView | ArrayBuffer | string>

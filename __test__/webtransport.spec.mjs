@@ -227,16 +227,28 @@ describe('WebTransport: our client and server', () => {
     const reader = s.datagrams.readable.getReader()
     const writer = s.datagrams.writable.getWriter()
     const writes = []
-    for (let i = 0; i < 40; i++) writes.push(writer.write(enc.encode(`w${i}`)))
+    for (let i = 0; i < 36; i++) writes.push(writer.write(enc.encode(`w${i}`)))
+    // Every byte shape a write takes: a view into the middle of a larger buffer, a DataView,
+    // an ArrayBuffer, a Buffer.
+    writes.push(writer.write(enc.encode('..w36..').subarray(2, 5)))
+    writes.push(writer.write(new DataView(enc.encode('w37').buffer)))
+    writes.push(writer.write(enc.encode('w38').buffer))
+    writes.push(writer.write(Buffer.from('w39')))
     await Promise.all(writes)
     const got = new Set()
     const deadline = Date.now() + 3000
     while (got.size < 40 && Date.now() < deadline) {
       const r = await Promise.race([reader.read(), sleep(500).then(() => null)])
-      if (r && !r.done) got.add(dec.decode(r.value))
+      if (r && !r.done) {
+        // Each datagram arrives as a Uint8Array over an ArrayBuffer of its own, as in browsers.
+        assert.ok(r.value instanceof Uint8Array)
+        assert.equal(r.value.byteOffset, 0)
+        assert.equal(r.value.buffer.byteLength, r.value.byteLength)
+        got.add(dec.decode(r.value))
+      }
     }
     assert.ok(got.size >= 36, `echoed ${got.size}/40`)
-    assert.ok([...got].every((d) => /^w\d+$/.test(d)))
+    assert.ok([...got].every((d) => /^w\d+$/.test(d)), [...got].join())
     const big = new Uint8Array(s.datagrams.maxDatagramSize + 1)
     await assert.rejects(writer.write(big), { code: 'ERR_H3_DATAGRAM_TOO_LARGE' })
     s.close()

@@ -36,6 +36,20 @@ pub struct DatagramPack {
 }
 
 impl DatagramPack {
+    /// A session's datagrams: `meta` holds only each payload's length (JS knows the session).
+    pub fn payloads_only(list: Vec<Bytes>) -> Self {
+        let total = list.iter().map(|d| d.len()).sum();
+        let mut pack = DatagramPack {
+            meta: Vec::with_capacity(list.len()),
+            payloads: Vec::with_capacity(total),
+        };
+        for d in list {
+            pack.meta.push(d.len() as f64);
+            pack.payloads.extend_from_slice(&d);
+        }
+        pack
+    }
+
     fn len(&self) -> usize {
         self.meta.len() / STRIDE
     }
@@ -59,11 +73,8 @@ impl DatagramPack {
     }
 }
 
-/// A new `ArrayBuffer` holding a copy of `bytes`; `data` gets its memory.
-unsafe fn array_buffer(
-    env: napi::sys::napi_env,
-    bytes: &[u8],
-) -> Result<(napi::sys::napi_value, *mut u8)> {
+/// A new `ArrayBuffer` holding a copy of `bytes`.
+unsafe fn array_buffer(env: napi::sys::napi_env, bytes: &[u8]) -> Result<napi::sys::napi_value> {
     let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
     let mut ab = std::ptr::null_mut();
     // SAFETY: plain N-API call on the JS thread; checked below.
@@ -76,44 +87,106 @@ unsafe fn array_buffer(
         // SAFETY: `data` points at `bytes.len()` writable bytes owned by the new ArrayBuffer.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), data as *mut u8, bytes.len()) };
     }
-    Ok((ab, data as *mut u8))
+    Ok(ab)
 }
 
 impl ToNapiValue for DatagramPack {
     /// `[Float64Array meta, Buffer payloads]`.
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
-        // SAFETY (whole block): N-API calls on the JS thread with values created just here.
-        unsafe {
-            let meta_bytes = std::slice::from_raw_parts(
-                val.meta.as_ptr() as *const u8,
-                val.meta.len() * std::mem::size_of::<f64>(),
-            );
-            let (ab, _) = array_buffer(env, meta_bytes)?;
-            let mut meta = std::ptr::null_mut();
-            check(napi::sys::napi_create_typedarray(
-                env,
-                napi::sys::TypedarrayType::float64_array,
-                val.meta.len(),
-                ab,
-                0,
-                &mut meta,
-            ))?;
-            let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
-            let mut buf = std::ptr::null_mut();
-            let len = val.payloads.len();
-            check(napi::sys::napi_create_buffer(env, len, &mut data, &mut buf))?;
-            if len > 0 {
-                if data.is_null() {
-                    return Err(to_js(H3Error::BufferAlloc));
-                }
-                std::ptr::copy_nonoverlapping(val.payloads.as_ptr(), data as *mut u8, len);
+        // SAFETY: called by napi-rs on the JS thread.
+        unsafe { pack_to_js(env, &val, Payloads::Buffer) }
+    }
+}
+
+/// A session's datagrams (see [`DatagramPack::payloads_only`]), handed to JS as
+/// `[Float64Array lengths, Uint8Array payloads]`. JS copies each datagram out with `slice`; a
+/// plain Uint8Array spares it reading a native Buffer's `.buffer`, which costs V8 more than
+/// the copies.
+pub struct SessionDatagrams(pub DatagramPack);
+
+impl ToNapiValue for SessionDatagrams {
+    unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        // SAFETY: called by napi-rs on the JS thread.
+        unsafe { pack_to_js(env, &val.0, Payloads::Uint8Array) }
+    }
+}
+
+/// What JS gets the payloads of a pack as.
+enum Payloads {
+    Buffer,
+    Uint8Array,
+}
+
+/// `[Float64Array meta, payloads]`, both holding copies of the pack's bytes.
+///
+/// # Safety
+/// On the JS thread, with `env` the current environment.
+unsafe fn pack_to_js(
+    env: napi::sys::napi_env,
+    pack: &DatagramPack,
+    kind: Payloads,
+) -> Result<napi::sys::napi_value> {
+    // SAFETY (whole block): N-API calls on the JS thread with values created just here.
+    unsafe {
+        let meta_bytes = std::slice::from_raw_parts(
+            pack.meta.as_ptr() as *const u8,
+            std::mem::size_of_val(pack.meta.as_slice()),
+        );
+        let meta = typed_array(env, meta_bytes, napi::sys::TypedarrayType::float64_array)?;
+        let payloads = match kind {
+            Payloads::Uint8Array => {
+                typed_array(env, &pack.payloads, napi::sys::TypedarrayType::uint8_array)?
             }
-            let mut out = std::ptr::null_mut();
-            check(napi::sys::napi_create_array_with_length(env, 2, &mut out))?;
-            check(napi::sys::napi_set_element(env, out, 0, meta))?;
-            check(napi::sys::napi_set_element(env, out, 1, buf))?;
-            Ok(out)
-        }
+            Payloads::Buffer => {
+                let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+                let mut buf = std::ptr::null_mut();
+                let len = pack.payloads.len();
+                check(napi::sys::napi_create_buffer(env, len, &mut data, &mut buf))?;
+                if len > 0 {
+                    if data.is_null() {
+                        return Err(to_js(H3Error::BufferAlloc));
+                    }
+                    std::ptr::copy_nonoverlapping(pack.payloads.as_ptr(), data as *mut u8, len);
+                }
+                buf
+            }
+        };
+        let mut out = std::ptr::null_mut();
+        check(napi::sys::napi_create_array_with_length(env, 2, &mut out))?;
+        check(napi::sys::napi_set_element(env, out, 0, meta))?;
+        check(napi::sys::napi_set_element(env, out, 1, payloads))?;
+        Ok(out)
+    }
+}
+
+/// A typed array of `kind` over a new ArrayBuffer holding a copy of `bytes` (whose length is
+/// a whole number of elements).
+///
+/// # Safety
+/// On the JS thread, with `env` the current environment.
+unsafe fn typed_array(
+    env: napi::sys::napi_env,
+    bytes: &[u8],
+    kind: napi::sys::napi_typedarray_type,
+) -> Result<napi::sys::napi_value> {
+    let element = if kind == napi::sys::TypedarrayType::float64_array {
+        std::mem::size_of::<f64>()
+    } else {
+        1
+    };
+    // SAFETY: as the caller promises; `ab` was just created.
+    unsafe {
+        let ab = array_buffer(env, bytes)?;
+        let mut out = std::ptr::null_mut();
+        check(napi::sys::napi_create_typedarray(
+            env,
+            kind,
+            bytes.len() / element,
+            ab,
+            0,
+            &mut out,
+        ))?;
+        Ok(out)
     }
 }
 

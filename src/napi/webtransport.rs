@@ -9,6 +9,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::convert::{session_handle, stream_handle, to_js, JsBytes};
+use super::datagram_batch::{DatagramPack, SessionDatagrams};
 use crate::transport::classify::Dir;
 use crate::webtransport::{HandleTable, ReadOutcome, WriteOutcome};
 
@@ -62,25 +63,26 @@ impl NativeWt {
         Ok(h.0 as i64)
     }
 
-    /// Every datagram waiting (at least one), or null once the session is closed.
-    #[napi(ts_return_type = "Promise<Buffer[] | null>")]
-    pub async fn read_datagrams(&self, session: i64) -> Result<Option<Vec<JsBytes>>> {
+    /// Every datagram waiting (at least one), packed as `[lengths, payloads]` (each payload's
+    /// length, then the payloads back to back), or null once the session is closed.
+    #[napi(ts_return_type = "Promise<[Float64Array, Uint8Array] | null>")]
+    pub async fn read_datagrams(&self, session: i64) -> Result<Option<SessionDatagrams>> {
         let s = match self.table.session(session_handle(session)) {
             Ok(s) => s,
             Err(_) => return Ok(None),
         };
         Ok(s.pull_datagrams()
             .await
-            .map(|v| v.into_iter().map(|d| JsBytes(vec![d])).collect()))
+            .map(|v| SessionDatagrams(DatagramPack::payloads_only(v))))
     }
 
-    /// The datagrams waiting right now, or null when there are none (then `readDatagrams`
-    /// waits for the next one and reports the session's end).
-    #[napi(ts_return_type = "Buffer[] | null")]
-    pub fn take_datagrams(&self, session: i64) -> Option<Vec<JsBytes>> {
+    /// The datagrams waiting right now, packed as for `readDatagrams`, or null when there are
+    /// none (then `readDatagrams` waits for the next one and reports the session's end).
+    #[napi(ts_return_type = "[Float64Array, Uint8Array] | null")]
+    pub fn take_datagrams(&self, session: i64) -> Option<SessionDatagrams> {
         let s = self.table.session(session_handle(session)).ok()?;
         let v = s.take_datagrams();
-        (!v.is_empty()).then(|| v.into_iter().map(|d| JsBytes(vec![d])).collect())
+        (!v.is_empty()).then(|| SessionDatagrams(DatagramPack::payloads_only(v)))
     }
 
     /// Send a datagram; a full send buffer drops it (counted). Throws

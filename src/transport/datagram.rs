@@ -200,17 +200,59 @@ impl<'a> BatchSender<'a> {
     /// Send one datagram, as an HTTP datagram of `stream_id` when given. A full send buffer
     /// drops it (counted).
     pub fn send(&mut self, stream_id: Option<StreamId>, payload: Bytes) -> Result<()> {
-        let len = payload.len();
-        let data = match stream_id {
-            None => payload,
+        match stream_id {
+            None => self.send_framed(payload, 0),
             Some(s) => {
-                let mut buf = BytesMut::with_capacity(len + 8);
+                let mut buf = BytesMut::with_capacity(payload.len() + 8);
                 write_prefix(&mut buf, s)?;
+                let prefix = buf.len();
                 buf.extend_from_slice(&payload);
-                buf.freeze()
+                self.send_framed(buf.freeze(), prefix)
             }
-        };
-        let prefix = data.len() - len;
+        }
+    }
+
+    /// Send the datagrams of `payloads`, cut at `lengths` (JS numbers), all as HTTP datagrams
+    /// of `stream_id` or all bare: framed together into one buffer, each sent as a slice of
+    /// it (one allocation per batch, not per datagram). One that does not fit is dropped
+    /// and counted, as are lengths that overrun `payloads`.
+    pub fn send_all(&mut self, stream_id: Option<StreamId>, lengths: &[f64], payloads: &[u8]) {
+        let mut prefix = BytesMut::new();
+        if let Some(s) = stream_id {
+            if write_prefix(&mut prefix, s).is_err() {
+                let n = lengths.len() as u64;
+                self.stats.datagrams_dropped.fetch_add(n, Relaxed);
+                return;
+            }
+        }
+        let mut all = BytesMut::with_capacity(payloads.len() + prefix.len() * lengths.len());
+        let mut cuts = Vec::with_capacity(lengths.len());
+        let mut at = 0usize;
+        for &len in lengths {
+            let end = at.saturating_add(len as usize);
+            let Some(payload) = payloads.get(at..end) else {
+                cuts.push(None);
+                at = end;
+                continue;
+            };
+            let start = all.len();
+            all.extend_from_slice(&prefix);
+            all.extend_from_slice(payload);
+            cuts.push(Some(start..all.len()));
+            at = end;
+        }
+        let all = all.freeze();
+        for cut in cuts {
+            let sent = cut.is_some_and(|c| self.send_framed(all.slice(c), prefix.len()).is_ok());
+            if !sent {
+                self.stats.datagrams_dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Send `data`, whose first `prefix` bytes are its HTTP datagram framing.
+    fn send_framed(&mut self, data: Bytes, prefix: usize) -> Result<()> {
+        let len = data.len() - prefix;
         let too_large = |max: usize| H3Error::DatagramTooLarge(len, max.saturating_sub(prefix));
         if data.len() > self.room {
             // Our count says full: look again (the driver may have sent some since).

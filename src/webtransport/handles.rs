@@ -292,19 +292,12 @@ impl HandleTable {
         payloads: &[u8],
     ) -> Result<()> {
         let s = self.session(session)?;
-        let all = Bytes::copy_from_slice(payloads);
-        let id = Some(StreamId::from(s.session_id));
-        // One look at quinn's send buffer for the batch, not one per datagram.
-        let mut out = datagram::BatchSender::new(&s.quic, &self.stats);
-        let mut at = 0usize;
-        for &len in lengths {
-            let end = at.saturating_add(len as usize);
-            let sent = end <= all.len() && out.send(id, all.slice(at..end)).is_ok();
-            if !sent {
-                self.stats.datagrams_dropped.fetch_add(1, Relaxed);
-            }
-            at = end;
-        }
+        // One look at quinn's send buffer and one allocation for the batch.
+        datagram::BatchSender::new(&s.quic, &self.stats).send_all(
+            Some(StreamId::from(s.session_id)),
+            lengths,
+            payloads,
+        );
         Ok(())
     }
 
