@@ -176,12 +176,33 @@ describe('streaming bodies', () => {
   })
 
   test('client reset mid-upload: the body stream errors and req.signal aborts', async () => {
-    const r = await transfer(server, '/abort-up', { upload: 8 * MiB, abortAfter: MiB })
+    // 24 MiB cannot go out before the handler reads (the stream window is 8 MiB), so the reset
+    // comes while the handler is reading.
+    seen.abortUp = null
+    const r = await transfer(server, '/abort-up', { upload: 64 * MiB, abortAfter: 24 * MiB })
     assert.equal(r.aborted, true)
     await waitFor(() => seen.abortUp, { timeout: 5000 })
     assert.equal(seen.abortUp.code, 'ERR_H3_STREAM_RESET', JSON.stringify(seen.abortUp))
     assert.equal(seen.abortUp.aborted, true)
-    assert.ok(seen.abortUp.n < 8 * MiB)
+    assert.ok(seen.abortUp.n < 64 * MiB)
+  })
+
+  test('a request reset before its head was read is answered with a reset (H3_REQUEST_REJECTED), not an empty response', async () => {
+    // The client buffers 1 MiB (within the window) and resets at once: quinn drops what was
+    // not sent yet, often the HEADERS frame too. A stream finished without HEADERS would be
+    // H3_FRAME_UNEXPECTED to the client (RFC 9114 §4.1).
+    for (let i = 0; i < 3; i++) {
+      seen.abortUp = null
+      const r = await transfer(server, '/abort-up', { upload: 8 * MiB, abortAfter: MiB })
+      assert.equal(r.aborted, true)
+      if (r.status === 200) {
+        // The head got through first: the handler saw the reset.
+        await waitFor(() => seen.abortUp, { timeout: 5000 })
+        assert.equal(seen.abortUp.code, 'ERR_H3_STREAM_RESET', JSON.stringify(seen.abortUp))
+      } else {
+        assert.match(String(r.error), /H3_REQUEST_REJECTED/)
+      }
+    }
   })
 
   test('client stops mid-download: the response stream is cancelled, no more is read', async () => {

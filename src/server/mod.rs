@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, UDP_SOCKET_BUFFER};
 use crate::error::{H3Error, Result};
 use crate::ids::RequestId;
 use crate::proto::headers::H3_NO_ERROR;
@@ -80,8 +80,8 @@ fn bind_socket(cfg: &ServerConfig) -> Result<std::net::UdpSocket> {
         socket.set_reuse_port(true).map_err(bind_err)?;
     }
     // Larger kernel buffers absorb bursts; failure here is not fatal.
-    let _ = socket.set_recv_buffer_size(2 * 1024 * 1024);
-    let _ = socket.set_send_buffer_size(2 * 1024 * 1024);
+    let _ = socket.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_SOCKET_BUFFER);
     socket.bind(&cfg.addr.into()).map_err(bind_err)?;
     Ok(socket.into())
 }

@@ -1,11 +1,13 @@
 //! One task per request stream: read the head and body, hand them to JS, write what JS
 //! answers (RFC 9114 §4.1).
 
+use std::future::poll_fn;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use h3::error::Code;
+use h3::error::{Code, StreamError};
+use h3::frame::FrameStreamError;
 use h3::server::RequestResolver;
 use tokio::sync::mpsc;
 
@@ -60,7 +62,7 @@ async fn handle(
     // Taken first so the watcher is dropped with this task whatever path it ends on.
     let stopped = ctx.stops.take(StreamId::from(resolver.frame_stream.id()));
     let early = server.config.allow_0rtt && ctx.early.take(resolver.frame_stream.id().into());
-    let (req, mut stream) = match resolver.resolve_request().await {
+    let (req, mut stream) = match read_head(resolver).await {
         Ok(r) => r,
         // Malformed head, oversized header section (h3 answers 431 itself), or reset: the
         // stream is already dealt with; the connection lives on unless h3 closed it.
@@ -84,6 +86,22 @@ async fn handle(
         }
         None => serve_request(stream, parts, &server, &ctx, stopped, early).await,
     }
+}
+
+/// Read the request head (h3's `resolve_request`, with one case of our own). A stream the client
+/// reset before its head could be read gets a reset back, H3_REQUEST_REJECTED (RFC 9114
+/// §4.1.1: the request was not processed, so it may be retried): h3 would only drop the stream,
+/// and a dropped quinn send stream is finished, a response without HEADERS, which the client
+/// must treat as H3_FRAME_UNEXPECTED (§4.1).
+async fn read_head(mut resolver: Resolver) -> Result<(http::Request<()>, H3Stream), StreamError> {
+    let frame = poll_fn(|cx| resolver.frame_stream.poll_next(cx)).await;
+    if let Err(FrameStreamError::Quic(_)) = &frame {
+        h3::quic::SendStream::reset(
+            &mut resolver.frame_stream,
+            Code::H3_REQUEST_REJECTED.value(),
+        );
+    }
+    resolver.accept_with_frame(frame)?.resolve().await
 }
 
 fn is_webtransport(parts: &http::request::Parts) -> bool {

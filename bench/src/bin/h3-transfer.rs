@@ -152,6 +152,9 @@ struct Report {
     /// The first 4 KiB of the response body (lossy UTF-8), for small JSON answers.
     head: String,
     error: Option<String>,
+    /// The connection's QUIC statistics at the end, as JSON (what held a transfer back: loss,
+    /// congestion, flow control).
+    quic: String,
 }
 
 async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
@@ -300,6 +303,18 @@ async fn run(o: &Opts, r: &mut Report) -> Result<(), String> {
             r.error.get_or_insert(e);
         }
     }
+    let st = conn.stats();
+    r.quic = format!(
+        "{{\"sent_packets\":{},\"lost_packets\":{},\"congestion_events\":{},\"rtt_us\":{},\"cwnd\":{},\"data_blocked_tx\":{},\"stream_data_blocked_tx\":{},\"max_stream_data_rx\":{}}}",
+        st.path.sent_packets,
+        st.path.lost_packets,
+        st.path.congestion_events,
+        st.path.rtt.as_micros(),
+        st.path.cwnd,
+        st.frame_tx.data_blocked,
+        st.frame_tx.stream_data_blocked,
+        st.frame_rx.max_stream_data,
+    );
     conn.close(quinn::VarInt::from_u32(0x100), b"done");
     let _ = tokio::time::timeout(Duration::from_millis(200), ep.wait_idle()).await;
     Ok(())
@@ -344,7 +359,7 @@ fn main() {
         })
         .collect();
     println!(
-        "{{\"status\":{},\"sent\":{},\"received\":{},\"sha256\":{},\"trailers\":[{}],\"aborted\":{},\"body\":{},\"error\":{},\"ms\":{:.1},\"cpu_ms\":{:.0}}}",
+        "{{\"status\":{},\"sent\":{},\"received\":{},\"sha256\":{},\"trailers\":[{}],\"aborted\":{},\"body\":{},\"error\":{},\"ms\":{:.1},\"cpu_ms\":{:.0},\"quic\":{}}}",
         r.status.map_or("null".into(), |s| s.to_string()),
         r.sent,
         r.received,
@@ -354,6 +369,7 @@ fn main() {
         napi_h3_bench::json_str(&r.head),
         r.error.as_deref().map_or("null".into(), napi_h3_bench::json_str),
         t0.elapsed().as_secs_f64() * 1000.0,
-        cpu_ms()
+        cpu_ms(),
+        if r.quic.is_empty() { "null" } else { &r.quic }
     );
 }
