@@ -49,7 +49,7 @@ export type H3Request = Request & {
  * - `body` is a `ReadableStream<Uint8Array>` pulled from QUIC on demand: each read gets up to
  *   ~512 KiB of what has arrived; once reading has started, one such chunk is kept read ahead and
  *   no more, so a slow handler holds the sender through QUIC flow control (the per-stream window,
- *   8 MiB, plus that chunk bounds what is buffered).
+ *   4 MiB, plus that chunk bounds what is buffered).
  * - `maxRequestBodySize` applies only if it was set explicitly; going over it errors the stream
  *   with `ERR_H3_BODY_TOO_LARGE` and the client gets `413` (or, once a response has started, a
  *   reset with H3_REQUEST_REJECTED).

@@ -176,7 +176,7 @@ describe('streaming bodies', () => {
   })
 
   test('client reset mid-upload: the body stream errors and req.signal aborts', async () => {
-    // 24 MiB cannot go out before the handler reads (the stream window is 8 MiB), so the reset
+    // 24 MiB cannot go out before the handler reads (the stream window is 4 MiB), so the reset
     // comes while the handler is reading.
     seen.abortUp = null
     const r = await transfer(server, '/abort-up', { upload: 64 * MiB, abortAfter: 24 * MiB })

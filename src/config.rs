@@ -11,10 +11,12 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: f64 = 30.0;
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 100;
 pub const DEFAULT_MAX_HEADER_LIST_SIZE: u64 = 16 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
-/// Per-stream QUIC receive window: the most one request stream can make us buffer. 8 MiB keeps
+/// Per-stream QUIC receive window: the most one request stream can make us buffer. 4 MiB keeps
 /// a fast upload flowing while the JS thread is busy or descheduled (1 MiB held it back through
-/// flow control: ~1000 STREAM_DATA_BLOCKED per 512 MiB); the connection window bounds the sum.
-pub const STREAM_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
+/// flow control: ~2000 STREAM_DATA_BLOCKED per GiB, 4 MiB ~600); 8 MiB gained a few percent
+/// more but grew the server's RSS by 54-87 MiB over a 1 GiB upload against 46-60. The
+/// connection window bounds the sum over streams.
+pub const STREAM_RECEIVE_WINDOW: u32 = 4 * 1024 * 1024;
 /// Per-connection QUIC receive window across all its streams.
 pub const CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 /// Kernel send and receive buffer asked for on a server's UDP socket (the kernel may cap it):
