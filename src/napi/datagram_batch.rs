@@ -37,7 +37,7 @@ pub struct DatagramPack {
 
 impl DatagramPack {
     /// A session's datagrams: `meta` holds only each payload's length (JS knows the session).
-    pub fn payloads_only(list: Vec<Bytes>) -> Self {
+    fn payloads_only(list: Vec<Bytes>) -> Self {
         let total = list.iter().map(|d| d.len()).sum();
         let mut pack = DatagramPack {
             meta: Vec::with_capacity(list.len()),
@@ -102,7 +102,13 @@ impl ToNapiValue for DatagramPack {
 /// `[Float64Array lengths, Uint8Array payloads]`. JS copies each datagram out with `slice`; a
 /// plain Uint8Array spares it reading a native Buffer's `.buffer`, which costs V8 more than
 /// the copies.
-pub struct SessionDatagrams(pub DatagramPack);
+pub struct SessionDatagrams(DatagramPack);
+
+impl SessionDatagrams {
+    pub fn new(list: Vec<Bytes>) -> Self {
+        SessionDatagrams(DatagramPack::payloads_only(list))
+    }
+}
 
 impl ToNapiValue for SessionDatagrams {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {

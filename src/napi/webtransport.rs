@@ -9,7 +9,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::convert::{session_handle, stream_handle, to_js, JsBytes};
-use super::datagram_batch::{DatagramPack, SessionDatagrams};
+use super::datagram_batch::SessionDatagrams;
 use crate::transport::classify::Dir;
 use crate::webtransport::{HandleTable, ReadOutcome, WriteOutcome};
 
@@ -71,9 +71,7 @@ impl NativeWt {
             Ok(s) => s,
             Err(_) => return Ok(None),
         };
-        Ok(s.pull_datagrams()
-            .await
-            .map(|v| SessionDatagrams(DatagramPack::payloads_only(v))))
+        Ok(s.pull_datagrams().await.map(SessionDatagrams::new))
     }
 
     /// The datagrams waiting right now, packed as for `readDatagrams`, or null when there are
@@ -82,7 +80,7 @@ impl NativeWt {
     pub fn take_datagrams(&self, session: i64) -> Option<SessionDatagrams> {
         let s = self.table.session(session_handle(session)).ok()?;
         let v = s.take_datagrams();
-        (!v.is_empty()).then(|| SessionDatagrams(DatagramPack::payloads_only(v)))
+        (!v.is_empty()).then(|| SessionDatagrams::new(v))
     }
 
     /// Send a datagram; a full send buffer drops it (counted). Throws

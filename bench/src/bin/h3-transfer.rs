@@ -10,8 +10,10 @@
 //! `--abort-after N` resets the request stream (and stops reading) once N bytes have gone out
 //! (upload) or come in (download). Prints one JSON line:
 //! `{"status":..,"sent":..,"received":..,"sha256":"..","trailers":[[k,v]..],"aborted":bool,
-//!   "body":"first 4 KiB as text","error":null|"..","ms":..,"cpu_ms":..}` (`cpu_ms`: this
-//!   process's own CPU time, user + system).
+//!   "body":"first 4 KiB as text","error":null|"..","ms":..,"cpu_ms":..,"quic":{..}}` (`cpu_ms`:
+//!   this process's own CPU time, user + system; `quic`: the connection's packets sent and
+//!   lost, congestion events, RTT, congestion window, DATA_BLOCKED / STREAM_DATA_BLOCKED frames
+//!   sent and MAX_STREAM_DATA frames received, i.e. what held the transfer back).
 
 use std::time::{Duration, Instant};
 
