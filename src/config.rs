@@ -21,7 +21,7 @@ pub const STREAM_RECEIVE_WINDOW: u32 = 4 * 1024 * 1024;
 pub const CONNECTION_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 /// Kernel send and receive buffer asked for on a server's UDP socket (the kernel may cap it):
 /// a burst that arrives while the runtime thread is descheduled waits there instead of being
-/// dropped (2 MiB lost packets in 1 GiB uploads on loopback).
+/// dropped (with 2 MiB, 512 MiB uploads on loopback lost 60-2150 packets; with 4 MiB, none).
 pub const UDP_SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone)]

@@ -138,11 +138,19 @@ unsafe fn pack_to_js(
             pack.meta.as_ptr() as *const u8,
             std::mem::size_of_val(pack.meta.as_slice()),
         );
-        let meta = typed_array(env, meta_bytes, napi::sys::TypedarrayType::float64_array)?;
+        let meta = typed_array(
+            env,
+            meta_bytes,
+            napi::sys::TypedarrayType::float64_array,
+            pack.meta.len(),
+        )?;
         let payloads = match kind {
-            Payloads::Uint8Array => {
-                typed_array(env, &pack.payloads, napi::sys::TypedarrayType::uint8_array)?
-            }
+            Payloads::Uint8Array => typed_array(
+                env,
+                &pack.payloads,
+                napi::sys::TypedarrayType::uint8_array,
+                pack.payloads.len(),
+            )?,
             Payloads::Buffer => {
                 let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
                 let mut buf = std::ptr::null_mut();
@@ -165,8 +173,8 @@ unsafe fn pack_to_js(
     }
 }
 
-/// A typed array of `kind` over a new ArrayBuffer holding a copy of `bytes` (whose length is
-/// a whole number of elements).
+/// A typed array of `kind` and `elements` elements over a new ArrayBuffer holding a copy of
+/// `bytes` (exactly that many elements' worth).
 ///
 /// # Safety
 /// On the JS thread, with `env` the current environment.
@@ -174,23 +182,14 @@ unsafe fn typed_array(
     env: napi::sys::napi_env,
     bytes: &[u8],
     kind: napi::sys::napi_typedarray_type,
+    elements: usize,
 ) -> Result<napi::sys::napi_value> {
-    let element = if kind == napi::sys::TypedarrayType::float64_array {
-        std::mem::size_of::<f64>()
-    } else {
-        1
-    };
     // SAFETY: as the caller promises; `ab` was just created.
     unsafe {
         let ab = array_buffer(env, bytes)?;
         let mut out = std::ptr::null_mut();
         check(napi::sys::napi_create_typedarray(
-            env,
-            kind,
-            bytes.len() / element,
-            ab,
-            0,
-            &mut out,
+            env, kind, elements, ab, 0, &mut out,
         ))?;
         Ok(out)
     }

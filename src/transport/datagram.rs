@@ -225,28 +225,20 @@ impl<'a> BatchSender<'a> {
                 return;
             }
         }
+        // Sized for the whole batch: each datagram is split off the front of the same allocation.
         let mut all = BytesMut::with_capacity(payloads.len() + prefix.len() * lengths.len());
-        let mut cuts = Vec::with_capacity(lengths.len());
         let mut at = 0usize;
         for &len in lengths {
             let end = at.saturating_add(len as usize);
-            let Some(payload) = payloads.get(at..end) else {
-                cuts.push(None);
-                at = end;
-                continue;
-            };
-            let start = all.len();
-            all.extend_from_slice(&prefix);
-            all.extend_from_slice(payload);
-            cuts.push(Some(start..all.len()));
-            at = end;
-        }
-        let all = all.freeze();
-        for cut in cuts {
-            let sent = cut.is_some_and(|c| self.send_framed(all.slice(c), prefix.len()).is_ok());
+            let sent = payloads.get(at..end).is_some_and(|payload| {
+                all.extend_from_slice(&prefix);
+                all.extend_from_slice(payload);
+                self.send_framed(all.split().freeze(), prefix.len()).is_ok()
+            });
             if !sent {
                 self.stats.datagrams_dropped.fetch_add(1, Relaxed);
             }
+            at = end;
         }
     }
 
