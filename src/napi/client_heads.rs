@@ -4,18 +4,17 @@
 //! trailers come in one row, so a small fetch costs one native call (`start`) and a share of
 //! one threadsafe call.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use super::convert::{error_message, JsBytes};
-use super::server::call_after_this_tick;
+use super::wake::{call_after_this_tick, Pending};
 use crate::client::{HeadSink, ResponseHead};
 use crate::error::Result as H3Result;
 use crate::ids::RequestId;
-use crate::sync::lock;
 
 /// JS names of the cells of one row, in order. `status` is -1 when the request failed; then
 /// `headers` is the error message (`[CODE] text`, as errors read everywhere else).
@@ -49,7 +48,7 @@ type HeadTsfn = ThreadsafeFunction<(), (), Vec<HeadCell>, Status, false, true, 0
 /// Heads waiting for the JS thread, and the threadsafe function that drains them.
 #[derive(Default)]
 pub struct HeadBatch {
-    queue: Mutex<Vec<(RequestId, H3Result<ResponseHead>)>>,
+    queue: Pending<(RequestId, H3Result<ResponseHead>)>,
     tsfn: OnceLock<Arc<HeadTsfn>>,
 }
 
@@ -61,24 +60,16 @@ impl HeadBatch {
             .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(move |_| Ok(head_cells(drain.take())))?;
+            .build_callback(move |_| Ok(head_cells(drain.queue.take())))?;
         self.tsfn
             .set(Arc::new(tsfn))
             .map_err(|_| Error::new(Status::InvalidArg, "heads are already delivered elsewhere"))
-    }
-
-    fn take(&self) -> Vec<(RequestId, H3Result<ResponseHead>)> {
-        std::mem::take(&mut *lock(&self.queue))
     }
 }
 
 impl HeadSink for HeadBatch {
     fn deliver(&self, id: RequestId, head: H3Result<ResponseHead>) {
-        let first = {
-            let mut q = lock(&self.queue);
-            q.push((id, head));
-            q.len() == 1
-        };
+        let first = self.queue.push((id, head));
         // The queue was empty: nothing is scheduled yet. The call waits until the runtime has
         // run what is ready, so heads that come in one burst of packets share one JS wake-up.
         // A failed call means the environment is going away; nobody is left to answer.

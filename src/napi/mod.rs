@@ -14,4 +14,6 @@ pub mod server_options;
 pub mod server_tls;
 pub mod teardown;
 pub mod tls_options;
+pub mod wake;
 pub mod webtransport;
+pub mod write_acks;

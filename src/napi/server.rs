@@ -6,7 +6,6 @@ use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use tokio::sync::oneshot;
 
 use super::answer_batch::{complete_cmd, respond_batch_fn};
 use super::batch::{request_args, request_cells, Batch, Spread, MAX_ARGS};
@@ -18,11 +17,14 @@ use super::datagram_batch::{send_batch, DatagramPack, DatagramQueue};
 use super::server_options::{route_table, NativeRoute, NativeServerOptions};
 use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::tls_options::{current_hash, server_tls};
+use super::wake::call_after_this_tick;
 use super::webtransport::NativeWt;
+use super::write_acks::AckBatch;
 use crate::config::ServerConfig;
 use crate::error::H3Error;
 use crate::ids::{RequestId, StreamId};
 use crate::server::response::ResponseCmd;
+use crate::server::write_ack::WriteAck;
 use crate::server::{datagrams, ActiveRoutes, Dispatcher, RequestHead, Server};
 use crate::tls::CertResolver;
 use crate::transport::body::BodyEvent;
@@ -83,25 +85,6 @@ impl Dispatcher for JsDispatcher {
     }
 }
 
-/// Wake JS for a batch once the runtime has run what is ready now, not at once: requests that
-/// arrive in the same burst of packets then reach JS in one call, one JS wake-up (an eventfd
-/// write and an event-loop turn) instead of one each (perf stat, "hello" in Bun: 0.068 -> 0.044
-/// wake-ups and 0.17 -> 0.12 context switches per request). `yield_now` puts the call behind
-/// every task already woken and the next look at the sockets; when nothing else is ready that
-/// is immediate.
-/// `call` makes the threadsafe call (requests, datagrams and client heads all wake JS this way).
-pub(super) fn call_after_this_tick(call: impl FnOnce() + Send + 'static) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            rt.spawn(async move {
-                tokio::task::yield_now().await;
-                call();
-            });
-        }
-        Err(_) => call(),
-    }
-}
-
 /// Server counters (SPEC `ServerStats`, plus rejection counters).
 #[napi(object)]
 pub struct ServerStats {
@@ -134,6 +117,8 @@ pub struct NativeServer {
     /// The certificates by SNI; `reloadTls` swaps them.
     pub(super) certs: Arc<CertResolver>,
     certificate_pem: Option<String>,
+    /// Where `write`'s acknowledgements gather for JS.
+    acks: Arc<AckBatch>,
 }
 
 #[napi]
@@ -196,25 +181,28 @@ impl NativeServer {
         self.inner.state.command(request_id(id), cmd).is_ok()
     }
 
-    /// Queue one chunk; the promise settles when QUIC accepted it (that is the backpressure).
-    /// Resolves false when the peer stopped reading or the request is gone. The chunk is copied
-    /// and queued before this returns, so chunks go out in call order even when JS does not
-    /// wait for each promise.
-    #[napi(
-        ts_args_type = "id: number, chunk: string | Buffer",
-        ts_return_type = "Promise<boolean>"
-    )]
-    pub fn write<'env>(
-        &self,
-        env: &'env Env,
-        id: i64,
-        chunk: Unknown<'env>,
-    ) -> Result<PromiseRaw<'env, bool>> {
-        let bytes = copy_bytes(chunk)?;
-        let (ack, done) = oneshot::channel();
-        let cmd = ResponseCmd::Data { chunk: bytes, ack };
-        let queued = self.inner.state.command(request_id(id), cmd).is_ok();
-        env.spawn_future(async move { Ok(queued && matches!(done.await, Ok(Ok(())))) })
+    /// Queue one chunk of a streamed response. Its acknowledgement goes to the `listenAcks`
+    /// callback once QUIC took it (ok 1), or when it cannot be sent (ok 0: the peer stopped
+    /// reading, or the request is gone): exactly one per call, in call order per request. The
+    /// chunk is copied and queued before this returns, so chunks go out in call order.
+    #[napi(ts_args_type = "id: number, chunk: string | Buffer")]
+    pub fn write(&self, id: i64, chunk: Unknown<'_>) -> Result<()> {
+        let chunk = copy_bytes(chunk)?;
+        let id = request_id(id);
+        let ack = WriteAck::new(id, self.acks.clone());
+        // A request already gone drops the command, and with it the ack: reported as failed.
+        let _ = self
+            .inner
+            .state
+            .command(id, ResponseCmd::Data { chunk, ack });
+        Ok(())
+    }
+
+    /// Where the acknowledgements of `write` go: `f(cells)` with `requestId, ok` pairs, on the
+    /// JS thread, for all that came in since JS last ran. Called once, right after creation.
+    #[napi(ts_args_type = "f: (cells: number[]) => void")]
+    pub fn listen_acks(&self, f: Function<'_, Vec<i64>, ()>) -> Result<()> {
+        self.acks.listen(f)
     }
 
     /// End a streamed response, with optional trailers (flat name/value list).
@@ -453,5 +441,6 @@ pub fn create_native_server(
         inner: server,
         certs: tls.certs,
         certificate_pem: generated_pem,
+        acks: Arc::default(),
     })
 }

@@ -48,9 +48,8 @@ impl<S: h3::quic::SendStream<Bytes>> Responder<S> {
                 end: false,
             } => self.start(status, &headers, body).await,
             ResponseCmd::Data { chunk, ack } => {
-                let r = self.data(chunk).await;
-                let failed = r.is_err();
-                let _ = ack.send(r);
+                let failed = self.data(chunk).await.is_err();
+                ack.send(!failed);
                 if failed {
                     Step::AbortJs
                 } else {

@@ -2,9 +2,9 @@
 
 use bytes::Bytes;
 use h3::server::RequestStream;
-use tokio::sync::oneshot;
 
-use crate::error::{H3Error, Result};
+use super::write_ack::WriteAck;
+use crate::error::H3Error;
 use crate::proto::headers::build_head;
 use crate::transport::quic::BidiStream;
 
@@ -21,11 +21,8 @@ pub enum ResponseCmd {
         body: Option<Bytes>,
         end: bool,
     },
-    /// One body chunk; `ack` fires once QUIC took it, which is the backpressure JS waits on.
-    Data {
-        chunk: Bytes,
-        ack: oneshot::Sender<Result<()>>,
-    },
+    /// One body chunk; `ack` reports once QUIC took it, which is the backpressure JS waits on.
+    Data { chunk: Bytes, ack: WriteAck },
     /// End of body, with optional trailers.
     End { trailers: Vec<(String, String)> },
     /// The handler or its body stream failed after the head was sent: reset the stream.

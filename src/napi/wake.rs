@@ -1,0 +1,67 @@
+//! Waking the JS thread for work the runtime queued: items gather in a [`Pending`] queue, and
+//! the first one of a burst schedules one threadsafe call that takes them all.
+
+use std::sync::Mutex;
+
+use crate::sync::lock;
+
+/// Items waiting for the JS thread.
+pub struct Pending<T> {
+    queue: Mutex<Vec<T>>,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Pending {
+            queue: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    /// Queue `item`; true when the queue was empty, so no call is scheduled yet.
+    pub fn push(&self, item: T) -> bool {
+        let mut q = lock(&self.queue);
+        q.push(item);
+        q.len() == 1
+    }
+
+    /// Everything queued, in order.
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *lock(&self.queue))
+    }
+}
+
+/// Wake JS for a batch once the runtime has run what is ready now, not at once: requests that
+/// arrive in the same burst of packets then reach JS in one call, one JS wake-up (an eventfd
+/// write and an event-loop turn) instead of one each (perf stat, "hello" in Bun: 0.068 -> 0.044
+/// wake-ups and 0.17 -> 0.12 context switches per request). `yield_now` puts the call behind
+/// every task already woken and the next look at the sockets; when nothing else is ready that
+/// is immediate.
+/// `call` makes the threadsafe call (requests, datagrams and client heads all wake JS this way).
+pub fn call_after_this_tick(call: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(async move {
+                tokio::task::yield_now().await;
+                call();
+            });
+        }
+        Err(_) => call(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_item_of_a_burst_schedules_the_call_and_take_empties_in_order() {
+        let p = Pending::default();
+        assert!(p.push(1));
+        assert!(!p.push(2));
+        assert_eq!(p.take(), vec![1, 2]);
+        assert!(p.take().is_empty());
+        assert!(p.push(3));
+    }
+}
