@@ -25,6 +25,8 @@ describe('h3Fetch against our server', () => {
         { method: '*', pattern: '/method', fetch: async (req) => new Response(`${req.method}:${(await req.text()).length}`) },
         { method: 'GET', pattern: '/loop', fetch: () => new Response(null, { status: 301, headers: { location: '/loop' } }) },
         { method: 'GET', pattern: '/trailers', fetch: () => withTrailers(new Response('body'), async () => ({ 'x-done': 'yes' })) },
+        { method: 'GET', pattern: '/endless', fetch: () => { seen.endless = 0; return new Response(new ReadableStream({ pull (c) { seen.endless += 64 * 1024; c.enqueue(new Uint8Array(64 * 1024)) }, cancel () { seen.endlessCancelled = true } }, { highWaterMark: 0 })) } },
+        { method: 'POST', pattern: '/ignore', mode: 'streaming', fetch: async () => { await sleep(800); return new Response('ignored') } },
         { method: 'GET', pattern: '/headers', fetch: (req) => new Response(null, { status: 204, headers: { 'x-got': req.headers.get('x-a'), 'set-cookie': 'a=1' } }) }
       ]
     })
@@ -88,6 +90,35 @@ describe('h3Fetch against our server', () => {
     const j = await r.json()
     assert.equal(j.n, 32 * MiB)
     assert.equal(j.sha, patternSha(32 * MiB))
+  })
+
+  test('a streamed response to a client that does not read holds the handler, not our memory', async () => {
+    seen.endlessCancelled = false
+    const ac = new AbortController()
+    const r = await client.fetch(`${base}/endless`, { signal: ac.signal })
+    assert.equal(r.status, 200)
+    // Nothing reads the body: QUIC's windows and the write-ahead fill, then the pulls stop.
+    await waitFor(() => seen.endless > 0, { timeout: 5000 })
+    let before
+    for (let i = 0; i < 20 && before !== seen.endless; i++) { before = seen.endless; await sleep(300) }
+    assert.equal(seen.endless, before, 'the handler is still being pulled')
+    assert.ok(seen.endless < 32 * MiB, `the handler was pulled for ${seen.endless} bytes`)
+    ac.abort()
+    await waitFor(() => seen.endlessCancelled, { timeout: 5000 })
+  })
+
+  test('a streamed upload to a handler that does not read holds the producer; the stream ends when it answers', async () => {
+    let produced = 0
+    let cancelled = false
+    const body = new ReadableStream({
+      pull (c) { produced += 64 * 1024; c.enqueue(new Uint8Array(64 * 1024)) },
+      cancel () { cancelled = true }
+    }, { highWaterMark: 0 })
+    const r = await client.fetch(`${base}/ignore`, { method: 'POST', body, duplex: 'half' })
+    assert.equal(await r.text(), 'ignored')
+    assert.ok(produced < 32 * MiB, `the upload was pulled for ${produced} bytes`)
+    // The server stopped reading (STOP_SENDING): the writes fail and the producer is cancelled.
+    await waitFor(() => cancelled, { timeout: 5000 })
   })
 
   test('response trailers', async () => {

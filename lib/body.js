@@ -4,6 +4,7 @@
 
 const { liftError } = require('./errors.js')
 const { noop, asBytes, asUint8, headersFromFlat } = require('./convert.js')
+const { ackedWrites, WriteAhead } = require('./write-acks.js')
 
 /**
  * A body pulled from Rust: each pull is one gathered QUIC read there, so nothing is read from
@@ -90,14 +91,18 @@ async function prepareBody (body, headers) {
   return { stream: r.body }
 }
 
-/** Writes a request body stream chunk by chunk; each write waits for QUIC to take it. */
+/**
+ * Writes a request body stream chunk by chunk, reading the next while earlier ones wait for QUIC
+ * (a bounded write-ahead: a slow server holds the stream's producer).
+ */
 async function pumpUpload (nat, id, stream) {
   const reader = stream.getReader()
+  const out = new WriteAhead(ackedWrites(nat), id)
   try {
     for (;;) {
       const { done, value } = await reader.read()
       if (done) break
-      if (!(await nat.write(id, asBytes(value)))) {
+      if (!(await out.write(asBytes(value)))) {
         await reader.cancel().catch(noop)
         return
       }

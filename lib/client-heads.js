@@ -5,18 +5,17 @@
 // trailers in the same row. Each fetch waits on one promise here, and nothing else native.
 
 const { liftError } = require('./errors.js')
+const { LoopHold } = require('./loop-hold.js')
 
 /** status -1: the request failed and `headers` is the error message ("[CODE] text"). */
 const HEAD_FIELDS = Object.freeze(['requestId', 'status', 'headers', 'body', 'trailers'])
 const HEAD_STRIDE = HEAD_FIELDS.length
 
-function noop () {}
-
 class HeadWaiters {
   /** requestId -> [resolve, reject] */
   #waiting = new Map()
   /** Keeps the process alive while a head is awaited (the native callback is weak). */
-  #timer = null
+  #hold = new LoopHold()
 
   /** Takes over the head deliveries of native client `nat`. */
   constructor (nat) {
@@ -26,7 +25,7 @@ class HeadWaiters {
   /** The head of request `id`: { status, headers (flat), body, trailers (flat) }. */
   wait (id) {
     return new Promise((resolve, reject) => {
-      if (this.#waiting.size === 0) this.#hold()
+      if (this.#waiting.size === 0) this.#hold.hold()
       this.#waiting.set(id, [resolve, reject])
     })
   }
@@ -41,7 +40,7 @@ class HeadWaiters {
     const w = this.#waiting.get(id)
     if (w === undefined) return undefined
     this.#waiting.delete(id)
-    if (this.#waiting.size === 0) this.#release()
+    if (this.#waiting.size === 0) this.#hold.release()
     return w
   }
 
@@ -52,20 +51,6 @@ class HeadWaiters {
       const status = cells[i + 1]
       if (status < 0) w[1](liftError(new Error(cells[i + 2])))
       else w[0]({ status, headers: cells[i + 2], body: cells[i + 3], trailers: cells[i + 4] })
-    }
-  }
-
-  #hold () {
-    if (this.#timer === null) this.#timer = setInterval(noop, 0x7fffffff)
-    else this.#timer.ref()
-  }
-
-  #release () {
-    if (typeof this.#timer?.unref === 'function') {
-      this.#timer.unref()
-    } else {
-      clearInterval(this.#timer)
-      this.#timer = null
     }
   }
 }

@@ -3,6 +3,7 @@
 
 const { configError } = require('./errors.js')
 const { noop, asBytes, flatHeaders } = require('./convert.js')
+const { ackedWrites, WriteAhead } = require('./write-acks.js')
 
 const kTrailers = Symbol.for('napi-h3.trailers')
 
@@ -88,15 +89,11 @@ async function trailerList (trailers) {
   return t ? flatHeaders(new Headers(t)) : null
 }
 
-/** Bytes of a streamed response queued in Rust, beyond what QUIC took, before JS waits. */
-const WRITE_AHEAD = 256 * 1024
-
 /**
  * Streams a response body to Rust. A body whose data is at hand and ends after one chunk
  * (strings, bytes, small blobs) goes out in a single native call. A body with nothing ready yet
- * (a live stream, an echo) gets its head sent at once, then streams: JS reads the next chunk
- * while up to WRITE_AHEAD bytes wait in Rust for QUIC to accept them; beyond that it waits for
- * QUIC, so a slow client holds the producer instead of our memory.
+ * (a live stream, an echo) gets its head sent at once, then streams with a bounded write-ahead
+ * (WriteAhead), so a slow client holds the producer instead of our memory.
  */
 async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
   let headSent = false
@@ -104,14 +101,8 @@ async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
     headSent = true
     return nat.startResponse(id, status, headers)
   }
+  const out = new WriteAhead(ackedWrites(nat), id)
   let chunk
-  // Writes not yet taken by QUIC: promise, byte count, ...
-  const queued = []
-  let inFlight = 0
-  // Set when a write found the peer gone, so a producer that never fills the write-ahead (a
-  // slow drip) is still cancelled.
-  let stopped = false
-  const noteAck = (ok) => { if (!ok) stopped = true }
   try {
     const p1 = reader.read()
     chunk = await readSoon(p1)
@@ -125,29 +116,16 @@ async function pumpBody (nat, respond, id, status, headers, reader, trailers) {
       const second = await readSoon(p2)
       if (second !== NOT_YET && second.done && !trailers) return respond(id, status, headers, asBytes(chunk.value))
       if (!startHead()) return reader.cancel().catch(noop)
-      if (!(await nat.write(id, asBytes(chunk.value)))) return reader.cancel().catch(noop)
+      if (!(await out.write(asBytes(chunk.value)))) return reader.cancel().catch(noop)
       chunk = second === NOT_YET ? await p2 : second
     }
     while (!chunk.done) {
-      if (stopped) return reader.cancel().catch(noop)
-      const bytes = asBytes(chunk.value)
-      const p = nat.write(id, bytes)
-      p.then(noteAck, noop)
-      queued.push(p, bytes.byteLength)
-      inFlight += bytes.byteLength
-      // Past the write-ahead, wait for QUIC to take the oldest chunks (acks come in order).
-      while (inFlight > WRITE_AHEAD) {
-        if (!(await queued.shift())) return reader.cancel().catch(noop)
-        inFlight -= queued.shift()
-      }
+      if (!(await out.write(asBytes(chunk.value)))) return reader.cancel().catch(noop)
       chunk = await reader.read()
     }
-    for (let i = 0; i < queued.length; i += 2) {
-      if (!(await queued[i])) return
-    }
+    if (!(await out.flush())) return
     nat.end(id, trailers ? await trailerList(trailers) : null)
   } catch (e) {
-    for (let i = 0; i < queued.length; i += 2) queued[i].catch(noop)
     if (headSent) nat.abort(id)
     else respond(id, 500, [], 'Internal Server Error')
     await reader.cancel(e).catch(noop)

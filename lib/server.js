@@ -12,7 +12,6 @@ const { REQUEST, REQUEST_FIXED } = require('./batch.js')
 const { pulledBody } = require('./body.js')
 const { serverRequest, sessionRequest, requestId } = require('./request.js')
 const { kTrailers, pumpBody, bodyAtHand } = require('./response.js')
-const { ResponseWriter } = require('./write-acks.js')
 const { DatagramDispatcher } = require('./datagram.js')
 const { WebTransportSession, kSettle } = require('./webtransport.js')
 const { serverTls, reloadCerts, altSvcHeader, peerCertificateOf } = require('./tls.js')
@@ -106,7 +105,6 @@ class H3Server {
     this.#datagrams = new DatagramDispatcher(this.#native, this, options.quicDatagram)
     this.#wt = this.#native.wt()
     this.#respondBatch = this.#native.respondBatchFn()
-    this.#writer = new ResponseWriter(this.#native)
     // Native callbacks are weak; this handle is what keeps the process alive while serving.
     this.#keepAlive = setInterval(noop, 0x7fffffff)
     this.#materialiseStatic(1, routes)
@@ -292,8 +290,6 @@ class H3Server {
 
   #outbox = []
   #respondBatch = null
-  /** Streamed responses' native calls (write acknowledged in batches). */
-  #writer = null
   #respondFn = (id, status, headers, body) => this.#respond(id, status, headers, body)
   #flush = () => {
     const q = this.#outbox
@@ -426,7 +422,7 @@ class H3Server {
       this.#respond(id, res.status, headers, atHand === undefined ? null : asBytes(atHand))
       return
     }
-    pumpBody(this.#writer, this.#respondFn, id, res.status, headers, body.getReader(), res[kTrailers])
+    pumpBody(this.#native, this.#respondFn, id, res.status, headers, body.getReader(), res[kTrailers])
       .catch(noop)
       .finally(() => this.#done(id))
   }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use h3::client::RequestStream;
 use h3::error::Code;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::connection::{connect_error, setup_error};
 use super::head::{HeadSink, HeadTx, ResponseHead};
@@ -20,6 +20,7 @@ use crate::ids::RequestId;
 use crate::proto::headers::{flat_headers, header_map};
 use crate::transport::body::{self, BodyEvent, BodyPull};
 use crate::transport::quic::{BidiStream, RecvStream, SendStream};
+use crate::transport::write_ack::WriteAck;
 
 type ClientStream = RequestStream<BidiStream<Bytes>, Bytes>;
 type UploadStream = RequestStream<SendStream<Bytes>, Bytes>;
@@ -40,7 +41,7 @@ pub struct RequestSpec {
 
 /// Upload commands from JS for a request with a streamed body.
 pub enum UploadCmd {
-    Data(Bytes, oneshot::Sender<bool>),
+    Data(Bytes, WriteAck),
     End(Vec<(String, String)>),
 }
 
@@ -178,10 +179,10 @@ async fn upload_streamed(
         match cmd {
             Some(UploadCmd::Data(chunk, ack)) => {
                 let Some(r) = until_cancelled(c, send.send_data(chunk)).await else {
-                    let _ = ack.send(false);
+                    ack.send(false);
                     return send.stop_stream(Code::H3_REQUEST_CANCELLED);
                 };
-                let _ = ack.send(r.is_ok());
+                ack.send(r.is_ok());
                 if r.is_err() {
                     return;
                 }

@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use tokio::sync::oneshot;
 
 use super::client_heads::{HeadBatch, HeadCell, HEAD_FIELDS};
 use super::convert::{body_bytes, header_pairs, pem, request_id, to_js, JsBytes};
 use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::webtransport::NativeWt;
+use super::write_acks::AckBatch;
 use crate::client::{Client, ClientConfig, RequestSpec, UploadCmd};
 use crate::error::{H3Error, Result as H3Result};
 use crate::tls::{ClientTls, Identity, Trust};
 use crate::transport::body::BodyEvent;
+use crate::transport::write_ack::WriteAck;
 
 #[napi(object)]
 pub struct NativeClientOptions {
@@ -53,6 +54,8 @@ pub struct NativeSessionOpen {
 pub struct NativeClient {
     pub(super) inner: Arc<Client>,
     heads: Arc<HeadBatch>,
+    /// Where `write`'s acknowledgements gather for JS.
+    acks: Arc<AckBatch>,
 }
 
 fn seconds(v: Option<f64>, default: f64, name: &str) -> H3Result<Duration> {
@@ -181,19 +184,24 @@ impl NativeClient {
         Ok(id.0 as i64)
     }
 
-    /// Upload one chunk; resolves once QUIC took it (false when the stream is gone).
+    /// Queue one chunk of a streamed upload. Its acknowledgement goes to the `listenAcks`
+    /// callback once QUIC took it (ok 1), or when it cannot be sent (ok 0: the stream is gone):
+    /// exactly one per call, in call order per request.
     #[napi]
-    pub async fn write(&self, id: i64, chunk: Either<String, Buffer>) -> Result<bool> {
-        let chunk = body_bytes(chunk);
-        let (ack, done) = oneshot::channel();
-        if self
+    pub fn write(&self, id: i64, chunk: Either<String, Buffer>) {
+        let id = request_id(id);
+        let ack = WriteAck::new(id, self.acks.clone());
+        // A request already gone drops the command, and with it the ack: reported as failed.
+        let _ = self
             .inner
-            .upload(request_id(id), UploadCmd::Data(chunk, ack))
-            .is_err()
-        {
-            return Ok(false);
-        }
-        Ok(done.await.unwrap_or(false))
+            .upload(id, UploadCmd::Data(body_bytes(chunk), ack));
+    }
+
+    /// Where the acknowledgements of `write` go: `f(cells)` with `requestId, ok` pairs, on the
+    /// JS thread, for all that came in since JS last ran. Called once, right after creation.
+    #[napi(ts_args_type = "f: (cells: number[]) => void")]
+    pub fn listen_acks(&self, f: Function<'_, Vec<i64>, ()>) -> Result<()> {
+        self.acks.listen(f)
     }
 
     /// End a streamed upload, with optional trailers (flat name/value list).
@@ -267,6 +275,7 @@ pub fn create_native_client(env: Env, options: NativeClientOptions) -> Result<Na
     Ok(NativeClient {
         inner: client,
         heads: Arc::default(),
+        acks: Arc::default(),
     })
 }
 

@@ -24,11 +24,11 @@ use crate::config::ServerConfig;
 use crate::error::H3Error;
 use crate::ids::{RequestId, StreamId};
 use crate::server::response::ResponseCmd;
-use crate::server::write_ack::WriteAck;
 use crate::server::{datagrams, ActiveRoutes, Dispatcher, RequestHead, Server};
 use crate::tls::CertResolver;
 use crate::transport::body::BodyEvent;
 use crate::transport::datagram::Datagram;
+use crate::transport::write_ack::WriteAck;
 
 /// Weak (never keeps the process alive by itself; index.js holds a ref'able handle instead),
 /// not callee-handled, unbounded queue (bounded upstream by stream limits).

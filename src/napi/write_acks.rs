@@ -1,4 +1,4 @@
-//! Acknowledgements of streamed response chunks, handed to JS in batches: every chunk QUIC took
+//! Acknowledgements of streamed body chunks (server responses, client uploads), handed to JS in batches: every chunk QUIC took
 //! (or that failed) since JS last ran goes over in one threadsafe call, as flat
 //! `requestId, ok` pairs, instead of a promise and a threadsafe function per chunk (napi-rs's
 //! `spawn_future`, the larger part of a 64 KiB chunk's JS-thread cost).
@@ -10,9 +10,10 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use super::wake::{call_after_this_tick, Pending};
 use crate::ids::RequestId;
-use crate::server::write_ack::AckSink;
+use crate::transport::write_ack::AckSink;
 
-/// Weak (the server handle keeps the process alive), not callee-handled.
+/// Weak (the server handle, or a client's wait for the response head, keeps the process alive), not
+/// callee-handled.
 type AckTsfn = ThreadsafeFunction<(), (), Vec<i64>, Status, false, true, 0>;
 
 /// Acknowledgements waiting for the JS thread, and the threadsafe function that drains them.
@@ -23,7 +24,7 @@ pub struct AckBatch {
 }
 
 impl AckBatch {
-    /// Route acknowledgements to `f` (once per server).
+    /// Route acknowledgements to `f` (once per server or client).
     pub fn listen(self: &Arc<Self>, f: Function<'_, Vec<i64>, ()>) -> Result<()> {
         let drain = self.clone();
         let tsfn: AckTsfn = f

@@ -18,7 +18,6 @@ pub mod response;
 pub mod router;
 mod session;
 pub mod state;
-pub mod write_ack;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;

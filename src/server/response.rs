@@ -3,10 +3,10 @@
 use bytes::Bytes;
 use h3::server::RequestStream;
 
-use super::write_ack::WriteAck;
 use crate::error::H3Error;
 use crate::proto::headers::build_head;
 use crate::transport::quic::BidiStream;
+use crate::transport::write_ack::WriteAck;
 
 /// A server request stream as h3 hands it to us.
 pub type H3Stream = RequestStream<BidiStream<Bytes>, Bytes>;

@@ -8,3 +8,4 @@ pub mod early;
 pub mod quic;
 pub mod stops;
 pub mod transport_config;
+pub mod write_ack;

@@ -1,7 +1,7 @@
-//! Acknowledgements of streamed response chunks. JS waits for QUIC to take the chunks it wrote
-//! (that is a streamed response's backpressure); instead of a promise and a threadsafe call per
-//! chunk, each chunk carries a [`WriteAck`] that reports to one per-server [`AckSink`], which
-//! hands JS every acknowledgement of a burst at once.
+//! Acknowledgements of body chunks JS writes (server responses, client uploads). JS waits for
+//! QUIC to take them (that is a streamed body's backpressure); instead of a promise and a
+//! threadsafe call per chunk, each chunk carries a [`WriteAck`] that reports to one [`AckSink`]
+//! per server or client, which hands JS every acknowledgement of a burst at once.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use crate::ids::RequestId;
 
 /// Where acknowledgements go (implemented at the napi edge).
 pub trait AckSink: Send + Sync {
-    /// Chunk of request `id` taken by QUIC (`ok`), or not (the stream or request is gone).
+    /// A chunk of request `id` was taken by QUIC (`ok`), or not (the stream or request is gone).
     fn ack(&self, id: RequestId, ok: bool);
 }
 
