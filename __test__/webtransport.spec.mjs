@@ -85,6 +85,37 @@ function wtRoutes (log) {
       }
     },
     {
+      // pipeTo between our own streams runs in Rust; each incoming bidi stream tries one ending.
+      pattern: '/wt/pipes',
+      webtransport (s) {
+        const entry = { pipes: [] }
+        log.push(entry)
+        let n = 0
+        const note = (i) => [() => { entry.pipes[i] = 'ok' }, (e) => { entry.pipes[i] = { code: e.streamErrorCode, name: e.name } }]
+        each(s.incomingBidirectionalStreams, async ({ readable, writable }) => {
+          const i = n++
+          if (i === 0) {
+            // preventClose: the destination stays open for more.
+            await readable.pipeTo(writable, { preventClose: true }).then(...note(i))
+            const w = writable.getWriter()
+            await w.write(enc.encode('|tail'))
+            await w.close()
+          } else if (i === 3) {
+            // Read once first: the pipe then takes the standard path, in order.
+            const r = readable.getReader()
+            const { value } = await r.read()
+            r.releaseLock()
+            const w = writable.getWriter()
+            await w.write(value)
+            w.releaseLock()
+            await readable.pipeTo(writable).then(...note(i))
+          } else {
+            await readable.pipeTo(writable).then(...note(i))
+          }
+        }).catch(() => {})
+      }
+    },
+    {
       pattern: '/wt/codes',
       webtransport (s) {
         const entry = { events: [] }
@@ -277,6 +308,56 @@ describe('WebTransport: our client and server', () => {
     // A server uni stream reset with 5.
     const { value: u } = await s.incomingUnidirectionalStreams.getReader().read()
     await assert.rejects(readAll(u), (e) => e.streamErrorCode === 5)
+    s.close()
+    await s.closed
+  })
+
+  test('pipeTo between two WebTransport streams: preventClose, resets and STOP_SENDING pass through, a read first', async () => {
+    const s = await client.webtransport(url('/wt/pipes'))
+    const entry = log[log.length - 1]
+    // 0: echoed whole (SHA-256 over 4 MiB), then the server's own tail after the pipe.
+    const a = await s.createBidirectionalStream()
+    const big = patternBytes(4 * 1024 * 1024)
+    const echoed = readAll(a.readable)
+    const aw = a.writable.getWriter()
+    await aw.write(big)
+    await aw.close()
+    const got = await echoed
+    assert.equal(got.length, big.length + 5)
+    assert.equal(sha256(got.subarray(0, big.length)), sha256(big))
+    assert.equal(dec.decode(got.subarray(big.length)), '|tail')
+    await waitFor(() => entry.pipes[0])
+    assert.equal(entry.pipes[0], 'ok')
+    // 1: the client resets its side with 41: the pipe fails with 41 and resets ours with 41 too.
+    const b = await s.createBidirectionalStream()
+    const bw = b.writable.getWriter()
+    await bw.write(enc.encode('x'))
+    const bRead = readAll(b.readable).then(() => null, (e) => e)
+    await bw.abort(new WebTransportError('client reset', { streamErrorCode: 41 }))
+    await waitFor(() => entry.pipes[1])
+    assert.deepEqual(entry.pipes[1], { code: 41, name: 'WebTransportError' })
+    assert.equal((await bRead)?.streamErrorCode, 41)
+    // 2: the client stops reading with 42: the pipe fails with 42 and stops the source with 42.
+    const c = await s.createBidirectionalStream()
+    await c.readable.cancel(new WebTransportError('client stop', { streamErrorCode: 42 }))
+    const cw = c.writable.getWriter()
+    const err = await (async () => {
+      for (let i = 0; i < 400; i++) await cw.write(new Uint8Array(16 * 1024))
+    })().then(() => null, (e) => e)
+    assert.equal(err?.streamErrorCode, 42, String(err))
+    await waitFor(() => entry.pipes[2])
+    assert.deepEqual(entry.pipes[2], { code: 42, name: 'WebTransportError' })
+    // 3: a read before the pipe: the standard pipe, everything back in order.
+    const d = await s.createBidirectionalStream()
+    const dw = d.writable.getWriter()
+    const dEcho = readAll(d.readable)
+    await dw.write(enc.encode('first'))
+    await sleep(50)
+    await dw.write(enc.encode('-second'))
+    await dw.close()
+    assert.equal(dec.decode(await dEcho), 'first-second')
+    await waitFor(() => entry.pipes[3])
+    assert.equal(entry.pipes[3], 'ok')
     s.close()
     await s.closed
   })

@@ -14,31 +14,120 @@ function wtCode (reason) {
   return Number.isInteger(c) && c >= 0 && c <= MAX_WT_CODE ? c : 0
 }
 
+/** Our streams' native ends, for `pipeTo` between two of them (see WtReadableStream). */
+const ends = new WeakMap()
+
+/**
+ * A WebTransport stream's receiving half. `pipeTo` another WebTransport stream of the same server
+ * or client (an echo, a relay) runs in Rust, without a trip through JS per chunk, when nothing
+ * was read from this stream yet, nothing is being written to the other, and no `signal` is
+ * given; otherwise it is the standard pipe.
+ */
+class WtReadableStream extends ReadableStream {
+  pipeTo (dest, options) {
+    const src = ends.get(this)
+    const dst = ends.get(dest)
+    const direct = src && dst && src.wt === dst.wt && !src.pulled && dst.idle() && !this.locked && !dest.locked &&
+      (options === undefined || (typeof options === 'object' && options !== null && options.signal == null))
+    if (!direct) return super.pipeTo(dest, options)
+    return nativePipe(this, dest, src, dst, options ?? {})
+  }
+}
+
 /** Receiving half of a WebTransport stream: every pull is one QUIC read in Rust. */
 function wtReadable (wt, h) {
-  return new ReadableStream({
+  const end = { wt, h, pulled: false, controller: null }
+  const stream = new WtReadableStream({
+    start (c) { end.controller = c },
     pull (c) {
+      end.pulled = true
       return wt.read(h).then((v) => {
         if (v === null) c.close()
-        else if (typeof v === 'number') c.error(new WebTransportError('the peer reset the stream', { streamErrorCode: v < 0 ? null : v }))
+        else if (typeof v === 'number') c.error(resetError(v))
         else c.enqueue(asUint8(v))
       }, (e) => c.error(liftError(e)))
     },
     cancel (reason) { wt.stopSending(h, wtCode(reason)) }
   }, { highWaterMark: 0 })
+  ends.set(stream, end)
+  return stream
 }
 
 /** Sending half: each write resolves once QUIC accepted the chunk (that is the backpressure). */
 function wtWritable (wt, h) {
-  return new WritableStream({
+  let writing = 0
+  let done = false
+  const end = { wt, h, controller: null, idle: () => writing === 0 && !done }
+  const stream = new WritableStream({
+    start (c) { end.controller = c },
     write (chunk) {
+      writing++
       return wt.write(h, toBuffer(chunk)).then((r) => {
-        if (r !== null) throw new WebTransportError('the peer stopped reading the stream', { streamErrorCode: r < 0 ? null : r })
-      }, throwLifted)
+        writing--
+        if (r !== null) throw stoppedError(r)
+      }, (e) => { writing--; throw liftError(e) })
     },
-    close () { return wt.finish(h).catch(throwLifted) },
-    abort (reason) { wt.reset(h, wtCode(reason)) }
+    close () { done = true; return wt.finish(h).catch(throwLifted) },
+    abort (reason) { done = true; wt.reset(h, wtCode(reason)) }
   }, { highWaterMark: 1 })
+  ends.set(stream, end)
+  return stream
+}
+
+function resetError (code) {
+  return new WebTransportError('the peer reset the stream', { streamErrorCode: code < 0 ? null : code })
+}
+
+function stoppedError (code) {
+  return new WebTransportError('the peer stopped reading the stream', { streamErrorCode: code < 0 ? null : code })
+}
+
+/**
+ * `readable.pipeTo(writable)` in Rust (NativeWt.pipe), then what the Streams standard's pipe
+ * does when it ends: close the destination (unless preventClose), abort it with the source's
+ * error (unless preventAbort), or cancel the source with the destination's (unless
+ * preventCancel); both streams end up in the state a JS pipe would leave them in.
+ */
+async function nativePipe (readable, writable, src, dst, { preventClose = false, preventAbort = false, preventCancel = false }) {
+  const reader = readable.getReader()
+  const writer = writable.getWriter()
+  // Reads now happen in Rust: the JS side of the source must never pull on its own again.
+  src.pulled = true
+  let end
+  try {
+    end = await src.wt.pipe(src.h, dst.h)
+  } catch (e) {
+    const err = liftError(e)
+    src.controller.error(err)
+    if (preventAbort) dst.controller.error(err)
+    else await writer.abort(err).catch(noop)
+    release(reader, writer)
+    throw err
+  }
+  if (end.how === 'end') {
+    src.controller.close()
+    try {
+      if (!preventClose) await writer.close()
+    } finally {
+      release(reader, writer)
+    }
+    return
+  }
+  const err = end.how === 'reset' ? resetError(end.code ?? -1) : stoppedError(end.code ?? -1)
+  if (end.how === 'reset') {
+    src.controller.error(err)
+    if (!preventAbort) await writer.abort(err).catch(noop)
+  } else {
+    dst.controller.error(err)
+    if (!preventCancel) await reader.cancel(err).catch(noop)
+  }
+  release(reader, writer)
+  throw err
+}
+
+function release (reader, writer) {
+  reader.releaseLock()
+  writer.releaseLock()
 }
 
 function wtIncoming (wt, id, bidi, use) {

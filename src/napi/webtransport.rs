@@ -11,7 +11,7 @@ use napi_derive::napi;
 use super::convert::{session_handle, stream_handle, to_js, JsBytes};
 use super::datagram_batch::SessionDatagrams;
 use crate::transport::classify::Dir;
-use crate::webtransport::{HandleTable, ReadOutcome, WriteOutcome};
+use crate::webtransport::{HandleTable, PipeOutcome, ReadOutcome, WriteOutcome};
 
 /// How a session ended.
 #[napi(object)]
@@ -20,6 +20,15 @@ pub struct SessionCloseInfo {
     pub reason: String,
     /// False when the session was cut off (connection lost, stream reset, rejected).
     pub clean: bool,
+}
+
+/// How a pipe between two streams ended: `end` (the source finished), `reset` (the peer reset
+/// the source) or `stopped` (the peer stopped reading the destination), with the peer's
+/// WebTransport error code where it gave one.
+#[napi(object)]
+pub struct PipeEnd {
+    pub how: String,
+    pub code: Option<u32>,
 }
 
 #[napi]
@@ -164,6 +173,28 @@ impl NativeWt {
             ReadOutcome::End => Ok(Either3::B(Null)),
             ReadOutcome::Reset(code) => Ok(Either3::C(code.map_or(-1, i64::from))),
         }
+    }
+
+    /// Pipe what stream `from` receives into stream `to` (send half) until `from` ends, in Rust
+    /// (`pipeTo` between two WebTransport streams of one server or client). Rejects when a
+    /// stream or the session fails; neither stream is finished, reset or stopped here: JS does
+    /// that as `pipeTo`'s options say.
+    #[napi]
+    pub async fn pipe(&self, from: i64, to: i64) -> Result<PipeEnd> {
+        let out = self
+            .table
+            .pipe(stream_handle(from), stream_handle(to))
+            .await
+            .map_err(to_js)?;
+        let (how, code) = match out {
+            PipeOutcome::End => ("end", None),
+            PipeOutcome::Reset(code) => ("reset", code),
+            PipeOutcome::Stopped(code) => ("stopped", code),
+        };
+        Ok(PipeEnd {
+            how: how.into(),
+            code,
+        })
     }
 
     /// Write a chunk; resolves once QUIC took it. Resolves null, or a number when the peer

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::session::{CloseInfo, Session};
-use super::stream::{self, quic_code, ReadOutcome, WriteOutcome, WtStream};
+use super::stream::{self, quic_code, PipeOutcome, ReadOutcome, WriteOutcome, WtStream};
 use crate::error::{H3Error, Result};
 use crate::ids::{SessionHandle, StreamHandle, StreamId};
 use crate::proto::wt_wire::{self, to_http_code, BUFFERED_STREAM_REJECTED, SESSION_GONE};
@@ -195,11 +195,33 @@ impl HandleTable {
 
     /// Write a chunk; a peer's STOP_SENDING is an outcome, not an error.
     pub async fn write(&self, handle: StreamHandle, chunk: Bytes) -> Result<WriteOutcome> {
+        self.write_pieces(handle, vec![chunk]).await
+    }
+
+    /// Move what `from` receives into `to` until `from` ends, without a trip through JS: each
+    /// gathered read is written as it came (its pieces handed to QUIC uncopied). Backpressure
+    /// stays real: the next read waits until QUIC took the previous one.
+    pub async fn pipe(&self, from: StreamHandle, to: StreamHandle) -> Result<PipeOutcome> {
+        loop {
+            match self.read(from).await? {
+                ReadOutcome::Data(pieces) => {
+                    if let WriteOutcome::Stopped(code) = self.write_pieces(to, pieces).await? {
+                        return Ok(PipeOutcome::Stopped(code));
+                    }
+                }
+                ReadOutcome::End => return Ok(PipeOutcome::End),
+                ReadOutcome::Reset(code) => return Ok(PipeOutcome::Reset(code)),
+            }
+        }
+    }
+
+    /// Write `pieces` in order; a peer's STOP_SENDING is an outcome, not an error.
+    async fn write_pieces(&self, handle: StreamHandle, pieces: Vec<Bytes>) -> Result<WriteOutcome> {
         let s = self.stream(handle)?;
         let half = s.send.clone().ok_or_else(|| {
             H3Error::InvalidArg("this WebTransport stream cannot be written".into())
         })?;
-        let out = self.write_in_credit(&s, &half, chunk).await;
+        let out = self.write_in_credit(&s, &half, pieces).await;
         if !matches!(out, Ok(WriteOutcome::Written)) {
             half.set_done();
             self.settle_stream(handle, &s);
@@ -207,26 +229,27 @@ impl HandleTable {
         out
     }
 
-    /// Write `chunk` in pieces the session's flow control allows (the newer drafts: the peer's
-    /// WT_MAX_DATA), waiting for credit between them.
+    /// Write `rest` in the amounts the session's flow control allows (the newer drafts: the
+    /// peer's WT_MAX_DATA), waiting for credit between them.
     async fn write_in_credit(
         &self,
         s: &WtStream,
         half: &Arc<stream::Half<quinn::SendStream>>,
-        mut rest: Bytes,
+        mut rest: Vec<Bytes>,
     ) -> Result<WriteOutcome> {
         let session = self.session(s.session).ok();
         loop {
+            let want: usize = rest.iter().map(Bytes::len).sum();
             let n = match &session {
                 Some(sess) => tokio::select! {
-                    n = sess.data_credit(rest.len()) => n,
+                    n = sess.data_credit(want) => n,
                     _ = sess.wait_closed() => return Err(H3Error::SessionClosed),
                 },
-                None => rest.len(),
+                None => want,
             };
-            let piece = rest.split_to(n);
+            let now = take_bytes(&mut rest, n);
             let out = half
-                .run(async |w: &mut quinn::SendStream| stream::write_chunk(w, piece).await)
+                .run(async |w: &mut quinn::SendStream| stream::write_pieces(w, now).await)
                 .await;
             if rest.is_empty() || !matches!(out, Ok(WriteOutcome::Written)) {
                 return out;
@@ -332,4 +355,40 @@ async fn open_with_header(
         .await
         .map_err(|_| H3Error::ConnectionLost)?;
     Ok((send, recv))
+}
+
+/// The first `n` bytes of `pieces` (a piece split where `n` falls), leaving the rest in place.
+fn take_bytes(pieces: &mut Vec<Bytes>, n: usize) -> Vec<Bytes> {
+    let mut left = n;
+    let mut whole = 0;
+    while whole < pieces.len() && pieces[whole].len() <= left {
+        left -= pieces[whole].len();
+        whole += 1;
+    }
+    let mut rest = pieces.split_off(whole);
+    if let (true, Some(first)) = (left > 0, rest.first_mut()) {
+        pieces.push(first.split_to(left));
+    }
+    std::mem::replace(pieces, rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    #[test]
+    fn take_bytes_splits_where_the_credit_ends() {
+        let mut p = vec![b("abc"), b("de"), b("fgh")];
+        assert_eq!(take_bytes(&mut p, 4), vec![b("abc"), b("d")]);
+        assert_eq!(p, vec![b("e"), b("fgh")]);
+        assert_eq!(take_bytes(&mut p, 4), vec![b("e"), b("fgh")]);
+        assert!(p.is_empty());
+        let mut q = vec![b("ab")];
+        assert!(take_bytes(&mut q, 0).is_empty());
+        assert_eq!(q, vec![b("ab")]);
+    }
 }

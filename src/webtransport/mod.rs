@@ -25,4 +25,4 @@ pub use handles::HandleTable;
 pub use session::{
     CloseInfo, CloseRequest, Session, SessionRx, MAX_PENDING_DATAGRAMS, MAX_PENDING_STREAMS,
 };
-pub use stream::{ReadOutcome, WriteOutcome};
+pub use stream::{PipeOutcome, ReadOutcome, WriteOutcome};

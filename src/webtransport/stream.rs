@@ -129,6 +129,17 @@ pub enum ReadOutcome {
     Reset(Option<u32>),
 }
 
+/// How a pipe from one stream into another ended (when it did not fail).
+#[derive(Debug, PartialEq, Eq)]
+pub enum PipeOutcome {
+    /// The source ended (FIN); everything read was written.
+    End,
+    /// The peer reset the source; its WebTransport error code if it carried one.
+    Reset(Option<u32>),
+    /// The peer stopped reading the destination; its WebTransport error code if any.
+    Stopped(Option<u32>),
+}
+
 /// What a write yields when it did not fail.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -163,9 +174,13 @@ pub(super) async fn read_gathered(r: &mut PrefixedRecv) -> Result<ReadOutcome> {
     }
 }
 
-/// Write one chunk, reporting a peer's STOP_SENDING as an outcome rather than an error.
-pub(super) async fn write_chunk(w: &mut quinn::SendStream, chunk: Bytes) -> Result<WriteOutcome> {
-    match w.write_chunk(chunk).await {
+/// Write pieces in one go (no copy: quinn takes the `Bytes` as they are), reporting a peer's
+/// STOP_SENDING as an outcome rather than an error.
+pub(super) async fn write_pieces(
+    w: &mut quinn::SendStream,
+    mut pieces: Vec<Bytes>,
+) -> Result<WriteOutcome> {
+    match w.write_all_chunks(&mut pieces).await {
         Ok(()) => Ok(WriteOutcome::Written),
         Err(quinn::WriteError::Stopped(code)) => {
             Ok(WriteOutcome::Stopped(from_http_code(code.into_inner())))
