@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -72,14 +73,27 @@ type RequestTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send
 /// Spawns the request tasks JS starts. A spawn from the JS thread wakes a runtime worker
 /// each time; through this channel only the first request of a burst does (the rest queue up
 /// behind the one wake-up), and the spawns happen on the runtime, into the worker's own queue.
+///
+/// Each request first runs here, up to its first wait (its HEADERS written, usually its FIN),
+/// and is spawned only if it has more to do. Spawned at once, every request task woke quinn's
+/// connection driver, which tokio then ran next (the woken task goes first), so each request
+/// left in a UDP datagram of its own: one `sendmsg` per request, ~15 µs of the ~50 µs of client
+/// CPU a small fetch cost. Run here, a burst's requests are all written before the driver runs,
+/// and leave together.
 fn starter() -> Result<mpsc::UnboundedSender<RequestTask>> {
     // Never tokio::spawn outside the runtime: that panics.
     let rt = tokio::runtime::Handle::try_current()
         .map_err(|e| H3Error::Internal(format!("no runtime for the client: {e}")))?;
     let (tx, mut rx) = mpsc::unbounded_channel::<RequestTask>();
     rt.spawn(async move {
-        while let Some(task) = rx.recv().await {
-            tokio::spawn(task);
+        while let Some(mut task) = rx.recv().await {
+            // A poll here leaves the starter's waker with whatever the request waits on; the
+            // spawned task's own first poll (scheduled by the spawn) registers its own, so at
+            // worst the starter is woken once for nothing.
+            let first = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
+            if first.is_pending() {
+                tokio::spawn(task);
+            }
         }
     });
     Ok(tx)
