@@ -85,6 +85,16 @@ function wtRoutes (log) {
       }
     },
     {
+      // Waits for a datagram that never comes; the session's end must finish the read.
+      pattern: '/wt/dgwait',
+      async webtransport (s) {
+        const entry = { dgwait: true }
+        log.push(entry)
+        const r = await s.datagrams.readable.getReader().read().catch((e) => ({ error: String(e) }))
+        entry.serverRead = r
+      }
+    },
+    {
       // pipeTo between our own streams runs in Rust; each incoming bidi stream tries one ending.
       pattern: '/wt/pipes',
       webtransport (s) {
@@ -218,6 +228,19 @@ describe('WebTransport: our client and server', () => {
     await waitFor(() => entry.closed)
     assert.deepEqual(entry.closed, { closeCode: 4242, reason: 'bye' })
     await waitFor(() => server.getStats().webtransportSessionsActive === 0 && server.getStats().webtransportStreamsActive === 0)
+  })
+
+  test('a datagram read waiting when the session closes ends (done), on both sides', async () => {
+    const s = await client.webtransport(url('/wt/dgwait'))
+    const entry = await waitFor(() => log.find((e) => e.dgwait && !e.seen))
+    entry.seen = true
+    const pending = s.datagrams.readable.getReader().read()
+    await sleep(100)
+    s.close()
+    const r = await Promise.race([pending, sleep(3000).then(() => 'still waiting')])
+    assert.deepEqual(r, { done: true, value: undefined })
+    await waitFor(() => entry.serverRead, { timeout: 3000 })
+    assert.deepEqual(entry.serverRead, { done: true, value: undefined })
   })
 
   test('the server closes the session with a code and reason', async () => {

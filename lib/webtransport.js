@@ -189,7 +189,7 @@ function datagramWriter (wt, id, send) {
 }
 
 /**
- * Enqueue a packed batch (`[lengths, payloads]`, from `takeDatagrams` / `readDatagrams`): each
+ * Enqueue a packed batch (`[lengths, payloads]`, from `takeDatagrams`): each
  * datagram a Uint8Array with an ArrayBuffer of its own, as a browser hands them out (copying a
  * datagram out costs less than a native Buffer per datagram).
  */
@@ -202,6 +202,57 @@ function enqueueDatagrams (c, [lengths, all]) {
   }
 }
 
+/** wantDatagrams answers (src/napi/webtransport.rs). */
+const WANT_WAITING = 0
+const WANT_CLOSED = 2
+
+/**
+ * The sessions of one NativeWt whose datagram readable waits for Rust: each waits on a plain
+ * promise, and Rust names the sessions that have datagrams again (or ended) in one call per
+ * burst, instead of a native promise per wait.
+ */
+class DatagramWaits {
+  /** session id -> resolve */
+  #waiting = new Map()
+
+  constructor (wt) {
+    wt.listenDatagrams((ids) => {
+      for (const id of ids) {
+        const resolve = this.#waiting.get(id)
+        if (resolve !== undefined) {
+          this.#waiting.delete(id)
+          resolve()
+        }
+      }
+    })
+  }
+
+  wait (id) {
+    return new Promise((resolve) => this.#waiting.set(id, resolve))
+  }
+}
+
+const datagramWaits = new WeakMap()
+
+function waitsOf (wt) {
+  let w = datagramWaits.get(wt)
+  if (w === undefined) datagramWaits.set(wt, w = new DatagramWaits(wt))
+  return w
+}
+
+/** The session's datagrams into `c`: what is queued at once, else after Rust says there are some. */
+function pullDatagrams (wt, id, c) {
+  for (;;) {
+    const ready = wt.takeDatagrams(id)
+    if (ready !== null) return enqueueDatagrams(c, ready)
+    const waits = waitsOf(wt)
+    const want = wt.wantDatagrams(id)
+    if (want === WANT_CLOSED) return c.close()
+    if (want === WANT_WAITING) return waits.wait(id).then(() => pullDatagrams(wt, id, c))
+    // Some arrived meanwhile: take them.
+  }
+}
+
 /** The session's `datagrams`: a readable of received ones, a writable that sends each chunk. */
 function wtDatagrams (wt, id, use, send) {
   const write = datagramWriter(wt, id, send)
@@ -209,13 +260,7 @@ function wtDatagrams (wt, id, use, send) {
     readable: new ReadableStream({
       pull (c) {
         use()
-        // What is already queued, synchronously; else wait (that also reports the end).
-        const ready = wt.takeDatagrams(id)
-        if (ready !== null) return enqueueDatagrams(c, ready)
-        return wt.readDatagrams(id).then((pack) => {
-          if (pack === null) return c.close()
-          enqueueDatagrams(c, pack)
-        }, (e) => c.error(liftError(e)))
+        return pullDatagrams(wt, id, c)
       }
     }, { highWaterMark: 0 }),
     writable: new WritableStream({

@@ -10,7 +10,7 @@ use super::client_heads::{HeadBatch, HeadCell, HEAD_FIELDS};
 use super::convert::{body_bytes, header_pairs, pem, request_id, to_js, JsBytes};
 use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::webtransport::NativeWt;
-use super::write_acks::AckBatch;
+use super::write_acks::{ack_batch, AckBatch};
 use crate::client::{Client, ClientConfig, RequestSpec, UploadCmd};
 use crate::error::{H3Error, Result as H3Result};
 use crate::tls::{ClientTls, Identity, Trust};
@@ -275,7 +275,7 @@ pub fn create_native_client(env: Env, options: NativeClientOptions) -> Result<Na
     Ok(NativeClient {
         inner: client,
         heads: Arc::default(),
-        acks: Arc::default(),
+        acks: Arc::new(ack_batch()),
     })
 }
 

@@ -19,7 +19,7 @@ use super::teardown::{run_blocking, stop_on_teardown, EXIT_WAIT};
 use super::tls_options::{current_hash, server_tls};
 use super::wake::call_after_this_tick;
 use super::webtransport::NativeWt;
-use super::write_acks::AckBatch;
+use super::write_acks::{ack_batch, AckBatch};
 use crate::config::ServerConfig;
 use crate::error::H3Error;
 use crate::ids::{RequestId, StreamId};
@@ -441,6 +441,6 @@ pub fn create_native_server(
         inner: server,
         certs: tls.certs,
         certificate_pem: generated_pem,
-        acks: Arc::default(),
+        acks: Arc::new(ack_batch()),
     })
 }

@@ -1,7 +1,10 @@
 //! Waking the JS thread for work the runtime queued: items gather in a [`Pending`] queue, and
 //! the first one of a burst schedules one threadsafe call that takes them all.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use crate::sync::lock;
 
@@ -29,6 +32,51 @@ impl<T> Pending<T> {
     /// Everything queued, in order.
     pub fn take(&self) -> Vec<T> {
         std::mem::take(&mut *lock(&self.queue))
+    }
+}
+
+/// Weak (something else keeps the process alive while JS waits), not callee-handled.
+type CellTsfn = ThreadsafeFunction<(), (), Vec<i64>, Status, false, true, 0>;
+
+/// Items for the JS thread that travel as numbers: every item queued since JS last ran goes
+/// over in one threadsafe call, flattened by `cells`.
+pub struct CellBatch<T> {
+    queue: Pending<T>,
+    tsfn: OnceLock<Arc<CellTsfn>>,
+    cells: fn(Vec<T>) -> Vec<i64>,
+}
+
+impl<T: Send + 'static> CellBatch<T> {
+    pub fn new(cells: fn(Vec<T>) -> Vec<i64>) -> Self {
+        CellBatch {
+            queue: Pending::default(),
+            tsfn: OnceLock::new(),
+            cells,
+        }
+    }
+
+    /// Deliver to `f` (once per batch).
+    pub fn listen(self: &Arc<Self>, f: Function<'_, Vec<i64>, ()>) -> Result<()> {
+        let drain = self.clone();
+        let tsfn: CellTsfn = f
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |_| Ok((drain.cells)(drain.queue.take())))?;
+        self.tsfn
+            .set(Arc::new(tsfn))
+            .map_err(|_| Error::new(Status::InvalidArg, "already delivered elsewhere"))
+    }
+
+    /// Queue `item`; the first of a burst schedules the call. A failed call means the
+    /// environment is going away; nobody is left to answer.
+    pub fn push(&self, item: T) {
+        if let (true, Some(tsfn)) = (self.queue.push(item), self.tsfn.get()) {
+            let tsfn = tsfn.clone();
+            call_after_this_tick(move || {
+                let _ = tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            });
+        }
     }
 }
 

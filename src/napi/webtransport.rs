@@ -10,8 +10,12 @@ use napi_derive::napi;
 
 use super::convert::{session_handle, stream_handle, to_js, JsBytes};
 use super::datagram_batch::SessionDatagrams;
+use super::wake::CellBatch;
+use crate::ids::SessionHandle;
 use crate::transport::classify::Dir;
-use crate::webtransport::{HandleTable, PipeOutcome, ReadOutcome, WriteOutcome};
+use crate::webtransport::{
+    DatagramWake, DatagramWant, HandleTable, PipeOutcome, ReadOutcome, WriteOutcome,
+};
 
 /// How a session ended.
 #[napi(object)]
@@ -34,11 +38,28 @@ pub struct PipeEnd {
 #[napi]
 pub struct NativeWt {
     table: Arc<HandleTable>,
+    /// Sessions whose datagrams JS waits for and that have some now (or ended).
+    datagram_wakes: Arc<DatagramWakes>,
+}
+
+type DatagramWakes = CellBatch<SessionHandle>;
+
+impl DatagramWake for DatagramWakes {
+    fn ready(&self, session: SessionHandle) {
+        self.push(session);
+    }
+}
+
+fn session_cells(sessions: Vec<SessionHandle>) -> Vec<i64> {
+    sessions.into_iter().map(|s| s.0 as i64).collect()
 }
 
 impl NativeWt {
     pub(crate) fn new(table: Arc<HandleTable>) -> Self {
-        NativeWt { table }
+        NativeWt {
+            table,
+            datagram_wakes: Arc::new(CellBatch::new(session_cells)),
+        }
     }
 }
 
@@ -72,19 +93,30 @@ impl NativeWt {
         Ok(h.0 as i64)
     }
 
-    /// Every datagram waiting (at least one), packed as `[lengths, payloads]` (each payload's
-    /// length, then the payloads back to back), or null once the session is closed.
-    #[napi(ts_return_type = "Promise<[Float64Array, Uint8Array] | null>")]
-    pub async fn read_datagrams(&self, session: i64) -> Result<Option<SessionDatagrams>> {
-        let s = match self.table.session(session_handle(session)) {
-            Ok(s) => s,
-            Err(_) => return Ok(None),
+    /// JS found no datagram for `session`: 0 when the `listenDatagrams` callback will name the
+    /// session once one arrives (or it ends), 1 when some arrived meanwhile (take them now),
+    /// 2 when the session is over. Replaces a native promise per wait.
+    #[napi]
+    pub fn want_datagrams(&self, session: i64) -> u32 {
+        let Ok(s) = self.table.session(session_handle(session)) else {
+            return 2;
         };
-        Ok(s.pull_datagrams().await.map(SessionDatagrams::new))
+        match s.want_datagrams(self.datagram_wakes.clone()) {
+            DatagramWant::Waiting => 0,
+            DatagramWant::Ready => 1,
+            DatagramWant::Closed => 2,
+        }
     }
 
-    /// The datagrams waiting right now, packed as for `readDatagrams`, or null when there are
-    /// none (then `readDatagrams` waits for the next one and reports the session's end).
+    /// Where `wantDatagrams` wake-ups go: `f(sessions)`, on the JS thread, with every session
+    /// that has datagrams again (or ended) since JS last ran. Called once per NativeWt.
+    #[napi(ts_args_type = "f: (sessions: number[]) => void")]
+    pub fn listen_datagrams(&self, f: Function<'_, Vec<i64>, ()>) -> Result<()> {
+        self.datagram_wakes.listen(f)
+    }
+
+    /// The datagrams waiting right now, packed as `[lengths, payloads]` (each payload's length,
+    /// then the payloads back to back), or null when there are none (then `wantDatagrams`).
     #[napi(ts_return_type = "[Float64Array, Uint8Array] | null")]
     pub fn take_datagrams(&self, session: i64) -> Option<SessionDatagrams> {
         let s = self.table.session(session_handle(session)).ok()?;

@@ -23,6 +23,7 @@ pub use conn::ConnSessions;
 pub use driver::{run_session, CapsuleSink};
 pub use handles::HandleTable;
 pub use session::{
-    CloseInfo, CloseRequest, Session, SessionRx, MAX_PENDING_DATAGRAMS, MAX_PENDING_STREAMS,
+    CloseInfo, CloseRequest, DatagramWake, DatagramWant, Session, SessionRx, MAX_PENDING_DATAGRAMS,
+    MAX_PENDING_STREAMS,
 };
 pub use stream::{PipeOutcome, ReadOutcome, WriteOutcome};

@@ -27,6 +27,22 @@ pub const MAX_PENDING_DATAGRAMS: usize = 1024;
 /// Most datagrams one JS pull takes.
 const DATAGRAMS_PER_PULL: usize = 256;
 
+/// Told when a session JS waits on has datagrams again, or ended (implemented at the napi edge).
+pub trait DatagramWake: Send + Sync {
+    fn ready(&self, session: SessionHandle);
+}
+
+/// What [`Session::want_datagrams`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatagramWant {
+    /// Nothing yet: the wake comes with the next datagram or the session's end.
+    Waiting,
+    /// Datagrams arrived meanwhile: take them now (no wake comes for them).
+    Ready,
+    /// The session is over.
+    Closed,
+}
+
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
@@ -99,6 +115,8 @@ pub struct Session {
     incoming_bidi: Queue<StreamHandle>,
     incoming_uni: Queue<StreamHandle>,
     datagrams: Queue<Bytes>,
+    /// Who to tell when a datagram arrives (or the session ends) while JS waits for one.
+    datagram_waiter: Mutex<Option<Arc<dyn DatagramWake>>>,
     /// JS asked to close: the task driving the CONNECT stream sends the capsule.
     close_request: Mutex<Option<oneshot::Sender<CloseRequest>>>,
     /// Streams of this session JS holds handles for.
@@ -139,6 +157,7 @@ impl Session {
             incoming_bidi: Queue::new(MAX_PENDING_STREAMS),
             incoming_uni: Queue::new(MAX_PENDING_STREAMS),
             datagrams: Queue::new(MAX_PENDING_DATAGRAMS),
+            datagram_waiter: Mutex::default(),
             close_request: Mutex::new(Some(close_tx)),
             streams: Mutex::default(),
             drained: AtomicBool::new(false),
@@ -167,13 +186,17 @@ impl Session {
 
     /// Mark the session closed with `info`; false when it already was.
     pub(super) fn set_closed(&self, info: CloseInfo) -> bool {
-        self.phase.send_if_modified(|p| {
+        let closed = self.phase.send_if_modified(|p| {
             let open = !matches!(p, Phase::Closed(_));
             if open {
                 *p = Phase::Closed(info);
             }
             open
-        })
+        });
+        if closed {
+            self.wake_datagram_waiter();
+        }
+        closed
     }
 
     /// Resolves once the session is closed.
@@ -239,24 +262,35 @@ impl Session {
         }
     }
 
-    /// Every datagram waiting (at least one), or `None` once the session is closed.
-    pub async fn pull_datagrams(&self) -> Option<Vec<Bytes>> {
-        let first = self.pull(&self.datagrams).await?;
-        let mut out = vec![first];
-        let mut rx = self.datagrams.rx.lock().await;
-        while out.len() < DATAGRAMS_PER_PULL {
-            match rx.try_recv() {
-                Ok(d) => out.push(d),
-                Err(_) => break,
-            }
+    /// JS found no datagram: have `wake` told when one arrives or the session ends (once). The
+    /// queue is looked at again after `wake` is in place, under the same lock the arriving side
+    /// takes it from, so a datagram that came in between is never left without a wake.
+    pub fn want_datagrams(&self, wake: Arc<dyn DatagramWake>) -> DatagramWant {
+        if !self.is_open() {
+            return DatagramWant::Closed;
         }
-        Some(out)
+        *lock(&self.datagram_waiter) = Some(wake);
+        let queued = self.datagrams.tx.max_capacity() - self.datagrams.tx.capacity();
+        if queued == 0 && self.is_open() {
+            return DatagramWant::Waiting;
+        }
+        lock(&self.datagram_waiter).take();
+        if self.is_open() {
+            DatagramWant::Ready
+        } else {
+            DatagramWant::Closed
+        }
+    }
+
+    fn wake_datagram_waiter(&self) {
+        let waiter = lock(&self.datagram_waiter).take();
+        if let Some(w) = waiter {
+            w.ready(self.handle);
+        }
     }
 
     /// The datagrams waiting now (at most [`DATAGRAMS_PER_PULL`]), without waiting: empty when
-    /// there are none, the session is closed, or a pull holds the queue (then
-    /// [`Self::pull_datagrams`] answers). Under load JS mostly finds datagrams here and skips the
-    /// promise and task an asynchronous pull costs.
+    /// there are none or the session is closed (then JS asks [`Self::want_datagrams`]).
     pub fn take_datagrams(&self) -> Vec<Bytes> {
         let mut out = Vec::new();
         if !self.is_open() {
@@ -396,6 +430,10 @@ impl Session {
 impl DatagramSink for Session {
     /// Queue a datagram for JS; false when the queue is full or the session is closed.
     fn push_datagram(&self, payload: Bytes) -> bool {
-        self.is_open() && self.datagrams.tx.try_send(payload).is_ok()
+        let queued = self.is_open() && self.datagrams.tx.try_send(payload).is_ok();
+        if queued {
+            self.wake_datagram_waiter();
+        }
+        queued
     }
 }
