@@ -245,6 +245,7 @@ function pullDatagrams (wt, id, c) {
   for (;;) {
     const ready = wt.takeDatagrams(id)
     if (ready !== null) return enqueueDatagrams(c, ready)
+    // Listening before the first want: a wake always finds the callback in place.
     const waits = waitsOf(wt)
     const want = wt.wantDatagrams(id)
     if (want === WANT_CLOSED) return c.close()

@@ -29,6 +29,10 @@ impl<T> Pending<T> {
         q.len() == 1
     }
 
+    pub fn is_empty(&self) -> bool {
+        lock(&self.queue).is_empty()
+    }
+
     /// Everything queued, in order.
     pub fn take(&self) -> Vec<T> {
         std::mem::take(&mut *lock(&self.queue))
@@ -65,13 +69,25 @@ impl<T: Send + 'static> CellBatch<T> {
             .build_callback(move |_| Ok((drain.cells)(drain.queue.take())))?;
         self.tsfn
             .set(Arc::new(tsfn))
-            .map_err(|_| Error::new(Status::InvalidArg, "already delivered elsewhere"))
+            .map_err(|_| Error::new(Status::InvalidArg, "already delivered elsewhere"))?;
+        // Items queued before anyone listened found no call to schedule.
+        if !self.queue.is_empty() {
+            self.schedule();
+        }
+        Ok(())
     }
 
-    /// Queue `item`; the first of a burst schedules the call. A failed call means the
-    /// environment is going away; nobody is left to answer.
+    /// Queue `item`; the first of a burst schedules the call.
     pub fn push(&self, item: T) {
-        if let (true, Some(tsfn)) = (self.queue.push(item), self.tsfn.get()) {
+        if self.queue.push(item) {
+            self.schedule();
+        }
+    }
+
+    /// One call after this tick. A failed call means the environment is going away; nobody is
+    /// left to answer.
+    fn schedule(&self) {
+        if let Some(tsfn) = self.tsfn.get() {
             let tsfn = tsfn.clone();
             call_after_this_tick(move || {
                 let _ = tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
