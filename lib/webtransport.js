@@ -97,10 +97,11 @@ async function nativePipe (readable, writable, src, dst, { preventClose = false,
   try {
     end = await src.wt.pipe(src.h, dst.h)
   } catch (e) {
+    // The stream or session failed (which side, Rust does not say): as for a source error, the
+    // destination is aborted unless preventAbort.
     const err = liftError(e)
     src.controller.error(err)
-    if (preventAbort) dst.controller.error(err)
-    else await writer.abort(err).catch(noop)
+    if (!preventAbort) await writer.abort(err).catch(noop)
     release(reader, writer)
     throw err
   }

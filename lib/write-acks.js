@@ -102,4 +102,4 @@ function ackedWrites (nat) {
   return w
 }
 
-module.exports = { ackedWrites, WriteAhead, WRITE_AHEAD }
+module.exports = { ackedWrites, WriteAhead }
