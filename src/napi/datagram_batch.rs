@@ -5,7 +5,6 @@
 //! back the same way, in one call. A batch therefore costs a handful of N-API calls and two
 //! copies of its bytes, however many datagrams it holds.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -13,11 +12,12 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::convert::{connection_id, stream_id, to_js};
+use super::wake::runtime;
 use crate::error::H3Error;
 use crate::ids::ConnectionId;
 use crate::server::ServerState;
 use crate::sync::lock;
-use crate::transport::datagram::{BatchSender, Datagram, Target, MAX_PENDING_TO_JS};
+use crate::transport::datagram::{Datagram, Outbox, Target, MAX_PENDING_TO_JS};
 
 /// JS names of the numbers of one received datagram, in order. requestId and streamId are -1
 /// for the server-level `quicDatagram` handler; payload is the byte length.
@@ -230,8 +230,8 @@ impl DatagramQueue {
 pub fn send_batch(server: &ServerState, meta: &[f64], payloads: &[u8]) {
     // One copy of all payloads; each bare datagram is then a slice of it.
     let all = Bytes::copy_from_slice(payloads);
-    let mut conn: Option<(ConnectionId, quinn::Connection)> = None;
-    let mut sender: Option<BatchSender<'_>> = None;
+    let mut out = Outbox::default();
+    let mut conn: Option<(ConnectionId, Option<quinn::Connection>)> = None;
     let mut at = 0usize;
     for m in meta.chunks_exact(SEND_STRIDE) {
         let (c, s, len) = (
@@ -243,23 +243,19 @@ pub fn send_batch(server: &ServerState, meta: &[f64], payloads: &[u8]) {
             .get(at..at.saturating_add(len))
             .map(|_| all.slice(at..at + len))
         else {
-            server.stats.datagrams_dropped.fetch_add(1, Relaxed);
-            return;
+            out.refuse();
+            break;
         };
         at += len;
         if conn.as_ref().is_none_or(|(id, _)| *id != c) {
-            sender = None;
-            conn = server.conn(c).map(|q| (c, q));
+            conn = Some((c, server.conn(c)));
         }
-        let Some((_, quic)) = &conn else {
-            server.stats.datagrams_dropped.fetch_add(1, Relaxed);
-            continue;
-        };
-        let sender = sender.get_or_insert_with(|| BatchSender::new(quic, &server.stats));
-        if sender.send(s, payload).is_err() {
-            server.stats.datagrams_dropped.fetch_add(1, Relaxed);
+        match conn.as_ref().and_then(|(_, q)| q.as_ref()) {
+            Some(quic) => out.push(quic, s, payload),
+            None => out.refuse(),
         }
     }
+    out.send(runtime().as_ref(), server.stats.clone());
 }
 
 /// Names of the numbers of one datagram in the batches `createNativeServer`'s `onDatagram`

@@ -96,6 +96,13 @@ impl<T: Send + 'static> CellBatch<T> {
     }
 }
 
+/// The shared runtime, from the JS thread (napi-rs enters it only around its own calls).
+pub fn runtime() -> Option<tokio::runtime::Handle> {
+    napi::bindgen_prelude::within_runtime_if_available(|| {
+        tokio::runtime::Handle::try_current().ok()
+    })
+}
+
 /// Wake JS for a batch once the runtime has run what is ready now, not at once: requests that
 /// arrive in the same burst of packets then reach JS in one call, one JS wake-up (an eventfd
 /// write and an event-loop turn) instead of one each (perf stat, "hello" in Bun: 0.068 -> 0.044

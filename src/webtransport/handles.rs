@@ -315,12 +315,14 @@ impl HandleTable {
         payloads: &[u8],
     ) -> Result<()> {
         let s = self.session(session)?;
-        // One look at quinn's send buffer and one allocation for the batch.
-        datagram::BatchSender::new(&s.quic, &self.stats).send_all(
+        let mut out = datagram::Outbox::default();
+        out.push_all(
+            &s.quic,
             Some(StreamId::from(s.session_id)),
             lengths,
             payloads,
         );
+        out.send(Some(&self.rt), self.stats.clone());
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 //! and streams are named by numeric handles.
 
 mod conn;
+mod datagram_queue;
 mod driver;
 mod flow;
 mod handles;

@@ -20,28 +20,15 @@ use crate::sync::lock;
 use crate::transport::classify::Dir;
 use crate::transport::datagram::DatagramSink;
 
+use super::datagram_queue::DatagramQueue;
+pub use super::datagram_queue::{DatagramWake, DatagramWant};
+
 /// Incoming streams waiting for JS per session (per direction); beyond this they are refused.
 pub const MAX_PENDING_STREAMS: usize = 256;
 /// Datagrams waiting for JS per session; beyond this they are dropped and counted.
 pub const MAX_PENDING_DATAGRAMS: usize = 1024;
 /// Most datagrams one JS pull takes.
 const DATAGRAMS_PER_PULL: usize = 256;
-
-/// Told when a session JS waits on has datagrams again, or ended (implemented at the napi edge).
-pub trait DatagramWake: Send + Sync {
-    fn ready(&self, session: SessionHandle);
-}
-
-/// What [`Session::want_datagrams`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DatagramWant {
-    /// Nothing yet: the wake comes with the next datagram or the session's end.
-    Waiting,
-    /// Datagrams arrived meanwhile: take them now (no wake comes for them).
-    Ready,
-    /// The session is over.
-    Closed,
-}
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,9 +101,7 @@ pub struct Session {
     phase: watch::Sender<Phase>,
     incoming_bidi: Queue<StreamHandle>,
     incoming_uni: Queue<StreamHandle>,
-    datagrams: Queue<Bytes>,
-    /// Who to tell when a datagram arrives (or the session ends) while JS waits for one.
-    datagram_waiter: Mutex<Option<Arc<dyn DatagramWake>>>,
+    datagrams: DatagramQueue,
     /// JS asked to close: the task driving the CONNECT stream sends the capsule.
     close_request: Mutex<Option<oneshot::Sender<CloseRequest>>>,
     /// Streams of this session JS holds handles for.
@@ -156,8 +141,7 @@ impl Session {
             phase: watch::channel(Phase::Open).0,
             incoming_bidi: Queue::new(MAX_PENDING_STREAMS),
             incoming_uni: Queue::new(MAX_PENDING_STREAMS),
-            datagrams: Queue::new(MAX_PENDING_DATAGRAMS),
-            datagram_waiter: Mutex::default(),
+            datagrams: DatagramQueue::new(handle, MAX_PENDING_DATAGRAMS),
             close_request: Mutex::new(Some(close_tx)),
             streams: Mutex::default(),
             drained: AtomicBool::new(false),
@@ -194,7 +178,7 @@ impl Session {
             open
         });
         if closed {
-            self.wake_datagram_waiter();
+            self.datagrams.close();
         }
         closed
     }
@@ -262,50 +246,15 @@ impl Session {
         }
     }
 
-    /// JS found no datagram: have `wake` told when one arrives or the session ends (once). The
-    /// queue is looked at again after `wake` is in place, under the same lock the arriving side
-    /// takes it from, so a datagram that came in between is never left without a wake.
+    /// JS found no datagram: have `wake` told when one arrives or the session ends (once).
     pub fn want_datagrams(&self, wake: Arc<dyn DatagramWake>) -> DatagramWant {
-        if !self.is_open() {
-            return DatagramWant::Closed;
-        }
-        *lock(&self.datagram_waiter) = Some(wake);
-        let queued = self.datagrams.tx.max_capacity() - self.datagrams.tx.capacity();
-        if queued == 0 && self.is_open() {
-            return DatagramWant::Waiting;
-        }
-        lock(&self.datagram_waiter).take();
-        if self.is_open() {
-            DatagramWant::Ready
-        } else {
-            DatagramWant::Closed
-        }
-    }
-
-    fn wake_datagram_waiter(&self) {
-        let waiter = lock(&self.datagram_waiter).take();
-        if let Some(w) = waiter {
-            w.ready(self.handle);
-        }
+        self.datagrams.want(wake)
     }
 
     /// The datagrams waiting now (at most [`DATAGRAMS_PER_PULL`]), without waiting: empty when
     /// there are none or the session is closed (then JS asks [`Self::want_datagrams`]).
     pub fn take_datagrams(&self) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if !self.is_open() {
-            return out;
-        }
-        let Ok(mut rx) = self.datagrams.rx.try_lock() else {
-            return out;
-        };
-        while out.len() < DATAGRAMS_PER_PULL {
-            match rx.try_recv() {
-                Ok(d) => out.push(d),
-                Err(_) => break,
-            }
-        }
-        out
+        self.datagrams.take(DATAGRAMS_PER_PULL)
     }
 
     /// Ask the task driving the CONNECT stream to close the session.
@@ -430,10 +379,6 @@ impl Session {
 impl DatagramSink for Session {
     /// Queue a datagram for JS; false when the queue is full or the session is closed.
     fn push_datagram(&self, payload: Bytes) -> bool {
-        let queued = self.is_open() && self.datagrams.tx.try_send(payload).is_ok();
-        if queued {
-            self.wake_datagram_waiter();
-        }
-        queued
+        self.datagrams.push(payload)
     }
 }
