@@ -127,6 +127,26 @@ describe('h3Fetch against our server', () => {
     assert.equal((await r.trailers).get('x-done'), 'yes')
   })
 
+  test('a response and its clone keep url, redirected and trailers; both bodies read', async () => {
+    for (const path of ['/redirect/1', '/bytes?n=200000']) {
+      const r = await client.fetch(`${base}${path}`)
+      assert.ok(r instanceof Response)
+      const c = r.clone()
+      assert.ok(c instanceof Response)
+      for (const x of [r, c]) {
+        assert.equal(x.url, path === '/redirect/1' ? `${base}/redirect/0` : `${base}${path}`)
+        assert.equal(x.redirected, path === '/redirect/1')
+      }
+      const [a, b] = await Promise.all([r.arrayBuffer(), c.arrayBuffer()])
+      assert.deepEqual(new Uint8Array(a), new Uint8Array(b))
+      assert.ok(a.byteLength > 0)
+      // A streamed response's trailers settle once its body ended.
+      for (const x of [r, c]) assert.ok((await x.trailers) instanceof Headers)
+      assert.equal(r.bodyUsed, true)
+      assert.throws(() => r.clone(), TypeError)
+    }
+  })
+
   test('redirects: follow (with 303 → GET), manual, error, too many', async () => {
     const r = await client.fetch(`${base}/redirect/3`)
     assert.equal(await r.text(), 'landed')

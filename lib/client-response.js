@@ -1,21 +1,69 @@
 'use strict'
-// The Response of a fetch whose whole (small) body arrived with its head. Node's Response
-// (undici) builds a ReadableStream for any body it is given, ~12-18 µs a response, more than
-// the rest of a small fetch's JS; this subclass keeps the bytes, answers text(), json(),
-// arrayBuffer(), bytes() and blob() from them, and makes the stream only when `body` is read.
-// Bun's own Response is cheap (< 1 µs), so Bun gets a plain one.
+// The Responses h3Fetch resolves with. `FetchResponse` carries what a fetch adds to a Response
+// (`url`, `redirected`, and our `trailers`) in private fields behind getters: three
+// `Object.defineProperty` calls on every response cost about as much as the Response itself in
+// Bun (~1 µs). `BufferedResponse` is the Response of a fetch whose whole (small) body arrived
+// with its head. Node's Response (undici) builds a ReadableStream for any body it is given,
+// ~12-18 µs a response, more than the rest of a small fetch's JS; this subclass keeps the
+// bytes, answers text(), json(), arrayBuffer(), bytes() and blob() from them, and makes the
+// stream only when `body` is read. Bun's own Response is cheap (< 1 µs): Bun does not need it.
 
 const BaseResponse = globalThis.Response
 const utf8 = new TextDecoder()
 
-/** A Response over `bytes` (a Buffer) whose stream is made on demand. */
-class Response extends BaseResponse {
+/**
+ * A Response with a fetch's `url` and `redirected`, and `trailers`: a promise of the response
+ * trailers, or a function that makes it (called once, on first read).
+ */
+class FetchResponse extends BaseResponse {
+  #url
+  #redirected
+  #trailers
+
+  constructor (body, init, url, redirected, trailers) {
+    super(body, init)
+    this.#url = url
+    this.#redirected = redirected
+    this.#trailers = trailers
+  }
+
+  get url () { return this.#url }
+  get redirected () { return this.#redirected }
+
+  /** Settles with the response trailers (empty `Headers` when there were none). */
+  get trailers () {
+    if (typeof this.#trailers === 'function') this.#trailers = this.#trailers()
+    return this.#trailers
+  }
+
+  clone () {
+    const c = super.clone()
+    // The runtime's clone is a plain Response: give it the fetch's fields as own properties.
+    Object.defineProperties(c, {
+      url: { value: this.#url, enumerable: true },
+      redirected: { value: this.#redirected, enumerable: true },
+      trailers: { value: this.trailers, enumerable: false }
+    })
+    return c
+  }
+
+  /** A Response over `body` (a stream or a Buffer) with this one's head and fetch fields. */
+  sibling (body) {
+    const init = { status: this.status, statusText: this.statusText, headers: this.headers }
+    return body instanceof ReadableStream
+      ? new FetchResponse(body, init, this.#url, this.#redirected, this.trailers)
+      : new BufferedResponse(body, init, this.#url, this.#redirected, this.trailers)
+  }
+}
+
+/** A FetchResponse over `bytes` (a Buffer) whose stream is made on demand. */
+class BufferedResponse extends FetchResponse {
   #bytes
   #stream = null
   #used = false
 
-  constructor (bytes, init) {
-    super(null, init)
+  constructor (bytes, init, url, redirected, trailers) {
+    super(null, init, url, redirected, trailers)
     this.#bytes = bytes
   }
 
@@ -63,9 +111,9 @@ class Response extends BaseResponse {
     if (this.#stream !== null) {
       const [a, b] = this.#stream.tee()
       this.#stream = a
-      return new BaseResponse(b, { status: this.status, statusText: this.statusText, headers: this.headers })
+      return this.sibling(b)
     }
-    return new Response(this.#bytes, { status: this.status, statusText: this.statusText, headers: this.headers })
+    return this.sibling(this.#bytes)
   }
 }
 
@@ -75,9 +123,14 @@ function copy (buf) {
   return out
 }
 
-/** A Response with the in-memory body `bytes` (a Buffer, or null). */
-const bufferedResponse = typeof Bun === 'object'
-  ? (bytes, init) => new BaseResponse(bytes, init)
-  : (bytes, init) => bytes === null ? new BaseResponse(null, init) : new Response(bytes, init)
+/**
+ * The Response of a fetch: `body` a ReadableStream, the whole body in memory (a Buffer), or
+ * null; the rest as FetchResponse takes them.
+ */
+const fetchResponse = typeof Bun === 'object'
+  ? (body, init, url, redirected, trailers) => new FetchResponse(body, init, url, redirected, trailers)
+  : (body, init, url, redirected, trailers) => body === null || body instanceof ReadableStream
+      ? new FetchResponse(body, init, url, redirected, trailers)
+      : new BufferedResponse(body, init, url, redirected, trailers)
 
-module.exports = { bufferedResponse }
+module.exports = { fetchResponse }

@@ -11,7 +11,7 @@ const { WebTransportSession } = require('./webtransport.js')
 const { OFFER_HEADER, ANSWER_HEADER, offerHeader, parseAnswer } = require('./wt-protocols.js')
 const { clientTlsExtras, allow0RTT } = require('./tls.js')
 const { HeadWaiters } = require('./client-heads.js')
-const { bufferedResponse } = require('./client-response.js')
+const { fetchResponse } = require('./client-response.js')
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
@@ -323,23 +323,12 @@ async function clientFetch (nat, heads, input, init = {}) {
 }
 
 function finishResponse (body, status, headers, url, hops, trailers) {
-  let res
+  const init = { status: status < 200 ? 200 : status, headers }
   try {
-    const init = { status: status < 200 ? 200 : status, headers }
-    res = body === null || body instanceof ReadableStream ? new Response(body, init) : bufferedResponse(body, init)
+    return fetchResponse(body, init, url.href, hops > 0, trailers)
   } catch (e) {
     throw new TypeError(`h3Fetch: unusable response (status ${status}): ${e.message}`)
   }
-  Object.defineProperty(res, 'url', { value: url.href, enumerable: true })
-  Object.defineProperty(res, 'redirected', { value: hops > 0, enumerable: true })
-  if (typeof trailers === 'function') {
-    // Made on first read: most callers never look at the trailers of a small response.
-    let made = null
-    Object.defineProperty(res, 'trailers', { get: () => (made ??= trailers()), enumerable: false })
-  } else {
-    Object.defineProperty(res, 'trailers', { value: trailers, enumerable: false })
-  }
-  return res
 }
 
 let sharedClient = null
