@@ -253,7 +253,9 @@ impl<'a> BatchSender<'a> {
 /// quinn's connection lock while the connection's driver, woken by the first of them, takes it
 /// on a runtime worker: perf of a Bun echo at ~200k datagrams/s counted ~1,300 contended-lock
 /// futex waits a second on each side. From the runtime the whole batch is queued before the
-/// driver builds packets, and the JS thread takes no quinn lock at all.
+/// driver builds packets, and the JS thread takes no quinn lock at all. Each batch is a task
+/// of its own: on a multi-worker runtime two batches sent back to back may interleave, which
+/// datagrams allow (RFC 9221 promises them no order).
 #[derive(Default)]
 pub struct Outbox {
     /// Consecutive datagrams of one connection: `(framed datagram, framing bytes)`.
