@@ -46,14 +46,6 @@ class FetchResponse extends BaseResponse {
     })
     return c
   }
-
-  /** A Response over `body` (a stream or a Buffer) with this one's head and fetch fields. */
-  sibling (body) {
-    const init = { status: this.status, statusText: this.statusText, headers: this.headers }
-    return body instanceof ReadableStream
-      ? new FetchResponse(body, init, this.#url, this.#redirected, this.trailers)
-      : new BufferedResponse(body, init, this.#url, this.#redirected, this.trailers)
-  }
 }
 
 /** A FetchResponse over `bytes` (a Buffer) whose stream is made on demand. */
@@ -111,10 +103,18 @@ class BufferedResponse extends FetchResponse {
     if (this.#stream !== null) {
       const [a, b] = this.#stream.tee()
       this.#stream = a
-      return this.sibling(b)
+      return sibling(this, b)
     }
-    return this.sibling(this.#bytes)
+    return sibling(this, this.#bytes)
   }
+}
+
+/** A fetch Response over `body` (a stream or a Buffer) with `res`'s head and fetch fields. */
+function sibling (res, body) {
+  const init = { status: res.status, statusText: res.statusText, headers: res.headers }
+  return body instanceof ReadableStream
+    ? new FetchResponse(body, init, res.url, res.redirected, res.trailers)
+    : new BufferedResponse(body, init, res.url, res.redirected, res.trailers)
 }
 
 function copy (buf) {
