@@ -250,6 +250,39 @@ describe('h3Fetch TLS and connection errors', () => {
       assert.equal(c.connectionsOpened, 2)
     } finally { await c.close(); await s2.stop(true) }
   })
+  test('a client closed mid-upload closes its connection on the server at once (20 rounds)', async () => {
+    // quinn 0.11 held the CONNECTION_CLOSE behind congestion control while upload data was
+    // queued, so the server kept such a connection to its idle timeout; it happened in about
+    // 1 round in 10-40 here, so 20 rounds catch it more often than not.
+    let read = 0
+    const sink = serve({
+      routes: [{
+        method: 'POST',
+        pattern: '/sink',
+        mode: 'streaming',
+        fetch: async (req) => {
+          try { for await (const c of req.body) { read += c.length; await sleep(5) } } catch {}
+          return new Response('done')
+        }
+      }]
+    })
+    try {
+      for (let round = 0; round < 20; round++) {
+        read = 0
+        const c = createH3Client({ tls })
+        const body = new ReadableStream({ pull (ctl) { ctl.enqueue(new Uint8Array(64 * 1024)) } }, { highWaterMark: 0 })
+        const done = c.fetch(`https://127.0.0.1:${sink.port}/sink`, { method: 'POST', body, duplex: 'half' }).catch((e) => e)
+        await waitFor(() => read > 0, { interval: 2 })
+        await c.close()
+        assert.ok(await done instanceof Error)
+        await waitFor(() => sink.getStats().connectionsActive === 0, { timeout: 2000, interval: 5 })
+          .catch(() => assert.fail(`round ${round}: the server still holds the connection 2 s after the client closed`))
+      }
+    } finally {
+      await sink.stop(true)
+    }
+  })
+
   test('a pending h3Fetch keeps the process alive; an idle shared client does not', async () => {
     const script = `const { h3Fetch } = require(${JSON.stringify(root)});
       h3Fetch(${JSON.stringify(base)}, { tls: { rejectUnauthorized: false } }).then(r => r.text()).then(t => console.log('got', t))`

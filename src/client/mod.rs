@@ -49,6 +49,11 @@ struct Handle {
 /// handshake.
 type OriginSlot = Arc<tokio::sync::Mutex<Option<OriginConn>>>;
 
+/// Bounds of [`Client::reset_settle_time`]: at least a scheduler turn or two for the request
+/// tasks to see their cancel, at most what a close may add before it gives up on the resets.
+const RESET_SETTLE_MIN: Duration = Duration::from_millis(5);
+const RESET_SETTLE_MAX: Duration = Duration::from_millis(100);
+
 pub struct Client {
     config: ClientConfig,
     endpoint: quinn::Endpoint,
@@ -165,6 +170,22 @@ impl Client {
         }
     }
 
+    /// How long cancelled requests get to reset their streams before the connections close.
+    /// quinn 0.11 holds a CONNECTION_CLOSE behind congestion control while stream data is
+    /// still queued (quinn-rs/quinn#2785, fixed upstream after 0.11.19), and a closed
+    /// connection no longer takes the ACKs that would free the window: closed in the middle of
+    /// an upload, the close never left and the server kept the connection to its idle timeout
+    /// (7 in 80 rounds here). A reset drops the queued data; two round trips let the reset go
+    /// out and be acknowledged, after which the close is not held back.
+    fn reset_settle_time(&self) -> Duration {
+        let rtt = lock(&self.pool)
+            .values()
+            .filter_map(|slot| slot.try_lock().ok()?.as_ref().map(|c| c.quic.rtt()))
+            .max()
+            .unwrap_or_default();
+        (rtt * 2).clamp(RESET_SETTLE_MIN, RESET_SETTLE_MAX)
+    }
+
     pub fn open_connections(&self) -> usize {
         let pool = lock(&self.pool);
         pool.values()
@@ -179,8 +200,12 @@ impl Client {
     /// Close every connection; in-flight requests fail.
     pub async fn close(&self) {
         let ids: Vec<RequestId> = self.lock_handles().keys().copied().collect();
+        let cancelled = !ids.is_empty();
         for id in ids {
             self.cancel(id);
+        }
+        if cancelled {
+            tokio::time::sleep(self.reset_settle_time()).await;
         }
         lock(&self.pool).clear();
         self.endpoint.close(H3_NO_ERROR, b"client closed");
