@@ -21,6 +21,7 @@ use crate::proto::headers::H3_NO_ERROR;
 use crate::sync::lock;
 use crate::tls::{client_crypto, ticket_store, ClientTls, TicketStore};
 use crate::transport::body::{BodyEvent, BodyPull};
+use crate::transport::close_settle;
 use crate::webtransport::HandleTable;
 use connection::OriginConn;
 
@@ -48,11 +49,6 @@ struct Handle {
 /// One slot per origin; its lock is held while connecting, so concurrent requests share one
 /// handshake.
 type OriginSlot = Arc<tokio::sync::Mutex<Option<OriginConn>>>;
-
-/// Bounds of [`Client::reset_settle_time`]: at least a scheduler turn or two for the request
-/// tasks to see their cancel, at most what a close may add before it gives up on the resets.
-const RESET_SETTLE_MIN: Duration = Duration::from_millis(5);
-const RESET_SETTLE_MAX: Duration = Duration::from_millis(100);
 
 pub struct Client {
     config: ClientConfig,
@@ -170,20 +166,14 @@ impl Client {
         }
     }
 
-    /// How long cancelled requests get to reset their streams before the connections close.
-    /// quinn 0.11 holds a CONNECTION_CLOSE behind congestion control while stream data is
-    /// still queued (quinn-rs/quinn#2785, fixed upstream after 0.11.19), and a closed
-    /// connection no longer takes the ACKs that would free the window: closed in the middle of
-    /// an upload, the close never left and the server kept the connection to its idle timeout
-    /// (7 in 80 rounds here). A reset drops the queued data; two round trips let the reset go
-    /// out and be acknowledged, after which the close is not held back.
+    /// How long cancelled requests get to reset their streams before the connections close
+    /// (see [`close_settle`]).
     fn reset_settle_time(&self) -> Duration {
-        let rtt = lock(&self.pool)
+        let pool = lock(&self.pool);
+        let rtts = pool
             .values()
-            .filter_map(|slot| slot.try_lock().ok()?.as_ref().map(|c| c.quic.rtt()))
-            .max()
-            .unwrap_or_default();
-        (rtt * 2).clamp(RESET_SETTLE_MIN, RESET_SETTLE_MAX)
+            .filter_map(|slot| slot.try_lock().ok()?.as_ref().map(|c| c.quic.rtt()));
+        close_settle::settle_time(rtts)
     }
 
     pub fn open_connections(&self) -> usize {

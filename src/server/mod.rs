@@ -31,9 +31,11 @@ use crate::proto::headers::H3_NO_ERROR;
 use crate::stats::Stats;
 use crate::sync::lock;
 use crate::tls::ServerTls;
+use crate::transport::close_settle;
 use crate::transport::transport_config::{self, TransportParams};
 use crate::webtransport::HandleTable;
 
+use response::ResponseCmd;
 use state::wait_state;
 pub use state::{ActiveRoutes, Dispatcher, RequestHead, RequestKind, RunState, ServerState};
 
@@ -144,6 +146,9 @@ impl Server {
             return;
         }
         server.run_state.send_replace(RunState::Draining);
+        if force {
+            self.reset_responses().await;
+        }
         if !force {
             loop {
                 let ended = server.conn_ended.notified();
@@ -171,6 +176,26 @@ impl Server {
 }
 
 impl Server {
+    /// A forced stop resets the responses still being sent, and gives the resets time to go
+    /// out, before the connections close: else the close can stay stuck behind their queued
+    /// data until each client's idle timeout (see [`close_settle`]).
+    async fn reset_responses(&self) {
+        let server = &self.state;
+        let ids: Vec<RequestId> = server.lock_pending().keys().copied().collect();
+        if ids.is_empty() {
+            return;
+        }
+        for id in ids {
+            // Gone meanwhile: nothing left to reset.
+            let _ = server.command(id, ResponseCmd::Abort);
+        }
+        let settle = {
+            let conns = server.lock_conns();
+            close_settle::settle_time(conns.values().map(|q| q.rtt()))
+        };
+        tokio::time::sleep(settle).await;
+    }
+
     /// quinn's endpoint driver lets go of the socket a moment after the last handle; wait for
     /// that (bounded), so a server started on the same port right after `stop()` can bind.
     async fn wait_port_released(&self) {

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod classify;
+pub mod close_settle;
 pub mod datagram;
 pub mod early;
 pub mod quic;
