@@ -101,7 +101,9 @@ describe('lifecycle', () => {
     assert.equal(server.getStats().connectionsActive, 0)
     const out = await pending
     assert.equal(out.results[0].complete, false, JSON.stringify(out))
-    assert.equal(out.results[0].error, 'connection_closed', JSON.stringify(out))
+    // The forced stop resets the response (H3_INTERNAL_ERROR, 0x102) before the connection closes.
+    const r = out.results[0]
+    assert.ok(r.error === 'connection_closed' || (r.error === 'stream_reset' && r.stream_reset === 0x102), JSON.stringify(out))
   })
 
   test('stop({ timeout }) ends as soon as the work does when that comes first', async () => {
