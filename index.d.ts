@@ -584,7 +584,8 @@ export declare class H3Server {
    * Stop the server. Graceful (default): new connections are refused; every connection gets a
    * GOAWAY naming the first request stream that was not processed (later requests are refused
    * with H3_REQUEST_REJECTED, which clients may safely retry elsewhere); in-flight requests
-   * finish; then connections close. `force: true` closes every connection now; in-flight requests
+   * finish; then connections close. `force: true` closes every connection now (the streams of
+   * requests in flight are reset first, the connections close 5–100 ms later); in-flight requests
    * see their `signal` abort. Resolves when the socket is closed and (without `reusePort`) the
    * port can be bound again. Repeated calls return the same promise, and `stop(true)` during a
    * graceful stop finishes it at once. A graceful stop waits as long as requests keep running,
@@ -802,7 +803,7 @@ export declare class H3Client {
     protocols?: string[]
     serverCertificateHashes?: Array<Uint8Array | ArrayBuffer | { algorithm?: string; value: Uint8Array | ArrayBuffer }>
   }): Promise<WebTransportSession>
-  /** Close every connection; in-flight requests and body reads fail, later `fetch`es reject with `ERR_H3_NOT_RUNNING`. */
+  /** Close every connection; in-flight requests and body reads fail (their streams are reset first, the connections close 5–100 ms later), later `fetch`es reject with `ERR_H3_NOT_RUNNING`. */
   close(): Promise<void>
   /** QUIC connections open now (one per origin in use). */
   readonly connectionCount: number

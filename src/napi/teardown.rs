@@ -12,6 +12,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use napi::{Env, Result};
 
+use super::wake::runtime;
+
 /// Longest the JS thread waits in its teardown for the forced stops (run together): long enough
 /// to flush the CONNECTION_CLOSE frames and see the sockets released (each stop bounds both).
 const TEARDOWN_WAIT: Duration = Duration::from_secs(3);
@@ -102,15 +104,11 @@ fn stop_all() {
 /// environment drops them.
 pub fn run_blocking(fut: impl Future<Output = ()> + Send + 'static, wait: Duration) {
     let (done, finished) = mpsc::channel();
-    let spawned = napi::bindgen_prelude::within_runtime_if_available(|| {
-        tokio::runtime::Handle::try_current().map(|rt| {
-            rt.spawn(async move {
-                fut.await;
-                let _ = done.send(());
-            })
-        })
-    });
-    if spawned.is_ok() {
+    if let Some(rt) = runtime() {
+        rt.spawn(async move {
+            fut.await;
+            let _ = done.send(());
+        });
         let _ = finished.recv_timeout(wait);
     }
 }

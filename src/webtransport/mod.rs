@@ -21,10 +21,10 @@ mod session;
 mod stream;
 
 pub use conn::ConnSessions;
+pub use datagram_queue::{DatagramWake, DatagramWant};
 pub use driver::{run_session, CapsuleSink};
 pub use handles::HandleTable;
 pub use session::{
-    CloseInfo, CloseRequest, DatagramWake, DatagramWant, Session, SessionRx, MAX_PENDING_DATAGRAMS,
-    MAX_PENDING_STREAMS,
+    CloseInfo, CloseRequest, Session, SessionRx, MAX_PENDING_DATAGRAMS, MAX_PENDING_STREAMS,
 };
 pub use stream::{PipeOutcome, ReadOutcome, WriteOutcome};

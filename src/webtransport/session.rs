@@ -20,8 +20,7 @@ use crate::sync::lock;
 use crate::transport::classify::Dir;
 use crate::transport::datagram::DatagramSink;
 
-use super::datagram_queue::DatagramQueue;
-pub use super::datagram_queue::{DatagramWake, DatagramWant};
+use super::datagram_queue::{DatagramQueue, DatagramWake, DatagramWant};
 
 /// Incoming streams waiting for JS per session (per direction); beyond this they are refused.
 pub const MAX_PENDING_STREAMS: usize = 256;
