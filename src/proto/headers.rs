@@ -90,7 +90,7 @@ fn flatten(map: &HeaderMap, join_cookies: bool) -> Vec<String> {
 }
 
 /// The request's authority: `:authority`, else `Host`, else `localhost`.
-pub fn authority(parts: &http::request::Parts) -> &str {
+fn authority(parts: &http::request::Parts) -> &str {
     parts
         .uri
         .authority()
@@ -102,6 +102,17 @@ pub fn authority(parts: &http::request::Parts) -> &str {
                 .and_then(|h| h.to_str().ok())
         })
         .unwrap_or("localhost")
+}
+
+/// The request's absolute URL, `https://authority/path?query`, as JS's `Request` takes it.
+/// Built by hand: `format!` was ~0.45 µs of a "hello" request (perf).
+pub fn request_url(parts: &http::request::Parts) -> String {
+    let (host, path) = (authority(parts), path_and_query(parts));
+    let mut url = String::with_capacity(8 + host.len() + path.len());
+    url.push_str("https://");
+    url.push_str(host);
+    url.push_str(path);
+    url
 }
 
 /// Path and query of the request target (`/` when absent).

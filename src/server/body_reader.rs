@@ -13,6 +13,7 @@ use h3::error::Code;
 use h3::server::RequestStream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::commands::CommandSender;
 use super::response::ResponseCmd;
 use crate::error::H3Error;
 use crate::sync::lock;
@@ -112,7 +113,7 @@ pub(super) async fn read_streaming_body(
     mut recv: RequestBodyStream,
     feed: BodyFeed,
     limit: Option<u64>,
-    responder: mpsc::UnboundedSender<ResponseCmd>,
+    responder: CommandSender,
     quic: quinn::Connection,
 ) -> BodyOutcome {
     let BodyFeed { mut pulls, shared } = feed;

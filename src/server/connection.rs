@@ -82,6 +82,7 @@ pub async fn serve(connecting: quinn::Connecting, server: Arc<ServerState>) {
         .then(|| tokio::spawn(datagrams::read_loop(server.clone(), ctx.clone())));
 
     drive(&server, &ctx).await;
+    server.abort_requests_of(id);
     if let Some(reader) = datagrams {
         reader.abort();
     }
@@ -192,7 +193,11 @@ async fn drive(server: &Arc<ServerState>, ctx: &Arc<ConnCtx>) {
             _ = ctx.wait_idle(), if draining => break,
         }
     }
-    ctx.wait_idle().await;
+    // A connection that closes meanwhile ends here; serve() tells its requests.
+    tokio::select! {
+        _ = ctx.wait_idle() => {}
+        _ = ctx.quic.closed() => return,
+    }
     // close() drops whatever is still unacknowledged, so give the last responses a few round
     // trips to land (or the peer time to close first) before closing.
     let grace = (ctx.quic.rtt() * 4).clamp(Duration::from_millis(50), Duration::from_secs(2));

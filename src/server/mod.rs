@@ -6,6 +6,7 @@
 
 pub mod answers;
 mod body_reader;
+mod commands;
 mod conn_ctx;
 pub mod conn_info;
 mod connection;

@@ -5,11 +5,11 @@ use std::future::poll_fn;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use super::commands;
 use bytes::{Buf, Bytes};
 use h3::error::{Code, StreamError};
 use h3::frame::FrameStreamError;
 use h3::server::RequestResolver;
-use tokio::sync::mpsc;
 
 use super::body_reader::{self, read_streaming_body, BodyOutcome};
 use super::conn_ctx::{ConnCtx, InflightGuard};
@@ -21,7 +21,7 @@ use super::session;
 use super::state::{ActiveRoutes, PendingRequest, RequestHead, RequestKind, ServerState};
 use crate::config::ServerConfig;
 use crate::ids::StreamId;
-use crate::proto::headers::{authority, path_and_query, request_headers};
+use crate::proto::headers::{path_and_query, request_headers, request_url};
 use crate::stats::GaugeGuard;
 use crate::transport::body::append;
 use crate::transport::datagram::DatagramRoutes;
@@ -157,7 +157,7 @@ async fn serve_request(
         id: server.next_request_id(),
         conn_id: ctx.id,
         method: parts.method.as_str().to_owned(),
-        url: format!("https://{}{path}", authority(&parts)),
+        url: request_url(&parts),
         headers: request_headers(&parts.headers),
         route: matched,
         generation: routes.generation,
@@ -243,7 +243,7 @@ async fn hand_to_js(
     stopped: StopFuture,
 ) {
     let (id, stream_id) = (head.id, head.stream_id);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = commands::channel();
     let (mut send, recv) = stream.split();
     let mut body_reader = None;
     let body_pulls = if head.kind == RequestKind::Streaming {
@@ -275,6 +275,11 @@ async fn hand_to_js(
         ctx.datagram_routes.add(stream_id, id);
         DatagramRoute(&ctx.datagram_routes, stream_id)
     });
+    // The connection's end sweeps its pending requests (abort_requests_of); one that closed
+    // before this request was registered there must not reach JS at all.
+    if ctx.quic.close_reason().is_some() {
+        return;
+    }
     if !server.dispatcher.request(head) {
         send_plain(&mut send, 503, "Service Unavailable", head_only).await;
         return;
@@ -289,11 +294,11 @@ async fn hand_to_js(
                     server2.dispatcher.abort(id);
                 }
             });
-            responder::respond(server, ctx, id, send, rx, head_only, stopped).await;
+            responder::respond(server, id, send, rx, head_only, stopped).await;
             drop(pending);
             let _ = reader.await;
         }
-        None => responder::respond(server, ctx, id, send, rx, head_only, stopped).await,
+        None => responder::respond(server, id, send, rx, head_only, stopped).await,
     }
 }
 

@@ -1,12 +1,11 @@
 //! The task half that writes JS's answer to a request stream, command by command, and tells
 //! JS when the peer goes away first.
 
+use super::commands::CommandReceiver;
 use bytes::Bytes;
 use h3::error::Code;
 use h3::server::RequestStream;
-use tokio::sync::mpsc;
 
-use super::conn_ctx::ConnCtx;
 use super::response::{send_full, send_plain, ResponseCmd, SendError};
 use super::state::ServerState;
 use crate::error::{H3Error, Result};
@@ -144,15 +143,12 @@ impl<S: h3::quic::SendStream<Bytes>> Responder<S> {
 /// Wait for JS's answer and put it on the wire; tell JS if the peer goes away first.
 pub(super) async fn respond<S: h3::quic::SendStream<Bytes>>(
     server: &ServerState,
-    ctx: &ConnCtx,
     id: RequestId,
     stream: RequestStream<S, Bytes>,
-    mut rx: mpsc::UnboundedReceiver<ResponseCmd>,
+    mut rx: CommandReceiver,
     head_only: bool,
     mut stopped: StopFuture,
 ) {
-    let closed = ctx.quic.closed();
-    tokio::pin!(closed);
     let mut out = Responder {
         stream,
         head_only,
@@ -160,11 +156,8 @@ pub(super) async fn respond<S: h3::quic::SendStream<Bytes>>(
     };
     loop {
         let cmd = tokio::select! {
+            // A closed connection sends Abort here (ServerState::abort_requests_of).
             cmd = rx.recv() => cmd,
-            _ = &mut closed => {
-                server.dispatcher.abort(id);
-                return;
-            }
             // The client cancelled (STOP_SENDING) while JS was still working on it.
             _ = &mut stopped => {
                 out.stream.stop_stream(Code::H3_REQUEST_CANCELLED);

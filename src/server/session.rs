@@ -5,14 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::commands;
 use h3::error::Code;
-use tokio::sync::mpsc;
 
 use super::conn_ctx::ConnCtx;
 use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
 use super::state::{wait_state, PendingRequest, RequestHead, RequestKind, RunState, ServerState};
 use crate::ids::{RequestId, SessionHandle, SessionId, StreamId};
-use crate::proto::headers::{authority, build_head, path_and_query, request_headers};
+use crate::proto::headers::{build_head, path_and_query, request_headers, request_url};
 use crate::proto::wt_draft::Draft;
 use crate::transport::stops::StopFuture;
 use crate::webtransport::{run_session, CloseInfo, ConnSessions, Session, SessionRx};
@@ -63,7 +63,7 @@ pub(super) async fn serve(
         id,
         conn_id: ctx.id,
         method: "CONNECT".into(),
-        url: format!("https://{}{path}", authority(&parts)),
+        url: request_url(&parts),
         headers: request_headers(&parts.headers),
         route: Some(matched),
         generation: routes.generation,
@@ -107,7 +107,7 @@ async fn offer(
     mut stopped: StopFuture,
 ) -> Result<Option<ResponseCmd>, Unreachable> {
     let id = head.id;
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = commands::channel();
     let _pending = server.add_pending(
         id,
         PendingRequest {

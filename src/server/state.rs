@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 use super::body_reader::BodyTap;
+use super::commands::CommandSender;
 use super::response::ResponseCmd;
 use super::router::{RouteMatch, RouteTable};
 use crate::config::ServerConfig;
@@ -85,7 +86,7 @@ pub(crate) async fn wait_state(rx: &mut watch::Receiver<RunState>, f: impl Fn(Ru
 }
 
 pub(crate) struct PendingRequest {
-    pub tx: mpsc::UnboundedSender<ResponseCmd>,
+    pub tx: CommandSender,
     pub conn_id: ConnectionId,
     /// Streaming routes: where JS asks for the next body chunk. Dropping it tells the body
     /// reader that JS is done with the body (STOP_SENDING goes to the peer if it was not read).
@@ -191,6 +192,24 @@ impl ServerState {
     /// The connection `id`, if it is still open.
     pub fn conn(&self, id: ConnectionId) -> Option<quinn::Connection> {
         self.lock_conns().get(&id).cloned()
+    }
+
+    /// The connection `conn` closed: every request of it still waiting for JS is told so, and
+    /// JS is told the client went away. One sweep per closed connection instead of a
+    /// `closed()` watcher per request (perf: ~0.6 µs of a "hello" request's runtime time).
+    pub(crate) fn abort_requests_of(&self, conn: ConnectionId) {
+        let gone: Vec<RequestId> = self
+            .lock_pending()
+            .iter()
+            .filter(|(_, p)| p.conn_id == conn)
+            .map(|(id, p)| {
+                let _ = p.tx.send(ResponseCmd::Abort);
+                *id
+            })
+            .collect();
+        for id in gone {
+            self.dispatcher.abort(id);
+        }
     }
 
     /// Send a command from JS to the task that owns request `id`.
