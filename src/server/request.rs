@@ -39,11 +39,10 @@ impl Drop for DatagramRoute<'_> {
     }
 }
 
-/// Serve one request stream on a task of its own. Its future is boxed here, so tokio moves a
-/// pointer instead of copying it on spawn, into the task cell and again when the task ends; and
-/// it is kept small (2.6 KB, was 8.3 KB) by boxing its large stages where they start (h3's head
-/// decoding 4.7 KB, the response chain, 0-RTT admission), since every spawn copies the whole
-/// future once (perf: memcpy was 9 % of a "hello" request's runtime-thread time).
+/// Serve one request stream on a task of its own. The request future is kilobytes (h3's head
+/// decoding, then the response chain): boxed once here, tokio moves a pointer instead of copying
+/// it on spawn, into the task cell and again when the task ends (perf: memcpy was 10 % of a
+/// "hello" request's runtime-thread time).
 pub(super) fn spawn(
     resolver: Resolver,
     server: Arc<ServerState>,
@@ -63,7 +62,7 @@ async fn handle(
     // Taken first so the watcher is dropped with this task whatever path it ends on.
     let stopped = ctx.stops.take(StreamId::from(resolver.frame_stream.id()));
     let early = server.config.allow_0rtt && ctx.early.take(resolver.frame_stream.id().into());
-    let (req, mut stream) = match Box::pin(read_head(resolver)).await {
+    let (req, mut stream) = match read_head(resolver).await {
         Ok(r) => r,
         // Malformed head, oversized header section (h3 answers 431 itself), or reset: the
         // stream is already dealt with; the connection lives on unless h3 closed it.
@@ -74,7 +73,7 @@ async fn handle(
     };
     stats.requests_total.fetch_add(1, Relaxed);
     let (parts, ()) = req.into_parts();
-    if early && !Box::pin(early_data::admit(&parts, &mut stream, stats)).await {
+    if early && !early_data::admit(&parts, &mut stream, stats).await {
         return;
     }
     match ctx.sessions.clone().filter(|_| is_webtransport(&parts)) {
@@ -85,7 +84,7 @@ async fn handle(
             ))
             .await
         }
-        None => Box::pin(serve_request(stream, parts, &server, &ctx, stopped, early)).await,
+        None => serve_request(stream, parts, &server, &ctx, stopped, early).await,
     }
 }
 
