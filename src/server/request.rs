@@ -5,13 +5,13 @@ use std::future::poll_fn;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use super::commands;
 use bytes::{Buf, Bytes};
 use h3::error::{Code, StreamError};
 use h3::frame::FrameStreamError;
 use h3::server::RequestResolver;
 
 use super::body_reader::{self, read_streaming_body, BodyOutcome};
+use super::commands;
 use super::conn_ctx::{ConnCtx, InflightGuard};
 use super::early_data;
 use super::responder;

@@ -1,11 +1,11 @@
 //! The task half that writes JS's answer to a request stream, command by command, and tells
 //! JS when the peer goes away first.
 
-use super::commands::CommandReceiver;
 use bytes::Bytes;
 use h3::error::Code;
 use h3::server::RequestStream;
 
+use super::commands::CommandReceiver;
 use super::response::{send_full, send_plain, ResponseCmd, SendError};
 use super::state::ServerState;
 use crate::error::{H3Error, Result};
