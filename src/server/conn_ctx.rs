@@ -1,7 +1,7 @@
 //! What one connection's request tasks share, and the in-flight count a graceful close waits
 //! on.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -26,6 +26,8 @@ pub struct ConnCtx {
     pub sessions: Option<Arc<ConnSessions>>,
     inflight: AtomicUsize,
     idle: Notify,
+    /// Set when the connection's task has ended, just before it sweeps the pending requests.
+    ended: AtomicBool,
 }
 
 impl ConnCtx {
@@ -44,7 +46,19 @@ impl ConnCtx {
             sessions,
             inflight: AtomicUsize::new(0),
             idle: Notify::new(),
+            ended: AtomicBool::new(false),
         }
+    }
+
+    /// The connection's task ended: its pending requests are (about to be) swept. A request
+    /// registers in the pending table (under its mutex) before it looks here, and the sweep
+    /// sets this before it takes that mutex, so each request is either swept or sees this.
+    pub fn end(&self) {
+        self.ended.store(true, Relaxed);
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended.load(Relaxed)
     }
 
     /// Resolves once no request of this connection is in flight.

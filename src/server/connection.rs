@@ -82,6 +82,7 @@ pub async fn serve(connecting: quinn::Connecting, server: Arc<ServerState>) {
         .then(|| tokio::spawn(datagrams::read_loop(server.clone(), ctx.clone())));
 
     drive(&server, &ctx).await;
+    ctx.end();
     server.abort_requests_of(id);
     if let Some(reader) = datagrams {
         reader.abort();

@@ -275,9 +275,9 @@ async fn hand_to_js(
         ctx.datagram_routes.add(stream_id, id);
         DatagramRoute(&ctx.datagram_routes, stream_id)
     });
-    // The connection's end sweeps its pending requests (abort_requests_of); one that closed
+    // The connection's end sweeps its pending requests (abort_requests_of); one that ended
     // before this request was registered there must not reach JS at all.
-    if ctx.quic.close_reason().is_some() {
+    if ctx.ended() {
         return;
     }
     if !server.dispatcher.request(head) {

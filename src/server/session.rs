@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::commands;
 use h3::error::Code;
 
+use super::commands;
 use super::conn_ctx::ConnCtx;
 use super::response::{send_full, send_plain, H3Stream, ResponseCmd};
 use super::state::{wait_state, PendingRequest, RequestHead, RequestKind, RunState, ServerState};
